@@ -1,0 +1,23 @@
+//! Skein's domain: the rules of conversation threads, free of I/O.
+//!
+//! Everything here is plain data and pure functions: typed identifiers, the
+//! [`Thread`] entity, title and metadata rules, the lifecycle state machine,
+//! the pin limit and the configurable [`Limits`]. Storage, HTTP and model
+//! providers live in other crates and depend on this one, never the reverse,
+//! so other teams can reuse it on its own.
+
+pub mod clock;
+pub mod error;
+pub mod ids;
+pub mod limits;
+pub mod metadata;
+pub mod thread;
+
+pub use error::DomainError;
+pub use ids::{ApiKeyId, AssistantId, IdError, OrganizationId, ThreadId, UserId};
+pub use limits::Limits;
+pub use metadata::{Metadata, MetadataError, MetadataLimits};
+pub use thread::{
+    InvalidStateTransition, NewThread, Thread, ThreadPatch, ThreadState, ThreadStatus, ThreadTitle,
+    TitleError,
+};

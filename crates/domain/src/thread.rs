@@ -1,0 +1,550 @@
+//! The thread entity, its title, lifecycle and pinning rules.
+
+use crate::{AssistantId, DomainError, Limits, Metadata, OrganizationId, ThreadId, UserId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// Why a title was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TitleError {
+    /// Longer than allowed.
+    #[error("title must be at most {max} characters")]
+    TooLong {
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// A non-empty thread title within the length limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct ThreadTitle(String);
+
+impl ThreadTitle {
+    /// Checks a title. An empty string means "no title" and gives `None`.
+    pub fn parse(s: impl Into<String>, max_chars: usize) -> Result<Option<Self>, TitleError> {
+        let s = s.into();
+        if s.is_empty() {
+            return Ok(None);
+        }
+        if s.chars().count() > max_chars {
+            return Err(TitleError::TooLong { max: max_chars });
+        }
+        Ok(Some(Self(s)))
+    }
+
+    /// Rebuilds a title read back from storage, where it was checked on write.
+    pub fn from_stored(s: String) -> Self {
+        Self(s)
+    }
+
+    /// The title text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The lifecycle state of a thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ThreadState {
+    /// Accepts new messages and responses (the default).
+    Open,
+    /// Read-only; can be unlocked back to open.
+    Locked,
+    /// Read-only and permanent.
+    Archived,
+}
+
+/// A lifecycle transition that is not allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a thread cannot move from {from} to {to}")]
+pub struct InvalidStateTransition {
+    /// The current state.
+    pub from: ThreadState,
+    /// The requested state.
+    pub to: ThreadState,
+}
+
+impl ThreadState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [ThreadState; 3] = [Self::Open, Self::Locked, Self::Archived];
+
+    /// Moves to `to`: open->locked, locked->open, open->archived and
+    /// locked->archived are allowed, and so is staying in the same state;
+    /// everything else (leaving archived) is an error.
+    pub fn transition(self, to: ThreadState) -> Result<ThreadState, InvalidStateTransition> {
+        use ThreadState::*;
+        match (self, to) {
+            (a, b) if a == b => Ok(b),
+            (Open, Locked) | (Locked, Open) | (Open, Archived) | (Locked, Archived) => Ok(to),
+            (from, to) => Err(InvalidStateTransition { from, to }),
+        }
+    }
+
+    /// The wire and storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Locked => "locked",
+            Self::Archived => "archived",
+        }
+    }
+
+    /// Parses a wire or storage name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+impl fmt::Display for ThreadState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a model response is being generated in the thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ThreadStatus {
+    /// Nothing is running.
+    Inactive,
+    /// A model response is being generated.
+    Streaming,
+}
+
+impl ThreadStatus {
+    /// The wire and storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inactive => "inactive",
+            Self::Streaming => "streaming",
+        }
+    }
+
+    /// Parses a wire or storage name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "inactive" => Some(Self::Inactive),
+            "streaming" => Some(Self::Streaming),
+            _ => None,
+        }
+    }
+}
+
+/// A conversation thread.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thread {
+    /// Unique within the organization.
+    pub id: ThreadId,
+    /// The owning organization.
+    pub organization_id: OrganizationId,
+    /// The creator; the only user who can see the thread.
+    pub user_id: UserId,
+    /// Display name.
+    pub title: Option<ThreadTitle>,
+    /// User-defined key-value pairs.
+    pub metadata: Metadata,
+    /// The bound assistant.
+    pub assistant_id: Option<AssistantId>,
+    /// Whether a response is being generated.
+    pub status: ThreadStatus,
+    /// Lifecycle state.
+    pub state: ThreadState,
+    /// Number of stored messages.
+    pub message_count: i64,
+    /// Shown in user interfaces.
+    pub visible_in_ui: bool,
+    /// The model of the last saved response.
+    pub last_model_used: Option<String>,
+    /// When it was pinned; `None` when not pinned.
+    pub pinned_at: Option<DateTime<Utc>>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change of any field.
+    pub updated_at: DateTime<Utc>,
+    /// Time of the newest message.
+    pub last_message_at: Option<DateTime<Utc>>,
+    /// Soft-delete time.
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// What a caller provides to create a thread (already parsed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewThread {
+    /// The id (server-made or named by the client).
+    pub id: ThreadId,
+    /// The owning organization.
+    pub organization_id: OrganizationId,
+    /// The creator.
+    pub user_id: UserId,
+    /// Display name.
+    pub title: Option<ThreadTitle>,
+    /// User-defined key-value pairs.
+    pub metadata: Metadata,
+    /// The bound assistant.
+    pub assistant_id: Option<AssistantId>,
+    /// Shown in user interfaces.
+    pub visible_in_ui: bool,
+}
+
+/// A partial update. `None` fields are left as they are.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ThreadPatch {
+    /// `Some(None)` clears the title.
+    pub title: Option<Option<ThreadTitle>>,
+    /// Merged into the existing metadata; keys set to `null` are removed.
+    pub metadata: Option<Map<String, Value>>,
+    /// A new assistant binding.
+    pub assistant_id: Option<AssistantId>,
+    /// New visibility.
+    pub visible_in_ui: Option<bool>,
+    /// A lifecycle transition.
+    pub state: Option<ThreadState>,
+}
+
+impl Thread {
+    /// A new open, inactive, unpinned thread with no messages.
+    pub fn new(new: NewThread, now: DateTime<Utc>) -> Self {
+        Self {
+            id: new.id,
+            organization_id: new.organization_id,
+            user_id: new.user_id,
+            title: new.title,
+            metadata: new.metadata,
+            assistant_id: new.assistant_id,
+            status: ThreadStatus::Inactive,
+            state: ThreadState::Open,
+            message_count: 0,
+            visible_in_ui: new.visible_in_ui,
+            last_model_used: None,
+            pinned_at: None,
+            created_at: now,
+            updated_at: now,
+            last_message_at: None,
+            deleted_at: None,
+        }
+    }
+
+    /// True when pinned.
+    pub fn is_pinned(&self) -> bool {
+        self.pinned_at.is_some()
+    }
+
+    /// Applies a partial update, all or nothing: the state transition, the
+    /// metadata merge and the assistant binding rule must all hold.
+    /// Any successful update moves `updated_at`.
+    pub fn apply(
+        &self,
+        patch: ThreadPatch,
+        limits: &Limits,
+        now: DateTime<Utc>,
+    ) -> Result<Thread, DomainError> {
+        let mut next = self.clone();
+        if let Some(to) = patch.state {
+            next.state = self.state.transition(to)?;
+        }
+        if let Some(changes) = patch.metadata {
+            next.metadata = self.metadata.merge(changes, &limits.metadata)?;
+        }
+        if let Some(assistant) = patch.assistant_id {
+            if self.assistant_id.as_ref() != Some(&assistant) {
+                if self.message_count > 0 {
+                    return Err(DomainError::AssistantBindingLocked);
+                }
+                next.assistant_id = Some(assistant);
+            }
+        }
+        if let Some(title) = patch.title {
+            next.title = title;
+        }
+        if let Some(visible) = patch.visible_in_ui {
+            next.visible_in_ui = visible;
+        }
+        next.updated_at = now;
+        Ok(next)
+    }
+
+    /// Pins the thread, given how many threads the owner already has pinned
+    /// in this organization. Pinning a pinned thread keeps its `pinned_at`.
+    pub fn pin(
+        &self,
+        pinned_count: u32,
+        limits: &Limits,
+        now: DateTime<Utc>,
+    ) -> Result<Thread, DomainError> {
+        if self.is_pinned() {
+            return Ok(self.clone());
+        }
+        if pinned_count >= limits.max_pinned_threads {
+            return Err(DomainError::PinLimit {
+                max: limits.max_pinned_threads,
+            });
+        }
+        Ok(Thread {
+            pinned_at: Some(now),
+            ..self.clone()
+        })
+    }
+
+    /// Unpins the thread (a no-op when it is not pinned).
+    pub fn unpin(&self) -> Thread {
+        Thread {
+            pinned_at: None,
+            ..self.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock;
+    use serde_json::json;
+    use ThreadState::*;
+
+    fn thread() -> Thread {
+        Thread::new(
+            NewThread {
+                id: ThreadId::generate(),
+                organization_id: OrganizationId::generate(),
+                user_id: UserId::generate(),
+                title: None,
+                metadata: Metadata::empty(),
+                assistant_id: None,
+                visible_in_ui: true,
+            },
+            clock::now(),
+        )
+    }
+
+    #[test]
+    fn a_new_thread_is_open_inactive_unpinned_and_empty() {
+        let t = thread();
+        assert_eq!(t.state, Open);
+        assert_eq!(t.status, ThreadStatus::Inactive);
+        assert_eq!(t.message_count, 0);
+        assert!(!t.is_pinned());
+        assert_eq!(t.created_at, t.updated_at);
+        assert!(t.last_message_at.is_none());
+    }
+
+    #[test]
+    fn every_allowed_transition_succeeds() {
+        for (from, to) in [
+            (Open, Locked),
+            (Locked, Open),
+            (Open, Archived),
+            (Locked, Archived),
+        ] {
+            assert_eq!(from.transition(to), Ok(to), "{from} -> {to}");
+        }
+    }
+
+    #[test]
+    fn setting_the_current_state_again_is_a_no_op() {
+        for s in ThreadState::ALL {
+            assert_eq!(s.transition(s), Ok(s));
+        }
+    }
+
+    #[test]
+    fn archived_cannot_go_back_to_open_or_locked() {
+        assert_eq!(
+            Archived.transition(Open),
+            Err(InvalidStateTransition {
+                from: Archived,
+                to: Open
+            })
+        );
+        assert_eq!(
+            Archived.transition(Locked),
+            Err(InvalidStateTransition {
+                from: Archived,
+                to: Locked
+            })
+        );
+    }
+
+    #[test]
+    fn exactly_the_contracts_transitions_are_allowed() {
+        let mut allowed = 0;
+        for from in ThreadState::ALL {
+            for to in ThreadState::ALL {
+                if from != to && from.transition(to).is_ok() {
+                    allowed += 1;
+                }
+            }
+        }
+        assert_eq!(allowed, 4);
+    }
+
+    #[test]
+    fn states_round_trip_through_their_names() {
+        for s in ThreadState::ALL {
+            assert_eq!(ThreadState::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(ThreadState::parse("closed"), None);
+    }
+
+    #[test]
+    fn a_200_character_title_passes_and_201_fails() {
+        assert!(ThreadTitle::parse("t".repeat(200), 200).unwrap().is_some());
+        assert_eq!(
+            ThreadTitle::parse("t".repeat(201), 200),
+            Err(TitleError::TooLong { max: 200 })
+        );
+    }
+
+    #[test]
+    fn title_length_counts_characters() {
+        assert!(ThreadTitle::parse("ü".repeat(200), 200).unwrap().is_some());
+    }
+
+    #[test]
+    fn an_empty_title_means_no_title() {
+        assert_eq!(ThreadTitle::parse("", 200), Ok(None));
+    }
+
+    #[test]
+    fn a_patch_merges_metadata_and_moves_updated_at() {
+        let mut t = thread();
+        t.metadata = Metadata::parse_value(json!({"a": 1, "b": 2}), &Default::default()).unwrap();
+        let later = t.updated_at + chrono::TimeDelta::seconds(5);
+        let patched = t
+            .apply(
+                ThreadPatch {
+                    metadata: Some(json!({"b": null, "c": 3}).as_object().unwrap().clone()),
+                    ..Default::default()
+                },
+                &Limits::default(),
+                later,
+            )
+            .unwrap();
+        assert_eq!(patched.metadata.to_value(), json!({"a": 1, "c": 3}));
+        assert_eq!(patched.updated_at, later);
+        assert_eq!(patched.created_at, t.created_at);
+    }
+
+    #[test]
+    fn a_patch_with_an_invalid_transition_changes_nothing() {
+        let mut t = thread();
+        t.state = Archived;
+        let err = t
+            .apply(
+                ThreadPatch {
+                    title: Some(ThreadTitle::parse("new", 200).unwrap()),
+                    state: Some(Open),
+                    ..Default::default()
+                },
+                &Limits::default(),
+                clock::now(),
+            )
+            .unwrap_err();
+        assert!(matches!(err, DomainError::Transition(_)));
+    }
+
+    #[test]
+    fn title_and_metadata_can_change_in_an_archived_thread() {
+        let mut t = thread();
+        t.state = Archived;
+        let patched = t
+            .apply(
+                ThreadPatch {
+                    title: Some(ThreadTitle::parse("kept", 200).unwrap()),
+                    metadata: Some(json!({"k": "v"}).as_object().unwrap().clone()),
+                    ..Default::default()
+                },
+                &Limits::default(),
+                clock::now(),
+            )
+            .unwrap();
+        assert_eq!(patched.title.unwrap().as_str(), "kept");
+        assert_eq!(patched.state, Archived);
+    }
+
+    #[test]
+    fn a_patch_can_clear_the_title() {
+        let mut t = thread();
+        t.title = ThreadTitle::parse("old", 200).unwrap();
+        let patched = t
+            .apply(
+                ThreadPatch {
+                    title: Some(None),
+                    ..Default::default()
+                },
+                &Limits::default(),
+                clock::now(),
+            )
+            .unwrap();
+        assert!(patched.title.is_none());
+    }
+
+    #[test]
+    fn the_assistant_can_change_only_while_the_thread_has_no_messages() {
+        let t = thread();
+        let a = AssistantId::generate();
+        let bound = t
+            .apply(
+                ThreadPatch {
+                    assistant_id: Some(a.clone()),
+                    ..Default::default()
+                },
+                &Limits::default(),
+                clock::now(),
+            )
+            .unwrap();
+        assert_eq!(bound.assistant_id, Some(a.clone()));
+
+        let mut busy = bound.clone();
+        busy.message_count = 1;
+        assert_eq!(
+            busy.apply(
+                ThreadPatch {
+                    assistant_id: Some(AssistantId::generate()),
+                    ..Default::default()
+                },
+                &Limits::default(),
+                clock::now(),
+            ),
+            Err(DomainError::AssistantBindingLocked)
+        );
+        // Naming the assistant it already has is not a change.
+        assert!(busy
+            .apply(
+                ThreadPatch {
+                    assistant_id: Some(a),
+                    ..Default::default()
+                },
+                &Limits::default(),
+                clock::now(),
+            )
+            .is_ok());
+    }
+
+    #[test]
+    fn the_20th_pin_succeeds_and_the_21st_fails() {
+        let t = thread();
+        let limits = Limits::default();
+        assert!(t.pin(19, &limits, clock::now()).unwrap().is_pinned());
+        assert_eq!(
+            t.pin(20, &limits, clock::now()),
+            Err(DomainError::PinLimit { max: 20 })
+        );
+    }
+
+    #[test]
+    fn pinning_a_pinned_thread_keeps_its_pin_time_even_at_the_limit() {
+        let t = thread().pin(0, &Limits::default(), clock::now()).unwrap();
+        let again = t.pin(20, &Limits::default(), clock::now()).unwrap();
+        assert_eq!(again.pinned_at, t.pinned_at);
+    }
+
+    #[test]
+    fn unpinning_clears_the_pin_time() {
+        let t = thread().pin(0, &Limits::default(), clock::now()).unwrap();
+        assert!(!t.unpin().is_pinned());
+    }
+}
