@@ -1,1 +1,24 @@
-//! placeholder
+//! Skein's storage layer.
+//!
+//! One diesel [`DbConnection`] enum covers SQLite and PostgreSQL; the backend
+//! is chosen from the database URL's scheme. Query functions are plain
+//! synchronous functions over `&mut DbConnection`; the async [`Store`] facade
+//! runs them on the blocking thread pool so that no database call ever runs
+//! on an async worker.
+
+pub mod connection;
+pub mod error;
+pub mod keys;
+pub mod migrations;
+pub mod rows;
+pub mod schema;
+pub mod store;
+pub mod tenancy;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod threads;
+
+pub use connection::{Backend, DatabaseUrl, DbConnection};
+pub use error::{Missing, StoreError};
+pub use store::{PoolOptions, Store};
+pub use threads::{ListOrder, Scope, ThreadPage, ThreadQuery};

@@ -1,0 +1,91 @@
+//! The diesel schema, shared by both backends (portable column types only).
+#![allow(missing_docs)]
+
+diesel::table! {
+    organizations (id) {
+        id -> Text,
+        name -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        name -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    memberships (organization_id, user_id) {
+        organization_id -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        prefix -> Text,
+        secret_hash -> Text,
+        organization_id -> Text,
+        user_id -> Text,
+        name -> Nullable<Text>,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    assistants (id) {
+        id -> Text,
+        organization_id -> Text,
+        created_by -> Text,
+        name -> Text,
+        instructions -> Nullable<Text>,
+        model -> Nullable<Text>,
+        temperature -> Nullable<Double>,
+        metadata -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    threads (pk) {
+        pk -> BigInt,
+        id -> Text,
+        organization_id -> Text,
+        user_id -> Text,
+        title -> Nullable<Text>,
+        metadata -> Text,
+        assistant_id -> Nullable<Text>,
+        status -> Text,
+        state -> Text,
+        message_count -> BigInt,
+        visible_in_ui -> Bool,
+        last_model_used -> Nullable<Text>,
+        pinned_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        last_message_at -> Nullable<Timestamp>,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(memberships -> organizations (organization_id));
+diesel::joinable!(memberships -> users (user_id));
+diesel::joinable!(api_keys -> organizations (organization_id));
+diesel::joinable!(threads -> organizations (organization_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    organizations,
+    users,
+    memberships,
+    api_keys,
+    assistants,
+    threads,
+);

@@ -1,0 +1,345 @@
+//! Thread queries: create, get, keyset-paginated list, updates, pins, soft delete.
+
+use crate::connection::write_transaction;
+use crate::rows::{to_naive, NewThreadRow, ThreadChangeset, ThreadRow};
+use crate::schema::{memberships, threads};
+use crate::{DbConnection, Missing, StoreError};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use skein_domain::{AssistantId, DomainError, Limits, OrganizationId, Thread, ThreadId, UserId};
+
+type Db = <DbConnection as Connection>::Backend;
+
+/// Whose threads an operation may see: one user in one organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// The organization.
+    pub organization_id: OrganizationId,
+    /// The user (threads are private to their creator).
+    pub user_id: UserId,
+}
+
+/// Creation-time order of a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ListOrder {
+    /// Oldest first.
+    Asc,
+    /// Newest first.
+    #[default]
+    Desc,
+}
+
+/// A list request, already validated.
+#[derive(Debug, Clone, Default)]
+pub struct ThreadQuery {
+    /// Page size (1-100).
+    pub limit: u32,
+    /// Order by creation.
+    pub order: ListOrder,
+    /// The page after this thread, in `order`.
+    pub after: Option<String>,
+    /// The page before this thread, in `order`.
+    pub before: Option<String>,
+    /// Only threads bound to this assistant.
+    pub assistant_id: Option<String>,
+    /// Only threads with this visibility.
+    pub visible_in_ui: Option<bool>,
+    /// Only pinned (true) or unpinned (false) threads.
+    pub is_pinned: Option<bool>,
+    /// Include soft-deleted threads.
+    pub include_deleted: bool,
+    /// Count all matching threads.
+    pub include_total: bool,
+}
+
+/// One page of threads.
+#[derive(Debug, Clone)]
+pub struct ThreadPage {
+    /// The threads, in the requested order.
+    pub threads: Vec<Thread>,
+    /// More threads exist beyond this page in the direction walked.
+    pub has_more: bool,
+    /// The number of matching threads, when asked for.
+    pub total: Option<i64>,
+}
+
+fn visible_to<'a>(scope: &'a Scope, include_deleted: bool) -> threads::BoxedQuery<'a, Db> {
+    let mut q = threads::table
+        .filter(threads::organization_id.eq(scope.organization_id.as_str()))
+        .filter(threads::user_id.eq(scope.user_id.as_str()))
+        .into_boxed();
+    if !include_deleted {
+        q = q.filter(threads::deleted_at.is_null());
+    }
+    q
+}
+
+fn filtered<'a>(scope: &'a Scope, query: &'a ThreadQuery) -> threads::BoxedQuery<'a, Db> {
+    let mut q = visible_to(scope, query.include_deleted);
+    if let Some(a) = &query.assistant_id {
+        q = q.filter(threads::assistant_id.eq(a.as_str()));
+    }
+    if let Some(v) = query.visible_in_ui {
+        q = q.filter(threads::visible_in_ui.eq(v));
+    }
+    match query.is_pinned {
+        Some(true) => q = q.filter(threads::pinned_at.is_not_null()),
+        Some(false) => q = q.filter(threads::pinned_at.is_null()),
+        None => {}
+    }
+    q
+}
+
+/// Stores a new thread. A taken id gives `StoreError::Conflict`.
+pub fn insert(conn: &mut DbConnection, thread: &Thread) -> Result<(), StoreError> {
+    diesel::insert_into(threads::table)
+        .values(NewThreadRow::from(thread))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// One indexed lookup: the thread if it exists, is not deleted and belongs to
+/// the scope's user. Someone else's thread is `None`, exactly like a missing one.
+pub fn find(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    id: &str,
+) -> Result<Option<Thread>, StoreError> {
+    let row: Option<ThreadRow> = threads::table
+        .filter(threads::organization_id.eq(scope.organization_id.as_str()))
+        .filter(threads::id.eq(id))
+        .filter(threads::deleted_at.is_null())
+        .select(ThreadRow::as_select())
+        .first(conn)
+        .optional()?;
+    row.filter(|r| r.user_id == scope.user_id.as_str())
+        .map(Thread::try_from)
+        .transpose()
+}
+
+/// Loads the caller's thread inside a write transaction, locking its row on
+/// PostgreSQL (SQLite already holds the write lock from `BEGIN IMMEDIATE`).
+fn load_locked(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    id: &str,
+) -> Result<(i64, Thread), StoreError> {
+    macro_rules! live_thread {
+        () => {
+            threads::table
+                .filter(threads::organization_id.eq(scope.organization_id.as_str()))
+                .filter(threads::id.eq(id))
+                .filter(threads::deleted_at.is_null())
+                .select(ThreadRow::as_select())
+        };
+    }
+    let row = match conn {
+        DbConnection::Postgresql(c) => live_thread!().for_update().first(c).optional()?,
+        DbConnection::Sqlite(c) => live_thread!().first(c).optional()?,
+    };
+    match row {
+        Some(r) if r.user_id == scope.user_id.as_str() => Ok((r.pk, Thread::try_from(r)?)),
+        _ => Err(StoreError::NotFound(Missing::Thread)),
+    }
+}
+
+fn save(conn: &mut DbConnection, pk: i64, thread: &Thread) -> Result<(), StoreError> {
+    diesel::update(threads::table.filter(threads::pk.eq(pk)))
+        .set(ThreadChangeset::from(thread))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Reads, changes and writes one thread atomically. `change` sees the current
+/// thread and returns the new one or a rule error (then nothing is written).
+pub fn update<F>(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    id: &str,
+    change: F,
+) -> Result<Thread, StoreError>
+where
+    F: FnOnce(&Thread) -> Result<Thread, DomainError>,
+{
+    write_transaction(conn, |conn| {
+        let (pk, current) = load_locked(conn, scope, id)?;
+        let next = change(&current)?;
+        save(conn, pk, &next)?;
+        Ok(next)
+    })
+}
+
+/// Pins a thread, enforcing the per-user pin limit atomically: on
+/// PostgreSQL the user's membership row is locked first so that two
+/// concurrent pins cannot both see room for one more.
+pub fn pin(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    id: &str,
+    limits: &Limits,
+    now: DateTime<Utc>,
+) -> Result<Thread, StoreError> {
+    write_transaction(conn, |conn| {
+        if let DbConnection::Postgresql(c) = conn {
+            memberships::table
+                .filter(memberships::organization_id.eq(scope.organization_id.as_str()))
+                .filter(memberships::user_id.eq(scope.user_id.as_str()))
+                .select(memberships::user_id)
+                .for_update()
+                .first::<String>(c)
+                .optional()?;
+        }
+        let (pk, current) = load_locked(conn, scope, id)?;
+        if current.is_pinned() {
+            return Ok(current);
+        }
+        let pinned: i64 = visible_to(scope, false)
+            .filter(threads::pinned_at.is_not_null())
+            .count()
+            .get_result(conn)?;
+        let next = current.pin(u32::try_from(pinned).unwrap_or(u32::MAX), limits, now)?;
+        save(conn, pk, &next)?;
+        Ok(next)
+    })
+}
+
+/// Soft-deletes one thread: it disappears from every read at once.
+pub fn soft_delete(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let n = diesel::update(
+        threads::table
+            .filter(threads::organization_id.eq(scope.organization_id.as_str()))
+            .filter(threads::id.eq(id))
+            .filter(threads::user_id.eq(scope.user_id.as_str()))
+            .filter(threads::deleted_at.is_null()),
+    )
+    .set(threads::deleted_at.eq(to_naive(now)))
+    .execute(conn)?;
+    if n == 0 {
+        return Err(StoreError::NotFound(Missing::Thread));
+    }
+    Ok(())
+}
+
+/// Soft-deletes every live thread of the scope's user; returns how many.
+pub fn soft_delete_all(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    Ok(diesel::update(
+        threads::table
+            .filter(threads::organization_id.eq(scope.organization_id.as_str()))
+            .filter(threads::user_id.eq(scope.user_id.as_str()))
+            .filter(threads::deleted_at.is_null()),
+    )
+    .set(threads::deleted_at.eq(to_naive(now)))
+    .execute(conn)?)
+}
+
+fn cursor_pk(conn: &mut DbConnection, scope: &Scope, id: &str) -> Result<i64, StoreError> {
+    // Deleted threads stay valid cursors so that a walk survives deletes.
+    visible_to(scope, true)
+        .filter(threads::id.eq(id))
+        .select(threads::pk)
+        .first::<i64>(conn)
+        .optional()?
+        .ok_or_else(|| StoreError::InvalidCursor(id.to_string()))
+}
+
+/// One page of the scope's threads in creation order, by keyset pagination
+/// on `(organization_id, user_id, pk)`: page 1,000 costs what page 1 costs,
+/// and no COUNT runs unless `include_total` asks for it.
+pub fn list(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    query: &ThreadQuery,
+) -> Result<ThreadPage, StoreError> {
+    let after = query
+        .after
+        .as_deref()
+        .map(|id| cursor_pk(conn, scope, id))
+        .transpose()?;
+    let before = query
+        .before
+        .as_deref()
+        .map(|id| cursor_pk(conn, scope, id))
+        .transpose()?;
+    let mut q = filtered(scope, query);
+    // Walking backwards (`before`) reads in the opposite order, then flips.
+    let backwards = after.is_none() && before.is_some();
+    let ascending = (query.order == ListOrder::Asc) != backwards;
+    if let Some(a) = after {
+        q = match query.order {
+            ListOrder::Desc => q.filter(threads::pk.lt(a)),
+            ListOrder::Asc => q.filter(threads::pk.gt(a)),
+        };
+    }
+    if let Some(b) = before {
+        q = match query.order {
+            ListOrder::Desc => q.filter(threads::pk.gt(b)),
+            ListOrder::Asc => q.filter(threads::pk.lt(b)),
+        };
+    }
+    q = if ascending {
+        q.order(threads::pk.asc())
+    } else {
+        q.order(threads::pk.desc())
+    };
+    let limit = i64::from(query.limit);
+    let mut rows: Vec<ThreadRow> = q
+        .limit(limit + 1)
+        .select(ThreadRow::as_select())
+        .load(conn)?;
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(query.limit as usize);
+    if backwards {
+        rows.reverse();
+    }
+    let total = if query.include_total {
+        Some(filtered(scope, query).count().get_result::<i64>(conn)?)
+    } else {
+        None
+    };
+    Ok(ThreadPage {
+        threads: rows
+            .into_iter()
+            .map(Thread::try_from)
+            .collect::<Result<_, _>>()?,
+        has_more,
+        total,
+    })
+}
+
+/// Checks that an assistant exists in the scope's organization.
+pub fn check_assistant(
+    conn: &mut DbConnection,
+    org: &OrganizationId,
+    id: &AssistantId,
+) -> Result<(), StoreError> {
+    if crate::tenancy::assistant_exists(conn, org, id)? {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound(Missing::Assistant))
+    }
+}
+
+/// Lookup used by tests and tools: the thread by id regardless of owner.
+pub fn find_any(
+    conn: &mut DbConnection,
+    org: &OrganizationId,
+    id: &ThreadId,
+) -> Result<Option<Thread>, StoreError> {
+    threads::table
+        .filter(threads::organization_id.eq(org.as_str()))
+        .filter(threads::id.eq(id.as_str()))
+        .select(ThreadRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(Thread::try_from)
+        .transpose()
+}
