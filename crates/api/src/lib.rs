@@ -1,1 +1,88 @@
-//! placeholder
+//! Skein's HTTP API.
+//!
+//! actix-web handlers, the wire types, authentication, the contract's error
+//! envelope and the OpenAPI document. [`build_app`] is the one app builder
+//! used by the server, the tests and the spec generator alike.
+
+pub mod auth;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod handlers;
+pub mod metrics;
+pub mod openapi;
+pub mod request_id;
+pub mod state;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, Logger};
+use actix_web::{web, App};
+use utoipa::OpenApi;
+use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use error::ApiError;
+pub use metrics::Metrics;
+pub use state::AppState;
+
+/// The access-log line: client, request line, status, size, time, request id.
+/// Headers (and so credentials) are never logged.
+pub const ACCESS_LOG_FORMAT: &str = r#"%a "%r" %s %b %Dms rid=%{x-request-id}o"#;
+
+/// Registers every documented endpoint.
+fn routes(cfg: &mut ServiceConfig) {
+    use handlers::{service, threads};
+    cfg.service(threads::create_thread)
+        .service(threads::list_threads)
+        .service(threads::delete_all_threads)
+        .service(threads::get_thread)
+        .service(threads::update_thread)
+        .service(threads::delete_thread)
+        .service(threads::pin_thread)
+        .service(threads::unpin_thread)
+        .service(service::healthz)
+        .service(service::readyz)
+        .service(service::metrics);
+}
+
+/// The OpenAPI document, as generated from the handlers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, api) = App::new()
+        .into_utoipa_app()
+        .openapi(openapi::ApiDoc::openapi())
+        .configure(routes)
+        .split_for_parts();
+    api
+}
+
+/// The whole application: routes, `/openapi.json`, Swagger UI at `/docs`,
+/// request ids, access log, metrics and the 404 fallback.
+pub fn build_app(
+    state: AppState,
+    metrics: web::Data<Metrics>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let (app, api) = App::new()
+        .into_utoipa_app()
+        .openapi(openapi::ApiDoc::openapi())
+        .app_data(web::Data::new(state))
+        .app_data(metrics)
+        .configure(routes)
+        .split_for_parts();
+    app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
+        .service(web::redirect("/docs", "/docs/"))
+        .default_service(web::to(handlers::service::not_found))
+        .wrap(from_fn(metrics::middleware))
+        .wrap(from_fn(request_id::middleware))
+        // Outermost, so the logged answer carries the request id.
+        .wrap(Logger::new(ACCESS_LOG_FORMAT))
+}

@@ -1,1 +1,229 @@
-fn main() {}
+//! `skein`: the Skein server and its operator commands.
+
+mod config;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use config::Config;
+use skein_api::{AppState, Metrics};
+use skein_domain::{clock, OrganizationId, UserId};
+use skein_persistence::connection::redact;
+use skein_persistence::{keys, tenancy, PoolOptions, Store};
+use std::path::PathBuf;
+
+/// Skein: a self-hosted server for stateful LLM conversation threads.
+#[derive(Debug, Parser)]
+#[command(name = "skein", version, about)]
+struct Cli {
+    /// TOML configuration file (also `SKEIN_CONFIG`).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the HTTP server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a key for USER in ORG (both created if missing); prints it once.
+    Create {
+        /// Organization id.
+        #[arg(long)]
+        org: String,
+        /// User id.
+        #[arg(long)]
+        user: String,
+        /// A label for the key.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List keys (id, prefix, owner, organization, created, last used); never secrets.
+    List,
+    /// Revoke a key by id; it stops working on the next request.
+    Revoke {
+        /// The key id (`key_...`).
+        key_id: String,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    env_logger::Builder::new()
+        .parse_filters(&std::env::var("RUST_LOG").unwrap_or_else(|_| config.log.clone()))
+        .init();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Openapi => {
+            println!("{}", skein_api::openapi().to_pretty_json()?);
+            Ok(())
+        }
+        Command::Migrate => {
+            let store = open_store(&config)?;
+            let applied = store.migrate()?;
+            if applied.is_empty() {
+                println!("database is up to date");
+            } else {
+                println!("applied migrations: {}", applied.join(", "));
+            }
+            Ok(())
+        }
+        Command::Keys { command } => keys_command(&config, command),
+        Command::Serve => serve(config),
+    }
+}
+
+fn open_store(config: &Config) -> anyhow::Result<Store> {
+    Store::open(
+        &config.database_url,
+        PoolOptions {
+            max_size: config.db_pool_size,
+            ..PoolOptions::default()
+        },
+    )
+    .with_context(|| format!("opening database {}", redact(&config.database_url)))
+}
+
+fn parse_ids(org: &str, user: &str) -> anyhow::Result<(OrganizationId, UserId)> {
+    let org = OrganizationId::parse(org).context("--org")?;
+    let user = UserId::parse(user).context("--user")?;
+    Ok((org, user))
+}
+
+fn keys_command(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
+    let store = open_store(config)?;
+    store.migrate()?;
+    let mut conn = store.conn()?;
+    match command {
+        KeysCommand::Create { org, user, name } => {
+            let (org, user) = parse_ids(&org, &user)?;
+            let now = clock::now();
+            tenancy::ensure_organization(&mut conn, &org, org.as_str(), now)?;
+            tenancy::ensure_user(&mut conn, &user, user.as_str(), now)?;
+            tenancy::ensure_membership(&mut conn, &org, &user, now)?;
+            let key = keys::create(&mut conn, &org, &user, name.as_deref(), now)?;
+            println!("key id:  {}", key.id);
+            println!("api key: {}", key.secret);
+            println!("(the key is shown only once; store it now)");
+        }
+        KeysCommand::List => {
+            println!(
+                "{:<30} {:<16} {:<30} {:<30} {:<24} {:<24} revoked",
+                "id", "prefix", "user", "organization", "created", "last used"
+            );
+            for k in keys::list(&mut conn)? {
+                let t = |v: Option<chrono::NaiveDateTime>| {
+                    v.map(|v| skein_api::dto::timestamp(v.and_utc()))
+                        .unwrap_or_else(|| "-".into())
+                };
+                println!(
+                    "{:<30} sk_{:<13} {:<30} {:<30} {:<24} {:<24} {}",
+                    k.id,
+                    k.prefix,
+                    k.user_id,
+                    k.organization_id,
+                    t(Some(k.created_at)),
+                    t(k.last_used_at),
+                    t(k.revoked_at)
+                );
+            }
+        }
+        KeysCommand::Revoke { key_id } => {
+            keys::revoke(&mut conn, &key_id, clock::now())
+                .with_context(|| format!("no active key with id {key_id}"))?;
+            println!("revoked {key_id}");
+        }
+    }
+    Ok(())
+}
+
+/// On an empty database: a default organization, user and key, printed once.
+fn bootstrap(store: &Store, base_url: &str) -> anyhow::Result<()> {
+    let mut conn = store.conn()?;
+    if !tenancy::is_empty(&mut conn)? {
+        return Ok(());
+    }
+    let now = clock::now();
+    let org = OrganizationId::generate();
+    let user = UserId::generate();
+    tenancy::ensure_organization(&mut conn, &org, "Default organization", now)?;
+    tenancy::ensure_user(&mut conn, &user, "Default user", now)?;
+    tenancy::ensure_membership(&mut conn, &org, &user, now)?;
+    let key = keys::create(&mut conn, &org, &user, Some("bootstrap"), now)?;
+    println!();
+    println!("First start on an empty database: created a default organization, user and API key.");
+    println!("  organization: {org}");
+    println!("  user:         {user}");
+    println!("  API key:      {}", key.secret);
+    println!("The key is shown only this once. Store it now, for example:");
+    println!();
+    println!("  export SKEIN_API_KEY={}", key.secret);
+    println!("  curl -s -X POST {base_url}/v1/threads \\");
+    println!("    -H \"X-API-Key: $SKEIN_API_KEY\" -H 'Content-Type: application/json' \\");
+    println!("    -d '{{\"title\": \"Hello Skein\"}}'");
+    println!();
+    Ok(())
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let store = open_store(&config)?;
+    let applied = store.migrate()?;
+    if !applied.is_empty() {
+        log::info!("applied migrations: {}", applied.join(", "));
+    }
+    let listener = std::net::TcpListener::bind(&config.bind)
+        .with_context(|| format!("cannot listen on {}", config.bind))?;
+    let addr = listener.local_addr()?;
+    let base_url = format!("http://{addr}");
+    if config.bootstrap {
+        bootstrap(&store, &base_url)?;
+    }
+    log::info!(
+        "database: {} ({})",
+        store.backend().name(),
+        redact(&config.database_url)
+    );
+    let state = AppState {
+        store,
+        limits: config.limits,
+        max_body_bytes: config.max_body_bytes,
+    };
+    let metrics = actix_web::web::Data::new(Metrics::default());
+    println!("Skein listening on {base_url}");
+    println!("  API docs:   {base_url}/docs");
+    println!("  Try:        curl -s {base_url}/v1/threads -H \"X-API-Key: $SKEIN_API_KEY\"");
+    println!("  New key:    skein keys create --org ORG_ID --user USER_ID");
+    actix_web::rt::System::new().block_on(async move {
+        let mut server = actix_web::HttpServer::new(move || {
+            skein_api::build_app(state.clone(), metrics.clone())
+        })
+        .shutdown_timeout(10)
+        .listen(listener)?;
+        if let Some(workers) = config.workers {
+            server = server.workers(workers);
+        }
+        server.run().await
+    })?;
+    log::info!("shut down");
+    Ok(())
+}

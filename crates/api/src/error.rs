@@ -1,0 +1,312 @@
+//! The single error type of the HTTP layer and the contract's JSON envelope.
+
+use crate::request_id;
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use serde_json::{json, Value};
+use skein_domain::DomainError;
+use skein_persistence::{Missing, StoreError};
+use utoipa::ToSchema;
+
+/// One entry of the FastAPI-style `detail` list of a 422 answer.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// Where the problem is: `["body", "metadata"]`, `["query", "limit"]`.
+    #[schema(value_type = Vec<String>, example = json!(["body", "metadata"]))]
+    pub loc: Vec<Value>,
+    /// What is wrong.
+    #[schema(example = "metadata may have at most 16 keys, got 17")]
+    pub msg: String,
+    /// The kind of problem.
+    #[serde(rename = "type")]
+    #[schema(example = "value_error")]
+    pub kind: String,
+}
+
+impl FieldError {
+    /// A value error at `loc`.
+    pub fn new(loc: &[&str], msg: impl Into<String>) -> Self {
+        Self {
+            loc: loc
+                .iter()
+                .map(|s| Value::String((*s).to_string()))
+                .collect(),
+            msg: msg.into(),
+            kind: "value_error".into(),
+        }
+    }
+}
+
+/// Everything the API can answer with instead of success. Each variant maps
+/// to exactly one status and error code of the contract.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No credentials were sent.
+    #[error("authentication required")]
+    AuthenticationRequired,
+    /// The API key is unknown, malformed or revoked.
+    #[error("invalid API key")]
+    InvalidApiKey,
+    /// The bearer token is not a valid user token.
+    #[error("invalid token: {0}")]
+    TokenInvalid(String),
+    /// The organization is not the caller's.
+    #[error("organization '{0}' is not accessible with these credentials")]
+    OrganizationAccessDenied(String),
+    /// The field may only be set with a user token.
+    #[error("'{0}' can only be set with a user token")]
+    BearerTokenRequired(&'static str),
+    /// No thread with this id is visible to the caller.
+    #[error("thread '{0}' not found")]
+    ThreadNotFound(String),
+    /// No assistant with this id exists in the organization.
+    #[error("assistant '{0}' not found")]
+    AssistantNotFound(String),
+    /// No route matches.
+    #[error("no route for {0}")]
+    RouteNotFound(String),
+    /// The request failed validation (422).
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    /// The body is not valid JSON.
+    #[error("malformed JSON body: {0}")]
+    InvalidJson(String),
+    /// The body exceeds the configured limit.
+    #[error("request body exceeds {0} bytes")]
+    PayloadTooLarge(usize),
+    /// A domain rule was broken.
+    #[error(transparent)]
+    Rule(DomainError),
+    /// A well-formed request that cannot be served as asked.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The database cannot be reached.
+    #[error("service unavailable")]
+    Unavailable(#[source] StoreError),
+    /// Anything unexpected; logged, never shown.
+    #[error("internal error")]
+    Internal(#[source] StoreError),
+}
+
+impl ApiError {
+    /// The contract's error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::AuthenticationRequired => "AUTHENTICATION_REQUIRED",
+            Self::InvalidApiKey => "INVALID_API_KEY",
+            Self::TokenInvalid(_) => "TOKEN_INVALID",
+            Self::OrganizationAccessDenied(_) => "ORGANIZATION_ACCESS_DENIED",
+            Self::BearerTokenRequired(_) => "BEARER_TOKEN_REQUIRED",
+            Self::ThreadNotFound(_) => "THREAD_NOT_FOUND",
+            Self::AssistantNotFound(_) => "ASSISTANT_NOT_FOUND",
+            Self::RouteNotFound(_) => "NOT_FOUND",
+            Self::Validation(_) => "VALIDATION_ERROR",
+            Self::InvalidJson(_) => "INVALID_JSON",
+            Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            Self::Rule(rule) => match rule {
+                DomainError::Metadata(_) | DomainError::Title(_) | DomainError::Id(_) => {
+                    "VALIDATION_ERROR"
+                }
+                DomainError::Transition(_) => "INVALID_STATE_TRANSITION",
+                DomainError::PinLimit { .. } => "PIN_LIMIT",
+                DomainError::AssistantBindingLocked => "ASSISTANT_BINDING_LOCKED",
+            },
+            Self::InvalidRequest(_) => "INVALID_REQUEST",
+            Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL_ERROR",
+        }
+    }
+
+    /// A short message for people.
+    fn message(&self) -> String {
+        match self {
+            Self::AuthenticationRequired => {
+                "Authentication required: send an API key in X-API-Key".into()
+            }
+            Self::InvalidApiKey => "Invalid API key".into(),
+            Self::TokenInvalid(_) => "Invalid token".into(),
+            Self::OrganizationAccessDenied(_) => "Access to this organization is denied".into(),
+            Self::BearerTokenRequired(field) => {
+                format!("Setting {field} requires a user token (Bearer), not an API key")
+            }
+            Self::ThreadNotFound(_) => "Thread not found".into(),
+            Self::AssistantNotFound(_) => "Assistant not found".into(),
+            Self::RouteNotFound(_) => "Not found".into(),
+            Self::Validation(_) => "Request validation failed".into(),
+            Self::InvalidJson(_) => "Request body is not valid JSON".into(),
+            Self::PayloadTooLarge(_) => "Request body too large".into(),
+            Self::Rule(rule) => match rule {
+                DomainError::Metadata(_) | DomainError::Title(_) | DomainError::Id(_) => {
+                    "Request validation failed".into()
+                }
+                DomainError::Transition(_) => "Invalid thread state transition".into(),
+                DomainError::PinLimit { max } => format!("At most {max} threads can be pinned"),
+                DomainError::AssistantBindingLocked => {
+                    "The assistant cannot change once the thread has messages".into()
+                }
+            },
+            Self::InvalidRequest(m) => m.clone(),
+            Self::Unavailable(_) => "Service temporarily unavailable".into(),
+            Self::Internal(_) => "Internal server error".into(),
+        }
+    }
+
+    /// The `detail` list of a 422.
+    fn field_errors(&self) -> Option<Vec<FieldError>> {
+        match self {
+            Self::Validation(errors) => Some(errors.clone()),
+            Self::Rule(rule) => {
+                let field = match rule {
+                    DomainError::Metadata(_) => "metadata",
+                    DomainError::Title(_) => "title",
+                    DomainError::Id(_) => "id",
+                    _ => return None,
+                };
+                Some(vec![FieldError::new(&["body", field], rule.to_string())])
+            }
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(Missing::Thread) => Self::ThreadNotFound(String::new()),
+            StoreError::NotFound(Missing::Assistant) => Self::AssistantNotFound(String::new()),
+            StoreError::InvalidCursor(id) => {
+                Self::InvalidRequest(format!("cursor '{id}' does not name one of your threads"))
+            }
+            StoreError::Rule(rule) => Self::Rule(rule),
+            StoreError::Conflict(_) => {
+                Self::InvalidRequest("an object with this id already exists".into())
+            }
+            e @ StoreError::Unavailable(_) => Self::Unavailable(e),
+            other => Self::Internal(other),
+        }
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        Self::Rule(e)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::AuthenticationRequired | Self::InvalidApiKey | Self::TokenInvalid(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::OrganizationAccessDenied(_) | Self::BearerTokenRequired(_) => {
+                StatusCode::FORBIDDEN
+            }
+            Self::ThreadNotFound(_) | Self::AssistantNotFound(_) | Self::RouteNotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::InvalidJson(_) | Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Rule(rule) => match rule {
+                DomainError::Metadata(_) | DomainError::Title(_) | DomainError::Id(_) => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                DomainError::Transition(_)
+                | DomainError::PinLimit { .. }
+                | DomainError::AssistantBindingLocked => StatusCode::BAD_REQUEST,
+            },
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let trace_id = request_id::current();
+        if status.is_server_error() {
+            log::error!("request {trace_id} failed: {}", error_chain(self));
+        }
+        // 5xx answers never carry internals.
+        let system_message = if status.is_server_error() {
+            self.message()
+        } else {
+            self.to_string()
+        };
+        let mut body = json!({
+            "success": false,
+            "error": {
+                "code": self.code(),
+                "message": self.message(),
+                "system_message": system_message,
+                "type": if status.is_server_error() { "server_error" } else { "client_error" },
+                "status": status.as_u16(),
+                "details": {},
+                "trace_id": trace_id,
+                "timestamp": crate::dto::timestamp(skein_domain::clock::now()),
+            }
+        });
+        if let Some(detail) = self.field_errors() {
+            body["detail"] = json!(detail);
+        }
+        let mut response = HttpResponse::build(status);
+        if matches!(self, Self::Unavailable(_)) {
+            response.insert_header((header::RETRY_AFTER, "1"));
+        }
+        response.json(body)
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// The error envelope, for the OpenAPI document.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "success": false,
+    "error": {"code": "THREAD_NOT_FOUND", "message": "Thread not found",
+              "system_message": "thread 'thread_x' not found", "type": "client_error",
+              "status": 404, "details": {}, "trace_id": "req_8f3kq0Zt1pX2bLmN4cV6wY9a",
+              "timestamp": "2025-01-15T10:30:00.000Z"}
+}))]
+pub struct ErrorResponse {
+    /// Always false.
+    pub success: bool,
+    /// What went wrong.
+    pub error: ErrorBody,
+    /// Only on 422: FastAPI's list of field errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Vec<FieldError>>,
+}
+
+/// The `error` object of the envelope.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Machine-readable code, e.g. `THREAD_NOT_FOUND`.
+    pub code: String,
+    /// Human-readable message.
+    pub message: String,
+    /// More precise message for developers (never internals on 5xx).
+    pub system_message: String,
+    /// `client_error` or `server_error`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// Extra structured information.
+    #[schema(value_type = Object)]
+    pub details: Value,
+    /// The request id, also in the `X-Request-Id` header.
+    pub trace_id: String,
+    /// When the error happened (RFC 3339, milliseconds).
+    pub timestamp: String,
+}

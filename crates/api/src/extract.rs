@@ -1,0 +1,135 @@
+//! Extractors that answer bad input in the contract's envelope: JSON bodies
+//! (400 `INVALID_JSON`, 413, 422 with `loc`) and query strings (422).
+
+use crate::error::{ApiError, FieldError};
+use crate::state::AppState;
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::future::{ready, Ready};
+use validator::{Validate, ValidationErrors};
+
+/// A JSON body of type `T`. An empty body counts as `{}`.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+fn loc_of(section: &str, path: &serde_path_to_error::Path) -> Vec<Value> {
+    let mut loc = vec![Value::String(section.to_string())];
+    for seg in path.iter() {
+        use serde_path_to_error::Segment;
+        match seg {
+            Segment::Seq { index } => loc.push(Value::from(*index)),
+            Segment::Map { key } => loc.push(Value::String(key.clone())),
+            Segment::Enum { variant } => loc.push(Value::String(variant.clone())),
+            Segment::Unknown => {}
+        }
+    }
+    loc
+}
+
+/// Parses JSON bytes into `T`, classifying failures.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    let de = &mut serde_json::Deserializer::from_slice(text);
+    match serde_path_to_error::deserialize::<_, T>(de) {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            let inner = e.inner();
+            if inner.is_data() {
+                let loc = loc_of("body", e.path());
+                Err(ApiError::Validation(vec![FieldError {
+                    loc,
+                    msg: inner.to_string(),
+                    kind: "type_error".into(),
+                }]))
+            } else {
+                Err(ApiError::InvalidJson(inner.to_string()))
+            }
+        }
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<web::Data<AppState>>()
+            .map(|s| s.max_body_bytes)
+            .unwrap_or(crate::state::DEFAULT_MAX_BODY_BYTES);
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if declared.is_some_and(|n| n > limit) {
+                return Err(ApiError::PayloadTooLarge(limit));
+            }
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+                if body.len() + chunk.len() > limit {
+                    return Err(ApiError::PayloadTooLarge(limit));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            parse_json(&body).map(JsonBody)
+        })
+    }
+}
+
+/// A query string of type `T`, validated with `validator`.
+#[derive(Debug)]
+pub struct QueryParams<T>(pub T);
+
+/// Turns `validator` errors into the 422 `detail` list.
+pub fn validation_errors(section: &str, errors: &ValidationErrors) -> ApiError {
+    let mut out = Vec::new();
+    for (field, errs) in errors.field_errors() {
+        for e in errs {
+            let msg = e
+                .message
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| format!("invalid value ({})", e.code));
+            out.push(FieldError::new(&[section, field.as_ref()], msg));
+        }
+    }
+    ApiError::Validation(out)
+}
+
+impl<T: DeserializeOwned + Validate> FromRequest for QueryParams<T> {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(
+            req.query_string().as_bytes(),
+        ));
+        let result = serde_path_to_error::deserialize::<_, T>(de)
+            .map_err(|e| {
+                ApiError::Validation(vec![FieldError {
+                    loc: loc_of("query", e.path()),
+                    msg: e.inner().to_string(),
+                    kind: "type_error".into(),
+                }])
+            })
+            .and_then(|v| {
+                v.validate()
+                    .map_err(|e| validation_errors("query", &e))
+                    .map(|()| QueryParams(v))
+            });
+        ready(result)
+    }
+}

@@ -1,0 +1,410 @@
+//! `/v1/threads`: create, read, list, update, pin, delete.
+
+use crate::auth::Caller;
+use crate::dto::{
+    CreateThreadRequest, DeleteAllResponse, ListThreadsQuery, OrganizationQuery, PinResponse,
+    ThreadListResponse, ThreadResponse, UpdateThreadRequest,
+};
+use crate::error::{ApiError, ErrorResponse, FieldError};
+use crate::extract::{JsonBody, QueryParams};
+use crate::state::AppState;
+use actix_web::{delete, get, patch, post, web, HttpResponse};
+use skein_domain::{
+    clock, AssistantId, Metadata, NewThread, Thread, ThreadId, ThreadPatch, ThreadTitle,
+};
+use skein_persistence::{threads, ThreadQuery};
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+fn parse_title(title: Option<String>, max: usize) -> Result<Option<Option<ThreadTitle>>> {
+    title
+        .map(|t| ThreadTitle::parse(t, max))
+        .transpose()
+        .map_err(|e| ApiError::Validation(vec![FieldError::new(&["body", "title"], e.to_string())]))
+}
+
+fn parse_assistant(id: Option<String>) -> Result<Option<AssistantId>> {
+    // A malformed id cannot name an existing assistant.
+    id.map(|a| AssistantId::parse(a.clone()).map_err(|_| ApiError::AssistantNotFound(a)))
+        .transpose()
+}
+
+fn not_found(id: &str) -> impl Fn(ApiError) -> ApiError + '_ {
+    move |e| match e {
+        ApiError::ThreadNotFound(_) => ApiError::ThreadNotFound(id.to_string()),
+        other => other,
+    }
+}
+
+/// Create a thread.
+///
+/// Creates an empty conversation thread owned by the caller. Every field is
+/// optional; `organization_id` may be omitted when the caller belongs to one
+/// organization only. Setting `visible_in_ui` requires a user token.
+#[utoipa::path(
+    tag = "threads",
+    operation_id = "create_thread",
+    request_body = CreateThreadRequest,
+    responses(
+        (status = 201, description = "The new thread", body = ThreadResponse),
+        (status = 400, description = "Malformed JSON (`INVALID_JSON`)", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
+        (status = 403, description = "`ORGANIZATION_ACCESS_DENIED` or `BEARER_TOKEN_REQUIRED`", body = ErrorResponse),
+        (status = 404, description = "`ASSISTANT_NOT_FOUND`", body = ErrorResponse),
+        (status = 413, description = "Body larger than the limit", body = ErrorResponse),
+        (status = 422, description = "`VALIDATION_ERROR` (title, metadata)", body = ErrorResponse),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
+#[post("/v1/threads")]
+pub async fn create_thread(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: JsonBody<CreateThreadRequest>,
+) -> Result<HttpResponse> {
+    let body = body.0;
+    let organization_id = caller.organization(body.organization_id.as_deref())?;
+    if body.visible_in_ui.is_some() {
+        caller.require_user_token("visible_in_ui")?;
+    }
+    let limits = state.limits;
+    let title = parse_title(body.title, limits.max_title_chars)?.flatten();
+    let metadata = body
+        .metadata
+        .map(|m| Metadata::parse(m, &limits.metadata))
+        .transpose()
+        .map_err(skein_domain::DomainError::from)?
+        .unwrap_or_default();
+    let assistant_id = parse_assistant(body.assistant_id)?;
+    let thread = Thread::new(
+        NewThread {
+            id: ThreadId::generate(),
+            organization_id,
+            user_id: caller.user_id.clone(),
+            title,
+            metadata,
+            assistant_id,
+            visible_in_ui: body.visible_in_ui.unwrap_or(true),
+        },
+        clock::now(),
+    );
+    let thread = state
+        .store
+        .run(move |conn| -> Result<Thread> {
+            if let Some(a) = &thread.assistant_id {
+                threads::check_assistant(conn, &thread.organization_id, a).map_err(|e| {
+                    match ApiError::from(e) {
+                        ApiError::AssistantNotFound(_) => {
+                            ApiError::AssistantNotFound(a.to_string())
+                        }
+                        other => other,
+                    }
+                })?;
+            }
+            threads::insert(conn, &thread)?;
+            Ok(thread)
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(ThreadResponse::from(thread)))
+}
+
+/// Get a thread.
+///
+/// Returns the thread if it exists and belongs to the caller; any other
+/// thread answers 404 exactly as a missing one.
+#[utoipa::path(
+    tag = "threads",
+    operation_id = "get_thread",
+    params(("thread_id" = String, Path, description = "Thread id"), OrganizationQuery),
+    responses(
+        (status = 200, description = "The thread", body = ThreadResponse),
+        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
+        (status = 403, description = "`ORGANIZATION_ACCESS_DENIED`", body = ErrorResponse),
+        (status = 404, description = "`THREAD_NOT_FOUND`", body = ErrorResponse),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
+#[get("/v1/threads/{thread_id}")]
+pub async fn get_thread(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: QueryParams<OrganizationQuery>,
+) -> Result<web::Json<ThreadResponse>> {
+    let id = path.into_inner();
+    let scope = caller.scope(query.0.organization_id.as_deref())?;
+    let lookup = id.clone();
+    let thread = state
+        .store
+        .run(move |conn| threads::find(conn, &scope, &lookup))
+        .await?
+        .ok_or_else(|| ApiError::ThreadNotFound(id))?;
+    Ok(web::Json(thread.into()))
+}
+
+/// List threads.
+///
+/// The caller's threads in creation order (`desc` by default), one page at
+/// a time. Walk with `after=<last_id>` until `has_more` is false: pages are
+/// stable under concurrent inserts and cost the same at any depth.
+#[utoipa::path(
+    tag = "threads",
+    operation_id = "list_threads",
+    params(ListThreadsQuery),
+    responses(
+        (status = 200, description = "One page of threads", body = ThreadListResponse),
+        (status = 400, description = "`INVALID_REQUEST`: unknown cursor, or both `after` and `before`", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
+        (status = 403, description = "`ORGANIZATION_ACCESS_DENIED`", body = ErrorResponse),
+        (status = 422, description = "`VALIDATION_ERROR` (limit, order, booleans)", body = ErrorResponse),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
+#[get("/v1/threads")]
+pub async fn list_threads(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: QueryParams<ListThreadsQuery>,
+) -> Result<web::Json<ThreadListResponse>> {
+    let q = query.0;
+    let scope = caller.scope(q.organization_id.as_deref())?;
+    if q.after.is_some() && q.before.is_some() {
+        return Err(ApiError::InvalidRequest(
+            "use either 'after' or 'before', not both".into(),
+        ));
+    }
+    let limit = q.page_size();
+    let query = ThreadQuery {
+        limit,
+        order: q.order.unwrap_or_default().into(),
+        after: q.after,
+        before: q.before,
+        assistant_id: q.assistant_id,
+        visible_in_ui: q.visible_in_ui,
+        is_pinned: q.is_pinned,
+        include_deleted: q.include_deleted.unwrap_or(false),
+        include_total: q.include_total.unwrap_or(false),
+    };
+    let page = state
+        .store
+        .run(move |conn| threads::list(conn, &scope, &query))
+        .await?;
+    Ok(web::Json(ThreadListResponse::new(page, limit)))
+}
+
+/// Update a thread.
+///
+/// Partial update: absent or `null` fields stay as they are, `"title": ""`
+/// clears the title, metadata merges (a key set to `null` is removed) and
+/// the merged result must satisfy the metadata rules. `state` moves the
+/// lifecycle (open<->locked, open/locked->archived). The assistant can
+/// change only while the thread has no messages. Changing `visible_in_ui`
+/// requires a user token.
+#[utoipa::path(
+    tag = "threads",
+    operation_id = "update_thread",
+    params(("thread_id" = String, Path, description = "Thread id"), OrganizationQuery),
+    request_body = UpdateThreadRequest,
+    responses(
+        (status = 200, description = "The updated thread", body = ThreadResponse),
+        (status = 400, description = "`INVALID_STATE_TRANSITION`, `ASSISTANT_BINDING_LOCKED` or `INVALID_JSON`", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
+        (status = 403, description = "`ORGANIZATION_ACCESS_DENIED` or `BEARER_TOKEN_REQUIRED`", body = ErrorResponse),
+        (status = 404, description = "`THREAD_NOT_FOUND` or `ASSISTANT_NOT_FOUND`", body = ErrorResponse),
+        (status = 422, description = "`VALIDATION_ERROR` (title, metadata, state)", body = ErrorResponse),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
+#[patch("/v1/threads/{thread_id}")]
+pub async fn update_thread(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: QueryParams<OrganizationQuery>,
+    body: JsonBody<UpdateThreadRequest>,
+) -> Result<web::Json<ThreadResponse>> {
+    let id = path.into_inner();
+    let scope = caller.scope(query.0.organization_id.as_deref())?;
+    let body = body.0;
+    if body.visible_in_ui.is_some() {
+        caller.require_user_token("visible_in_ui")?;
+    }
+    let limits = state.limits;
+    let patch = ThreadPatch {
+        title: parse_title(body.title, limits.max_title_chars)?,
+        metadata: body.metadata,
+        assistant_id: parse_assistant(body.assistant_id)?,
+        visible_in_ui: body.visible_in_ui,
+        state: body.state.map(Into::into),
+    };
+    let lookup = id.clone();
+    let thread = state
+        .store
+        .run(move |conn| -> Result<Thread> {
+            if let Some(a) = &patch.assistant_id {
+                threads::check_assistant(conn, &scope.organization_id, a).map_err(|e| {
+                    match ApiError::from(e) {
+                        ApiError::AssistantNotFound(_) => {
+                            ApiError::AssistantNotFound(a.to_string())
+                        }
+                        other => other,
+                    }
+                })?;
+            }
+            Ok(threads::update(conn, &scope, &lookup, |t| {
+                t.apply(patch, &limits, clock::now())
+            })?)
+        })
+        .await
+        .map_err(not_found(&id))?;
+    Ok(web::Json(thread.into()))
+}
+
+/// Delete a thread.
+///
+/// Soft delete: the thread and its messages vanish from every endpoint at
+/// once (404), are listed only with `include_deleted=true`, and are purged
+/// for good after the retention grace period.
+#[utoipa::path(
+    tag = "threads",
+    operation_id = "delete_thread",
+    params(("thread_id" = String, Path, description = "Thread id"), OrganizationQuery),
+    responses(
+        (status = 204, description = "Deleted (empty body)"),
+        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
+        (status = 403, description = "`ORGANIZATION_ACCESS_DENIED`", body = ErrorResponse),
+        (status = 404, description = "`THREAD_NOT_FOUND`", body = ErrorResponse),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
+#[delete("/v1/threads/{thread_id}")]
+pub async fn delete_thread(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: QueryParams<OrganizationQuery>,
+) -> Result<HttpResponse> {
+    let id = path.into_inner();
+    let scope = caller.scope(query.0.organization_id.as_deref())?;
+    let lookup = id.clone();
+    state
+        .store
+        .run(move |conn| threads::soft_delete(conn, &scope, &lookup, clock::now()))
+        .await
+        .map_err(ApiError::from)
+        .map_err(not_found(&id))?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Delete all of the caller's threads.
+///
+/// Soft-deletes every thread the caller created in the organization and
+/// says how many. Other users' threads are untouched.
+#[utoipa::path(
+    tag = "threads",
+    operation_id = "delete_all_threads",
+    params(OrganizationQuery),
+    responses(
+        (status = 200, description = "How many threads were deleted", body = DeleteAllResponse),
+        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
+        (status = 403, description = "`ORGANIZATION_ACCESS_DENIED`", body = ErrorResponse),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
+#[delete("/v1/threads")]
+pub async fn delete_all_threads(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: QueryParams<OrganizationQuery>,
+) -> Result<web::Json<DeleteAllResponse>> {
+    let scope = caller.scope(query.0.organization_id.as_deref())?;
+    let deleted = state
+        .store
+        .run(move |conn| threads::soft_delete_all(conn, &scope, clock::now()))
+        .await?;
+    Ok(web::Json(DeleteAllResponse {
+        deleted,
+        message: format!(
+            "Deleted {deleted} thread{}",
+            if deleted == 1 { "" } else { "s" }
+        ),
+    }))
+}
+
+fn pin_response(thread: Thread, message: &str) -> PinResponse {
+    PinResponse {
+        id: thread.id.to_string(),
+        is_pinned: thread.is_pinned(),
+        pinned_at: thread.pinned_at.map(crate::dto::timestamp),
+        message: message.into(),
+    }
+}
+
+/// Pin a thread.
+///
+/// At most 20 threads (configurable) can be pinned per user and
+/// organization. Pinning a pinned thread changes nothing.
+#[utoipa::path(
+    tag = "threads",
+    operation_id = "pin_thread",
+    params(("thread_id" = String, Path, description = "Thread id"), OrganizationQuery),
+    responses(
+        (status = 200, description = "Pinned", body = PinResponse),
+        (status = 400, description = "`PIN_LIMIT`", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
+        (status = 404, description = "`THREAD_NOT_FOUND`", body = ErrorResponse),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
+#[post("/v1/threads/{thread_id}/pin")]
+pub async fn pin_thread(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: QueryParams<OrganizationQuery>,
+) -> Result<web::Json<PinResponse>> {
+    let id = path.into_inner();
+    let scope = caller.scope(query.0.organization_id.as_deref())?;
+    let limits = state.limits;
+    let lookup = id.clone();
+    let thread = state
+        .store
+        .run(move |conn| threads::pin(conn, &scope, &lookup, &limits, clock::now()))
+        .await
+        .map_err(ApiError::from)
+        .map_err(not_found(&id))?;
+    Ok(web::Json(pin_response(thread, "Thread pinned")))
+}
+
+/// Unpin a thread.
+///
+/// Unpinning a thread that is not pinned changes nothing.
+#[utoipa::path(
+    tag = "threads",
+    operation_id = "unpin_thread",
+    params(("thread_id" = String, Path, description = "Thread id"), OrganizationQuery),
+    responses(
+        (status = 200, description = "Unpinned", body = PinResponse),
+        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
+        (status = 404, description = "`THREAD_NOT_FOUND`", body = ErrorResponse),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
+#[post("/v1/threads/{thread_id}/unpin")]
+pub async fn unpin_thread(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: QueryParams<OrganizationQuery>,
+) -> Result<web::Json<PinResponse>> {
+    let id = path.into_inner();
+    let scope = caller.scope(query.0.organization_id.as_deref())?;
+    let lookup = id.clone();
+    let thread = state
+        .store
+        .run(move |conn| threads::update(conn, &scope, &lookup, |t| Ok(t.unpin())))
+        .await
+        .map_err(ApiError::from)
+        .map_err(not_found(&id))?;
+    Ok(web::Json(pin_response(thread, "Thread unpinned")))
+}

@@ -1,0 +1,61 @@
+//! Request ids: one per request, in the `X-Request-Id` answer header and in
+//! every error envelope's `trace_id`.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use skein_domain::ids::random_base62;
+
+/// The header carrying the request id.
+pub const HEADER: &str = "x-request-id";
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being served (a fresh one outside a request).
+pub fn current() -> String {
+    REQUEST_ID
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| generate())
+}
+
+fn generate() -> String {
+    format!("req_{}", random_base62(24))
+}
+
+/// Accepts a sane incoming id (so a caller can correlate), else makes one.
+fn pick(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(generate)
+}
+
+/// Middleware: scopes the request id over the whole handling of the request
+/// (so errors can read it) and sets the answer header.
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let id = pick(&req);
+    // Handler and extractor errors become answers inside the handler
+    // service, so within this scope: their envelopes carry this id.
+    let mut res = REQUEST_ID
+        .scope(id.clone(), next.call(req))
+        .await?
+        .map_into_boxed_body();
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut()
+            .insert(HeaderName::from_static(HEADER), value);
+    }
+    Ok(res)
+}
