@@ -1,0 +1,286 @@
+//! End to end: the real `skein` binary over real HTTP, on SQLite and on
+//! PostgreSQL, and the published Python clients driving it.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use reqwest::blocking::Client;
+use serde_json::{json, Value};
+use skein_persistence::testing::TestDb;
+use skein_persistence::Backend;
+use skein_tests::{skein, workspace_root, Server};
+use std::path::Path;
+use std::process::Command;
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(skein_persistence::Backend::Sqlite) })*
+        }
+        mod postgres {
+            $(#[test] fn $name() { super::$name(skein_persistence::Backend::Postgres) })*
+        }
+    };
+}
+
+on_both_backends!(
+    the_binary_serves_the_threads_api_and_shuts_down_gracefully,
+    the_cli_creates_keys_and_migrates,
+    the_published_python_clients_work_unchanged,
+);
+
+fn backend_url(db: &TestDb, dir: &Path) -> String {
+    match db.backend() {
+        // A relative path, as `make run` uses: resolved in the working directory.
+        Backend::Sqlite => {
+            let _ = dir;
+            "sqlite://data/skein.db".to_string()
+        }
+        Backend::Postgres => db.url.clone(),
+    }
+}
+
+fn the_binary_serves_the_threads_api_and_shuts_down_gracefully(backend: Backend) {
+    let db = TestDb::new(backend);
+    let dir = tempfile::tempdir().unwrap();
+    let url = backend_url(&db, dir.path());
+    let server = Server::start(&url, dir.path());
+    let key = server
+        .bootstrap_key
+        .clone()
+        .expect("first start prints a key");
+    assert!(key.starts_with("sk_"));
+    assert!(server.banner.contains("curl"), "{}", server.banner);
+    let http = Client::new();
+
+    assert_eq!(
+        http.get(server.url("/healthz")).send().unwrap().status(),
+        200
+    );
+    assert_eq!(
+        http.get(server.url("/readyz")).send().unwrap().status(),
+        200
+    );
+    let created = http
+        .post(server.url("/v1/threads"))
+        .header("X-API-Key", &key)
+        .json(&json!({"title": "Hello", "metadata": {"source": "e2e"}}))
+        .send()
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    assert!(created.headers().contains_key("x-request-id"));
+    let thread: Value = created.json().unwrap();
+    let id = thread["id"].as_str().unwrap();
+    let got: Value = http
+        .get(server.url(&format!("/v1/threads/{id}")))
+        .bearer_auth(&key)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(got, thread);
+    let list: Value = http
+        .get(server.url("/v1/threads"))
+        .header("api-key", &key)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(list["data"][0]["id"], id);
+    let deleted = http
+        .delete(server.url(&format!("/v1/threads/{id}")))
+        .header("X-API-Key", &key)
+        .send()
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let gone = http
+        .get(server.url(&format!("/v1/threads/{id}")))
+        .header("X-API-Key", &key)
+        .send()
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+    let body: Value = gone.json().unwrap();
+    assert_eq!(body["error"]["code"], "THREAD_NOT_FOUND");
+    let spec: Value = http
+        .get(server.url("/openapi.json"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(spec["paths"]["/v1/threads"].is_object());
+    let docs = http.get(server.url("/docs/")).send().unwrap();
+    assert_eq!(docs.status(), 200);
+
+    let logs_before_stop = server.logs();
+    assert!(
+        logs_before_stop.contains("\"POST /v1/threads HTTP/1.1\" 201"),
+        "{logs_before_stop}"
+    );
+    assert!(server.terminate(), "SIGTERM ends the server cleanly");
+    let logs =
+        std::fs::read_to_string(dir.path().join(format!("skein-{}.log", std::process::id())))
+            .unwrap();
+    assert!(logs.contains("shut down"), "{logs}");
+    assert!(!logs.contains(&key), "the key never appears in the logs");
+
+    // A second start on the same database prints no key and keeps the data.
+    let again = Server::start(&url, dir.path());
+    assert!(again.bootstrap_key.is_none(), "{}", again.banner);
+    let still = http
+        .get(again.url("/v1/threads?include_deleted=true"))
+        .header("X-API-Key", &key)
+        .send()
+        .unwrap();
+    assert_eq!(still.status(), 200);
+    let still: Value = still.json().unwrap();
+    assert_eq!(still["data"][0]["id"], id);
+}
+
+fn the_cli_creates_keys_and_migrates(backend: Backend) {
+    let db = TestDb::new(backend);
+    let dir = tempfile::tempdir().unwrap();
+    let url = backend_url(&db, dir.path());
+    let migrate = skein(&url, dir.path()).arg("migrate").output().unwrap();
+    assert!(migrate.status.success(), "{migrate:?}");
+    assert!(String::from_utf8_lossy(&migrate.stdout).contains("applied migrations"));
+    let again = skein(&url, dir.path()).arg("migrate").output().unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date"));
+
+    let out = skein(&url, dir.path())
+        .args(["keys", "create", "--org", "org_acme", "--user", "usr_alice"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let key = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("api key:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let key_id = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("key id:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let bad = skein(&url, dir.path())
+        .args([
+            "keys",
+            "create",
+            "--org",
+            "not valid",
+            "--user",
+            "usr_alice",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+
+    // With organizations present, serve does not bootstrap another key.
+    let server = Server::start(&url, dir.path());
+    assert!(server.bootstrap_key.is_none());
+    let http = Client::new();
+    let t: Value = http
+        .post(server.url("/v1/threads"))
+        .header("X-API-Key", &key)
+        .json(&json!({"organization_id": "org_acme"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(t["organization_id"], "org_acme");
+    assert_eq!(t["user_id"], "usr_alice");
+
+    let list = skein(&url, dir.path())
+        .args(["keys", "list"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(
+        listed.contains(&key_id) && listed.contains("org_acme"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&key), "keys list never shows the secret");
+
+    let revoke = skein(&url, dir.path())
+        .args(["keys", "revoke", &key_id])
+        .output()
+        .unwrap();
+    assert!(revoke.status.success(), "{revoke:?}");
+    let denied = http
+        .get(server.url("/v1/threads"))
+        .header("X-API-Key", &key)
+        .send()
+        .unwrap();
+    assert_eq!(
+        denied.status(),
+        401,
+        "revocation takes effect on the next request"
+    );
+
+    let spec = skein(&url, dir.path()).arg("openapi").output().unwrap();
+    let printed: Value = serde_json::from_slice(&spec.stdout).unwrap();
+    let committed: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join("openapi/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(printed, committed);
+}
+
+/// A venv under `build/` with the two published clients (installed once).
+fn python_venv() -> std::path::PathBuf {
+    let venv = workspace_root().join("build/venv-clients");
+    let python = venv.join("bin/python");
+    std::fs::create_dir_all(workspace_root().join("build")).unwrap();
+    // Tests may run in parallel threads or processes: one sets the venv up.
+    let lock = std::fs::File::create(workspace_root().join("build/venv-clients.lock")).unwrap();
+    lock.lock().unwrap();
+    if !python.exists() {
+        let made = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 is required for the client-compatibility tests");
+        assert!(made.success());
+    }
+    let pip = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+        ])
+        .arg(workspace_root().join("tests/python/requirements.txt"))
+        .status()
+        .unwrap();
+    assert!(pip.success(), "installing the Python clients failed");
+    lock.unlock().unwrap();
+    python
+}
+
+fn the_published_python_clients_work_unchanged(backend: Backend) {
+    let python = python_venv();
+    let db = TestDb::new(backend);
+    let dir = tempfile::tempdir().unwrap();
+    let url = backend_url(&db, dir.path());
+    let server = Server::start(&url, dir.path());
+    let key = server.bootstrap_key.clone().unwrap();
+    let out = Command::new(&python)
+        .arg(workspace_root().join("tests/python/test_threads_clients.py"))
+        .env("SKEIN_BASE_URL", &server.base_url)
+        .env("SKEIN_API_KEY", &key)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "client script failed\n{stdout}\n{stderr}\nserver logs:\n{}",
+        server.logs()
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(last.ends_with("passed, 0 failed"), "{stdout}");
+    let passed: u32 = last.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(passed >= 20, "{stdout}");
+}
