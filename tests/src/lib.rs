@@ -110,9 +110,18 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits; returns whether it exited successfully.
-    pub fn terminate(mut self) -> bool {
+    pub fn terminate(self) -> bool {
+        self.signal("TERM")
+    }
+
+    /// Sends the named signal (`TERM`, `INT`) and waits; returns whether the
+    /// server exited successfully.
+    pub fn signal(mut self, name: &str) -> bool {
         let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let sent = Command::new("kill")
+            .args([format!("-{name}"), pid])
+            .status()
+            .unwrap();
         assert!(sent.success());
         self.child.wait().unwrap().success()
     }

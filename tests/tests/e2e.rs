@@ -10,18 +10,7 @@ use skein_tests::{skein, workspace_root, Server};
 use std::path::Path;
 use std::process::Command;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(skein_persistence::Backend::Sqlite) })*
-        }
-        mod postgres {
-            $(#[test] fn $name() { super::$name(skein_persistence::Backend::Postgres) })*
-        }
-    };
-}
-
-on_both_backends!(
+skein_persistence::on_both_backends!(
     the_binary_serves_the_threads_api_and_shuts_down_gracefully,
     the_cli_creates_keys_and_migrates,
     the_published_python_clients_work_unchanged,
@@ -118,7 +107,10 @@ fn the_binary_serves_the_threads_api_and_shuts_down_gracefully(backend: Backend)
     let logs =
         std::fs::read_to_string(dir.path().join(format!("skein-{}.log", std::process::id())))
             .unwrap();
-    assert!(logs.contains("shut down"), "{logs}");
+    assert!(
+        logs.contains("SIGTERM received") && logs.contains("shut down"),
+        "{logs}"
+    );
     assert!(!logs.contains(&key), "the key never appears in the logs");
 
     // A second start on the same database prints no key and keeps the data.
@@ -224,6 +216,19 @@ fn the_cli_creates_keys_and_migrates(backend: Backend) {
     )
     .unwrap();
     assert_eq!(printed, committed);
+}
+
+#[test]
+fn sigint_shuts_down_as_gracefully_as_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start("sqlite://data/skein.db", dir.path());
+    let log_path = server.log_path.clone();
+    assert!(server.signal("INT"), "SIGINT ends the server cleanly");
+    let logs = std::fs::read_to_string(log_path).unwrap();
+    assert!(
+        logs.contains("SIGINT received") && logs.contains("shut down"),
+        "{logs}"
+    );
 }
 
 /// A venv under `build/` with the two published clients (installed once).

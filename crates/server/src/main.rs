@@ -185,6 +185,32 @@ fn bootstrap(store: &Store, base_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// SIGTERM and SIGINT, both answered with a graceful stop.
+struct ShutdownSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    /// Installs the handlers (from here on the signals no longer kill the
+    /// process outright).
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Waits for either; returns which one arrived.
+    async fn recv(mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
 fn serve(config: Config) -> anyhow::Result<()> {
     let store = open_store(&config)?;
     let applied = store.migrate()?;
@@ -209,20 +235,33 @@ fn serve(config: Config) -> anyhow::Result<()> {
         max_body_bytes: config.max_body_bytes,
     };
     let metrics = actix_web::web::Data::new(Metrics::default());
-    println!("Skein listening on {base_url}");
-    println!("  API docs:   {base_url}/docs");
-    println!("  Try:        curl -s {base_url}/v1/threads -H \"X-API-Key: $SKEIN_API_KEY\"");
-    println!("  New key:    skein keys create --org ORG_ID --user USER_ID");
     actix_web::rt::System::new().block_on(async move {
+        let signals = ShutdownSignals::install()?;
         let mut server = actix_web::HttpServer::new(move || {
             skein_api::build_app(state.clone(), metrics.clone())
         })
+        // Our own handler below makes SIGINT as graceful as SIGTERM (actix
+        // stops at once on SIGINT).
+        .disable_signals()
         .shutdown_timeout(10)
         .listen(listener)?;
         if let Some(workers) = config.workers {
             server = server.workers(workers);
         }
-        server.run().await
+        let server = server.run();
+        let handle = server.handle();
+        // Announced only now: the socket is bound and the signal handlers
+        // are in place.
+        println!("Skein listening on {base_url}");
+        println!("  API docs:   {base_url}/docs");
+        println!("  Try:        curl -s {base_url}/v1/threads -H \"X-API-Key: $SKEIN_API_KEY\"");
+        println!("  New key:    skein keys create --org ORG_ID --user USER_ID");
+        actix_web::rt::spawn(async move {
+            let signal = signals.recv().await;
+            log::info!("{signal} received: finishing requests in flight (up to 10 s)");
+            handle.stop(true).await;
+        });
+        server.await
     })?;
     log::info!("shut down");
     Ok(())
