@@ -1,6 +1,6 @@
 # Skein: the two commands that always work are `make run` and `make test`.
 CARGO ?= cargo
-PG_URL ?= postgres://postgres@127.0.0.1:5432/test
+PG_URL ?= $(or $(SKEIN_TEST_POSTGRES_URL),postgres://postgres@127.0.0.1:5432/test)
 
 .PHONY: run test lint openapi bench build clean
 
@@ -13,7 +13,7 @@ run:
 test:
 	@pg_isready -q -d "$(PG_URL)" || { echo "PostgreSQL is not reachable at $(PG_URL); start it (docs/operations.md) or set PG_URL/SKEIN_TEST_POSTGRES_URL" >&2; exit 1; }
 	$(CARGO) build -p skein
-	SKEIN_TEST_POSTGRES_URL="$${SKEIN_TEST_POSTGRES_URL:-$(PG_URL)}" $(CARGO) test --workspace
+	SKEIN_TEST_POSTGRES_URL="$(PG_URL)" $(CARGO) test --workspace
 
 ## Formatting, clippy with warnings denied, and the domain purity check.
 lint:

@@ -13,18 +13,7 @@ use skein_persistence::rows::AssistantRow;
 use skein_persistence::testing::TestDb;
 use skein_persistence::{keys, tenancy, threads, Backend, Scope};
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[actix_web::test] async fn $name() { super::$name(skein_persistence::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[actix_web::test] async fn $name() { super::$name(skein_persistence::Backend::Postgres).await })*
-        }
-    };
-}
-
-on_both_backends!(
+skein_persistence::on_both_backends_async!(
     create_returns_201_and_the_whole_thread,
     create_accepts_an_empty_body_and_camel_case,
     create_validates_title_and_metadata_at_the_edges,

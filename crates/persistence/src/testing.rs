@@ -108,3 +108,31 @@ impl Drop for TestDb {
         }
     }
 }
+
+/// Generates, for each named story `fn name(backend: Backend)`, a test in
+/// module `sqlite` and one in module `postgres`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name($crate::Backend::Sqlite) })*
+        }
+        mod postgres {
+            $(#[test] fn $name() { super::$name($crate::Backend::Postgres) })*
+        }
+    };
+}
+
+/// Like [`on_both_backends!`] for `async fn name(backend: Backend)` stories,
+/// run on the actix test runtime.
+#[macro_export]
+macro_rules! on_both_backends_async {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[actix_web::test] async fn $name() { super::$name($crate::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[actix_web::test] async fn $name() { super::$name($crate::Backend::Postgres).await })*
+        }
+    };
+}

@@ -11,18 +11,7 @@ use skein_persistence::{
     keys, migrations, tenancy, threads, Backend, ListOrder, Missing, Scope, StoreError, ThreadQuery,
 };
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(skein_persistence::Backend::Sqlite) })*
-        }
-        mod postgres {
-            $(#[test] fn $name() { super::$name(skein_persistence::Backend::Postgres) })*
-        }
-    };
-}
-
-on_both_backends!(
+skein_persistence::on_both_backends!(
     migrations_go_up_down_and_up_again,
     a_thread_is_stored_and_read_back_whole,
     threads_are_private_to_their_creator_and_organization,

@@ -29,6 +29,18 @@ fn parse_assistant(id: Option<String>) -> Result<Option<AssistantId>> {
         .transpose()
 }
 
+/// The assistant must exist in the organization (404 naming it otherwise).
+fn check_assistant(
+    conn: &mut skein_persistence::DbConnection,
+    org: &skein_domain::OrganizationId,
+    assistant: &AssistantId,
+) -> Result<()> {
+    threads::check_assistant(conn, org, assistant).map_err(|e| match ApiError::from(e) {
+        ApiError::AssistantNotFound(_) => ApiError::AssistantNotFound(assistant.to_string()),
+        other => other,
+    })
+}
+
 fn not_found(id: &str) -> impl Fn(ApiError) -> ApiError + '_ {
     move |e| match e {
         ApiError::ThreadNotFound(_) => ApiError::ThreadNotFound(id.to_string()),
@@ -92,14 +104,7 @@ pub async fn create_thread(
         .store
         .run(move |conn| -> Result<Thread> {
             if let Some(a) = &thread.assistant_id {
-                threads::check_assistant(conn, &thread.organization_id, a).map_err(|e| {
-                    match ApiError::from(e) {
-                        ApiError::AssistantNotFound(_) => {
-                            ApiError::AssistantNotFound(a.to_string())
-                        }
-                        other => other,
-                    }
-                })?;
+                check_assistant(conn, &thread.organization_id, a)?;
             }
             threads::insert(conn, &thread)?;
             Ok(thread)
@@ -242,14 +247,7 @@ pub async fn update_thread(
         .store
         .run(move |conn| -> Result<Thread> {
             if let Some(a) = &patch.assistant_id {
-                threads::check_assistant(conn, &scope.organization_id, a).map_err(|e| {
-                    match ApiError::from(e) {
-                        ApiError::AssistantNotFound(_) => {
-                            ApiError::AssistantNotFound(a.to_string())
-                        }
-                        other => other,
-                    }
-                })?;
+                check_assistant(conn, &scope.organization_id, a)?;
             }
             Ok(threads::update(conn, &scope, &lookup, |t| {
                 t.apply(patch, &limits, clock::now())
@@ -263,8 +261,8 @@ pub async fn update_thread(
 /// Delete a thread.
 ///
 /// Soft delete: the thread and its messages vanish from every endpoint at
-/// once (404), are listed only with `include_deleted=true`, and are purged
-/// for good after the retention grace period.
+/// once (404) and are listed only with `include_deleted=true`, where they
+/// carry `deleted_at`.
 #[utoipa::path(
     tag = "threads",
     operation_id = "delete_thread",
