@@ -20,5 +20,5 @@ pub mod threads;
 
 pub use connection::{Backend, DatabaseUrl, DbConnection};
 pub use error::{Missing, StoreError};
-pub use store::{PoolOptions, Store};
+pub use store::{open_direct, PoolOptions, Store};
 pub use threads::{ListOrder, Scope, ThreadPage, ThreadQuery};

@@ -27,6 +27,35 @@ impl Default for PoolOptions {
     }
 }
 
+/// Opens one connection without a pool, for one-shot commands (the CLI).
+///
+/// Reports a bad URL or an unreachable server with the driver's own message.
+/// On SQLite it creates the file's directory and switches the file to WAL
+/// (a setting stored in the file, so pooled connections opened later
+/// inherit it without racing each other to set it).
+pub fn open_direct(url: &str, busy_timeout: Duration) -> Result<DbConnection, StoreError> {
+    let parsed = DatabaseUrl::parse(url)?;
+    if parsed.backend == Backend::Sqlite {
+        if let Some(parent) = std::path::Path::new(&parsed.target).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    StoreError::Unavailable(format!(
+                        "cannot create directory {}: {e}",
+                        parent.display()
+                    ))
+                })?;
+            }
+        }
+    }
+    let mut conn = parsed
+        .connect(busy_timeout)
+        .map_err(|e| StoreError::Unavailable(format!("cannot connect to {}: {e}", redact(url))))?;
+    if parsed.backend == Backend::Sqlite {
+        conn.batch_execute("PRAGMA journal_mode = WAL;")?;
+    }
+    Ok(conn)
+}
+
 /// A connection pool plus the async facade that runs queries off the async
 /// workers. Cheap to clone.
 #[derive(Clone)]
@@ -45,33 +74,11 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens the database and builds the pool. Blocking: call it before the
-    /// server starts (or inside `spawn_blocking`).
-    ///
-    /// One connection is opened first so that a bad URL or an unreachable
-    /// server is reported with the driver's own message at once; on SQLite
-    /// that connection also switches the file to WAL (a setting stored in
-    /// the file) before the pool opens more connections.
+    /// server starts (or inside `spawn_blocking`). One connection is opened
+    /// first with [`open_direct`], for its clear errors and the WAL switch.
     pub fn open(url: &str, options: PoolOptions) -> Result<Self, StoreError> {
         let parsed = DatabaseUrl::parse(url)?;
-        if parsed.backend == Backend::Sqlite {
-            if let Some(parent) = std::path::Path::new(&parsed.target).parent() {
-                if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent).map_err(|e| {
-                        StoreError::Unavailable(format!(
-                            "cannot create directory {}: {e}",
-                            parent.display()
-                        ))
-                    })?;
-                }
-            }
-        }
-        let mut first = parsed.connect(options.busy_timeout).map_err(|e| {
-            StoreError::Unavailable(format!("cannot connect to {}: {e}", redact(url)))
-        })?;
-        if parsed.backend == Backend::Sqlite {
-            first.batch_execute("PRAGMA journal_mode = WAL;")?;
-        }
-        drop(first);
+        drop(open_direct(url, options.busy_timeout)?);
         let backend = parsed.backend;
         let pool = Pool::builder()
             .max_size(options.max_size)

@@ -8,7 +8,7 @@ use config::Config;
 use skein_api::{AppState, Metrics};
 use skein_domain::{clock, OrganizationId, UserId};
 use skein_persistence::connection::redact;
-use skein_persistence::{keys, tenancy, PoolOptions, Store};
+use skein_persistence::{keys, migrations, tenancy, DbConnection, PoolOptions, Store};
 use std::path::PathBuf;
 
 /// Skein: a self-hosted server for stateful LLM conversation threads.
@@ -79,8 +79,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            let store = open_store(&config)?;
-            let applied = store.migrate()?;
+            let mut conn = open_direct(&config)?;
+            let applied = migrations::run_pending(&mut conn)?;
             if applied.is_empty() {
                 println!("database is up to date");
             } else {
@@ -104,6 +104,14 @@ fn open_store(config: &Config) -> anyhow::Result<Store> {
     .with_context(|| format!("opening database {}", redact(&config.database_url)))
 }
 
+/// One connection without a pool, for one-shot commands: a pool keeps
+/// background threads that may still be opening a connection (inside libpq)
+/// when a short command exits.
+fn open_direct(config: &Config) -> anyhow::Result<DbConnection> {
+    skein_persistence::open_direct(&config.database_url, PoolOptions::default().busy_timeout)
+        .with_context(|| format!("opening database {}", redact(&config.database_url)))
+}
+
 fn parse_ids(org: &str, user: &str) -> anyhow::Result<(OrganizationId, UserId)> {
     let org = OrganizationId::parse(org).context("--org")?;
     let user = UserId::parse(user).context("--user")?;
@@ -111,9 +119,8 @@ fn parse_ids(org: &str, user: &str) -> anyhow::Result<(OrganizationId, UserId)> 
 }
 
 fn keys_command(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
-    let store = open_store(config)?;
-    store.migrate()?;
-    let mut conn = store.conn()?;
+    let mut conn = open_direct(config)?;
+    migrations::run_pending(&mut conn)?;
     match command {
         KeysCommand::Create { org, user, name } => {
             let (org, user) = parse_ids(&org, &user)?;
