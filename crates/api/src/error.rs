@@ -63,9 +63,27 @@ pub enum ApiError {
     /// No assistant with this id exists in the organization.
     #[error("assistant '{0}' not found")]
     AssistantNotFound(String),
+    /// No message with this id in the thread.
+    #[error("message '{0}' not found")]
+    MessageNotFound(String),
+    /// No stored response with this id (or older than the response TTL).
+    #[error("response '{0}' not found")]
+    ResponseNotFound(String),
     /// No route matches.
     #[error("no route for {0}")]
     RouteNotFound(String),
+    /// The model name routes to no provider.
+    #[error("model '{0}' is not configured")]
+    ModelNotFound(String),
+    /// The new inputs alone exceed the model's context window.
+    #[error("{0}")]
+    ContextLengthExceeded(String),
+    /// The model provider failed.
+    #[error("model provider failed: {0}")]
+    Upstream(String),
+    /// The model provider did not answer in time.
+    #[error("model provider timed out: {0}")]
+    UpstreamTimeout(String),
     /// The request failed validation (422).
     #[error("validation failed")]
     Validation(Vec<FieldError>),
@@ -100,18 +118,17 @@ impl ApiError {
             Self::BearerTokenRequired(_) => "BEARER_TOKEN_REQUIRED",
             Self::ThreadNotFound(_) => "THREAD_NOT_FOUND",
             Self::AssistantNotFound(_) => "ASSISTANT_NOT_FOUND",
+            Self::MessageNotFound(_) => "MESSAGE_NOT_FOUND",
+            Self::ResponseNotFound(_) => "RESPONSE_NOT_FOUND",
             Self::RouteNotFound(_) => "NOT_FOUND",
+            Self::ModelNotFound(_) => "MODEL_NOT_FOUND",
+            Self::ContextLengthExceeded(_) => "CONTEXT_LENGTH_EXCEEDED",
+            Self::Upstream(_) => "UPSTREAM_ERROR",
+            Self::UpstreamTimeout(_) => "UPSTREAM_TIMEOUT",
             Self::Validation(_) => "VALIDATION_ERROR",
             Self::InvalidJson(_) => "INVALID_JSON",
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
-            Self::Rule(rule) => match rule {
-                DomainError::Metadata(_) | DomainError::Title(_) | DomainError::Id(_) => {
-                    "VALIDATION_ERROR"
-                }
-                DomainError::Transition(_) => "INVALID_STATE_TRANSITION",
-                DomainError::PinLimit { .. } => "PIN_LIMIT",
-                DomainError::AssistantBindingLocked => "ASSISTANT_BINDING_LOCKED",
-            },
+            Self::Rule(rule) => rule_code(rule).1,
             Self::InvalidRequest(_) => "INVALID_REQUEST",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL_ERROR",
@@ -132,18 +149,32 @@ impl ApiError {
             }
             Self::ThreadNotFound(_) => "Thread not found".into(),
             Self::AssistantNotFound(_) => "Assistant not found".into(),
+            Self::MessageNotFound(_) => "Message not found".into(),
+            Self::ResponseNotFound(_) => "Response not found".into(),
             Self::RouteNotFound(_) => "Not found".into(),
+            Self::ModelNotFound(_) => "Model not found".into(),
+            Self::ContextLengthExceeded(_) => {
+                "The input does not fit in the model's context window".into()
+            }
+            Self::Upstream(_) => "The model provider failed; nothing was saved".into(),
+            Self::UpstreamTimeout(_) => {
+                "The model provider did not answer in time; nothing was saved".into()
+            }
             Self::Validation(_) => "Request validation failed".into(),
             Self::InvalidJson(_) => "Request body is not valid JSON".into(),
             Self::PayloadTooLarge(_) => "Request body too large".into(),
             Self::Rule(rule) => match rule {
-                DomainError::Metadata(_) | DomainError::Title(_) | DomainError::Id(_) => {
-                    "Request validation failed".into()
-                }
-                DomainError::Transition(_) => "Invalid thread state transition".into(),
-                DomainError::PinLimit { max } => format!("At most {max} threads can be pinned"),
-                DomainError::AssistantBindingLocked => {
-                    "The assistant cannot change once the thread has messages".into()
+                DomainError::Metadata(_)
+                | DomainError::Title(_)
+                | DomainError::Id(_)
+                | DomainError::InvalidMessage(_) => "Request validation failed".into(),
+                other => {
+                    let text = other.to_string();
+                    let mut chars = text.chars();
+                    match chars.next() {
+                        Some(first) => first.to_uppercase().chain(chars).collect(),
+                        None => text,
+                    }
                 }
             },
             Self::InvalidRequest(m) => m.clone(),
@@ -161,6 +192,7 @@ impl ApiError {
                     DomainError::Metadata(_) => "metadata",
                     DomainError::Title(_) => "title",
                     DomainError::Id(_) => "id",
+                    DomainError::InvalidMessage(_) => "content",
                     _ => return None,
                 };
                 Some(vec![FieldError::new(&["body", field], rule.to_string())])
@@ -175,6 +207,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(Missing::Thread) => Self::ThreadNotFound(String::new()),
             StoreError::NotFound(Missing::Assistant) => Self::AssistantNotFound(String::new()),
+            StoreError::NotFound(Missing::Message) => Self::MessageNotFound(String::new()),
             StoreError::InvalidCursor(id) => {
                 Self::InvalidRequest(format!("cursor '{id}' does not name one of your threads"))
             }
@@ -203,20 +236,20 @@ impl ResponseError for ApiError {
             Self::OrganizationAccessDenied(_) | Self::BearerTokenRequired(_) => {
                 StatusCode::FORBIDDEN
             }
-            Self::ThreadNotFound(_) | Self::AssistantNotFound(_) | Self::RouteNotFound(_) => {
-                StatusCode::NOT_FOUND
-            }
+            Self::ThreadNotFound(_)
+            | Self::AssistantNotFound(_)
+            | Self::MessageNotFound(_)
+            | Self::ResponseNotFound(_)
+            | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::InvalidJson(_) | Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidJson(_)
+            | Self::InvalidRequest(_)
+            | Self::ModelNotFound(_)
+            | Self::ContextLengthExceeded(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Rule(rule) => match rule {
-                DomainError::Metadata(_) | DomainError::Title(_) | DomainError::Id(_) => {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                }
-                DomainError::Transition(_)
-                | DomainError::PinLimit { .. }
-                | DomainError::AssistantBindingLocked => StatusCode::BAD_REQUEST,
-            },
+            Self::Rule(rule) => rule_code(rule).0,
+            Self::Upstream(_) => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -251,10 +284,35 @@ impl ResponseError for ApiError {
             body["detail"] = json!(detail);
         }
         let mut response = HttpResponse::build(status);
-        if matches!(self, Self::Unavailable(_)) {
-            response.insert_header((header::RETRY_AFTER, "1"));
+        match self {
+            Self::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            Self::Rule(DomainError::ThreadBusy { retry_after_secs }) => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            _ => {}
         }
         response.json(body)
+    }
+}
+
+/// The status and code of each domain rule: the one place they are mapped.
+fn rule_code(rule: &DomainError) -> (StatusCode, &'static str) {
+    match rule {
+        DomainError::Metadata(_)
+        | DomainError::Title(_)
+        | DomainError::Id(_)
+        | DomainError::InvalidMessage(_) => (StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR"),
+        DomainError::Transition(_) => (StatusCode::BAD_REQUEST, "INVALID_STATE_TRANSITION"),
+        DomainError::PinLimit { .. } => (StatusCode::BAD_REQUEST, "PIN_LIMIT"),
+        DomainError::AssistantBindingLocked => {
+            (StatusCode::BAD_REQUEST, "ASSISTANT_BINDING_LOCKED")
+        }
+        DomainError::ThreadLocked => (StatusCode::LOCKED, "THREAD_LOCKED"),
+        DomainError::ThreadArchived => (StatusCode::LOCKED, "THREAD_ARCHIVED"),
+        DomainError::MessageLimit { .. } => (StatusCode::BAD_REQUEST, "THREAD_MESSAGE_LIMIT"),
+        DomainError::ThreadBusy { .. } => (StatusCode::CONFLICT, "THREAD_BUSY"),
     }
 }
 

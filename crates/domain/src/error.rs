@@ -27,4 +27,25 @@ pub enum DomainError {
     /// The assistant binding cannot change once the thread has messages.
     #[error("the assistant of a thread cannot change once it has messages")]
     AssistantBindingLocked,
+    /// The thread is locked: no new messages or responses.
+    #[error("the thread is locked: unlock it (state open) to add messages")]
+    ThreadLocked,
+    /// The thread is archived: read-only for good.
+    #[error("the thread is archived and read-only")]
+    ThreadArchived,
+    /// The thread already holds the maximum number of messages.
+    #[error("a thread holds at most {max} messages")]
+    MessageLimit {
+        /// The configured limit.
+        max: u32,
+    },
+    /// A response is already being generated in the thread.
+    #[error("a response is already being generated in this thread")]
+    ThreadBusy {
+        /// Seconds until the running response's lease expires at the latest.
+        retry_after_secs: u64,
+    },
+    /// A message is malformed (empty content, unknown role).
+    #[error("{0}")]
+    InvalidMessage(String),
 }

@@ -139,6 +139,16 @@ id_type!(
     "asst_"
 );
 id_type!(
+    /// A message id.
+    MessageId,
+    "msg_"
+);
+id_type!(
+    /// A model response id.
+    ResponseId,
+    "resp_"
+);
+id_type!(
     /// The public id of an API key (not its secret).
     ApiKeyId,
     "key_"

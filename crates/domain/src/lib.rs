@@ -10,14 +10,18 @@ pub mod clock;
 pub mod error;
 pub mod ids;
 pub mod limits;
+pub mod message;
 pub mod metadata;
 pub mod thread;
 
 pub use error::DomainError;
-pub use ids::{ApiKeyId, AssistantId, IdError, OrganizationId, ThreadId, UserId};
+pub use ids::{
+    ApiKeyId, AssistantId, IdError, MessageId, OrganizationId, ResponseId, ThreadId, UserId,
+};
 pub use limits::Limits;
+pub use message::{Message, MessagePatch, MessageRole, NewMessage};
 pub use metadata::{Metadata, MetadataError, MetadataLimits};
 pub use thread::{
-    InvalidStateTransition, NewThread, Thread, ThreadPatch, ThreadState, ThreadStatus, ThreadTitle,
-    TitleError,
+    InvalidStateTransition, Lease, NewThread, Thread, ThreadPatch, ThreadState, ThreadStatus,
+    ThreadTitle, TitleError,
 };

@@ -1,7 +1,7 @@
 //! The thread entity, its title, lifecycle and pinning rules.
 
 use crate::{AssistantId, DomainError, Limits, Metadata, OrganizationId, ThreadId, UserId};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fmt;
@@ -134,6 +134,17 @@ impl ThreadStatus {
     }
 }
 
+/// The busy lease of a running model response: while it is unexpired the
+/// thread reads `streaming` and a second response is refused. A lease left
+/// by a crashed process simply expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// Identifies the response holding the lease.
+    pub id: String,
+    /// When the lease lapses by itself.
+    pub expires_at: DateTime<Utc>,
+}
+
 /// A conversation thread.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Thread {
@@ -169,6 +180,8 @@ pub struct Thread {
     pub last_message_at: Option<DateTime<Utc>>,
     /// Soft-delete time.
     pub deleted_at: Option<DateTime<Utc>>,
+    /// The lease of a running response, if any.
+    pub lease: Option<Lease>,
 }
 
 /// What a caller provides to create a thread (already parsed).
@@ -225,6 +238,98 @@ impl Thread {
             updated_at: now,
             last_message_at: None,
             deleted_at: None,
+            lease: None,
+        }
+    }
+
+    /// New messages and responses need an open thread (423 otherwise).
+    pub fn check_writable(&self) -> Result<(), DomainError> {
+        match self.state {
+            ThreadState::Open => Ok(()),
+            ThreadState::Locked => Err(DomainError::ThreadLocked),
+            ThreadState::Archived => Err(DomainError::ThreadArchived),
+        }
+    }
+
+    /// Accounts for `n` appended messages: the thread must be open and stay
+    /// within the message limit; `message_count`, `last_message_at` and
+    /// `updated_at` move.
+    pub fn record_appended(
+        &self,
+        n: u32,
+        limits: &Limits,
+        now: DateTime<Utc>,
+    ) -> Result<Thread, DomainError> {
+        self.check_writable()?;
+        if self.message_count + i64::from(n) > i64::from(limits.max_messages_per_thread) {
+            return Err(DomainError::MessageLimit {
+                max: limits.max_messages_per_thread,
+            });
+        }
+        Ok(Thread {
+            message_count: self.message_count + i64::from(n),
+            last_message_at: Some(now),
+            updated_at: now,
+            ..self.clone()
+        })
+    }
+
+    /// Accounts for one deleted message; `newest_remaining` is the creation
+    /// time of the newest message left, if any.
+    pub fn record_removed(
+        &self,
+        newest_remaining: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Thread, DomainError> {
+        self.check_writable()?;
+        Ok(Thread {
+            message_count: (self.message_count - 1).max(0),
+            last_message_at: newest_remaining,
+            updated_at: now,
+            ..self.clone()
+        })
+    }
+
+    /// True while a response holds an unexpired lease.
+    pub fn is_busy(&self, now: DateTime<Utc>) -> bool {
+        self.lease.as_ref().is_some_and(|l| l.expires_at > now)
+    }
+
+    /// Takes the busy lease for a new response: the thread must be open and
+    /// not already generating.
+    pub fn acquire_lease(
+        &self,
+        id: String,
+        ttl: TimeDelta,
+        now: DateTime<Utc>,
+    ) -> Result<Thread, DomainError> {
+        self.check_writable()?;
+        if let Some(lease) = self.lease.as_ref().filter(|l| l.expires_at > now) {
+            let remaining = (lease.expires_at - now).num_milliseconds().max(0);
+            return Err(DomainError::ThreadBusy {
+                retry_after_secs: u64::try_from((remaining + 999) / 1000).unwrap_or(1).max(1),
+            });
+        }
+        Ok(Thread {
+            lease: Some(Lease {
+                id,
+                expires_at: now + ttl,
+            }),
+            status: ThreadStatus::Streaming,
+            ..self.clone()
+        })
+    }
+
+    /// Gives the lease back (a no-op when `id` no longer holds it).
+    pub fn release_lease(&self, id: &str) -> Thread {
+        if self.lease.as_ref().is_some_and(|l| l.id == id) {
+            Thread {
+                lease: None,
+                status: ThreadStatus::Inactive,
+                ..self.clone()
+            }
+        } else {
+            self.clone()
         }
     }
 
@@ -540,6 +645,68 @@ mod tests {
         let t = thread().pin(0, &Limits::default(), clock::now()).unwrap();
         let again = t.pin(20, &Limits::default(), clock::now()).unwrap();
         assert_eq!(again.pinned_at, t.pinned_at);
+    }
+
+    #[test]
+    fn messages_need_an_open_thread() {
+        let mut t = thread();
+        assert!(t.check_writable().is_ok());
+        t.state = Locked;
+        assert_eq!(t.check_writable(), Err(DomainError::ThreadLocked));
+        t.state = Archived;
+        assert_eq!(t.check_writable(), Err(DomainError::ThreadArchived));
+    }
+
+    #[test]
+    fn the_message_limit_is_exact() {
+        let limits = Limits {
+            max_messages_per_thread: 10,
+            ..Limits::default()
+        };
+        let now = clock::now();
+        let t = thread().record_appended(8, &limits, now).unwrap();
+        assert_eq!(t.message_count, 8);
+        assert_eq!(t.last_message_at, Some(now));
+        let full = t.record_appended(2, &limits, now).unwrap();
+        assert_eq!(full.message_count, 10);
+        assert_eq!(
+            t.record_appended(3, &limits, now),
+            Err(DomainError::MessageLimit { max: 10 })
+        );
+    }
+
+    #[test]
+    fn a_second_lease_is_refused_until_the_first_is_released_or_expires() {
+        let now = clock::now();
+        let ttl = TimeDelta::seconds(30);
+        let leased = thread().acquire_lease("a".into(), ttl, now).unwrap();
+        assert_eq!(leased.status, ThreadStatus::Streaming);
+        assert!(leased.is_busy(now));
+        assert_eq!(
+            leased.acquire_lease("b".into(), ttl, now + TimeDelta::seconds(10)),
+            Err(DomainError::ThreadBusy {
+                retry_after_secs: 20
+            })
+        );
+        // Someone else's release does nothing; the holder's frees the thread.
+        assert!(leased.release_lease("b").is_busy(now));
+        let released = leased.release_lease("a");
+        assert_eq!(released.status, ThreadStatus::Inactive);
+        assert!(released.acquire_lease("b".into(), ttl, now).is_ok());
+        // A crashed holder's lease lapses by itself.
+        let later = now + ttl + TimeDelta::milliseconds(1);
+        assert!(!leased.is_busy(later));
+        assert!(leased.acquire_lease("c".into(), ttl, later).is_ok());
+    }
+
+    #[test]
+    fn a_locked_thread_cannot_take_a_lease() {
+        let mut t = thread();
+        t.state = Locked;
+        assert_eq!(
+            t.acquire_lease("a".into(), TimeDelta::seconds(1), clock::now()),
+            Err(DomainError::ThreadLocked)
+        );
     }
 
     #[test]

@@ -7,6 +7,8 @@ use skein_domain::DomainError;
 pub enum Missing {
     /// A thread (or one the caller may not see).
     Thread,
+    /// A message.
+    Message,
     /// An assistant.
     Assistant,
     /// An organization.

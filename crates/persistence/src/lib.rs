@@ -9,6 +9,7 @@
 pub mod connection;
 pub mod error;
 pub mod keys;
+pub mod messages;
 pub mod migrations;
 pub mod rows;
 pub mod schema;

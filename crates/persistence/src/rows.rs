@@ -1,12 +1,12 @@
 //! Row types per operation and their conversions to and from domain types.
 
-use crate::schema::{api_keys, assistants, threads};
+use crate::schema::{api_keys, assistants, messages, threads};
 use crate::StoreError;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use skein_domain::{
-    AssistantId, Metadata, OrganizationId, Thread, ThreadId, ThreadState, ThreadStatus,
-    ThreadTitle, UserId,
+    clock, AssistantId, Lease, Message, MessageId, MessageRole, Metadata, OrganizationId, Thread,
+    ThreadId, ThreadState, ThreadStatus, ThreadTitle, UserId,
 };
 
 /// Stored timestamps are naive UTC.
@@ -57,6 +57,12 @@ pub struct ThreadRow {
     pub last_message_at: Option<NaiveDateTime>,
     /// Soft-delete time.
     pub deleted_at: Option<NaiveDateTime>,
+    /// Sequence number of the newest message ever appended.
+    pub last_seq: i64,
+    /// The running response holding the busy lease.
+    pub lease_id: Option<String>,
+    /// When that lease lapses.
+    pub lease_expires_at: Option<NaiveDateTime>,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -67,11 +73,17 @@ impl TryFrom<ThreadRow> for Thread {
     type Error = StoreError;
 
     fn try_from(r: ThreadRow) -> Result<Self, StoreError> {
-        let metadata = match serde_json::from_str(&r.metadata) {
-            Ok(serde_json::Value::Object(map)) => Metadata::from_stored(map),
-            Ok(_) => return Err(corrupt("thread metadata", "not an object")),
-            Err(e) => return Err(corrupt("thread metadata", e)),
+        let metadata = stored_metadata(&r.metadata)?;
+        let lease = match (r.lease_id, r.lease_expires_at) {
+            (Some(id), Some(at)) => Some(Lease {
+                id,
+                expires_at: to_utc(at),
+            }),
+            _ => None,
         };
+        // The status is derived from the lease, so an expired lease (left by a
+        // crashed process) reads as inactive without anyone cleaning it up.
+        let streaming = lease.as_ref().is_some_and(|l| l.expires_at > clock::now());
         Ok(Thread {
             id: ThreadId::parse(r.id).map_err(|e| corrupt("thread id", e))?,
             organization_id: OrganizationId::parse(r.organization_id)
@@ -84,8 +96,11 @@ impl TryFrom<ThreadRow> for Thread {
                 .map(AssistantId::parse)
                 .transpose()
                 .map_err(|e| corrupt("assistant id", e))?,
-            status: ThreadStatus::parse(&r.status)
-                .ok_or_else(|| corrupt("thread status", &r.status))?,
+            status: if streaming {
+                ThreadStatus::Streaming
+            } else {
+                ThreadStatus::Inactive
+            },
             state: ThreadState::parse(&r.state).ok_or_else(|| corrupt("thread state", &r.state))?,
             message_count: r.message_count,
             visible_in_ui: r.visible_in_ui,
@@ -95,7 +110,16 @@ impl TryFrom<ThreadRow> for Thread {
             updated_at: to_utc(r.updated_at),
             last_message_at: r.last_message_at.map(to_utc),
             deleted_at: r.deleted_at.map(to_utc),
+            lease,
         })
+    }
+}
+
+fn stored_metadata(text: &str) -> Result<Metadata, StoreError> {
+    match serde_json::from_str(text) {
+        Ok(serde_json::Value::Object(map)) => Ok(Metadata::from_stored(map)),
+        Ok(_) => Err(corrupt("metadata", "not an object")),
+        Err(e) => Err(corrupt("metadata", e)),
     }
 }
 
@@ -174,6 +198,10 @@ pub struct ThreadChangeset<'a> {
     pub updated_at: NaiveDateTime,
     /// Newest message time.
     pub last_message_at: Option<NaiveDateTime>,
+    /// Lease holder.
+    pub lease_id: Option<&'a str>,
+    /// Lease expiry.
+    pub lease_expires_at: Option<NaiveDateTime>,
 }
 
 impl<'a> From<&'a Thread> for ThreadChangeset<'a> {
@@ -190,6 +218,115 @@ impl<'a> From<&'a Thread> for ThreadChangeset<'a> {
             pinned_at: t.pinned_at.map(to_naive),
             updated_at: to_naive(t.updated_at),
             last_message_at: t.last_message_at.map(to_naive),
+            lease_id: t.lease.as_ref().map(|l| l.id.as_str()),
+            lease_expires_at: t.lease.as_ref().map(|l| to_naive(l.expires_at)),
+        }
+    }
+}
+
+/// A full message row.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = messages)]
+pub struct MessageRow {
+    /// Internal row id.
+    pub pk: i64,
+    /// Public id.
+    pub id: String,
+    /// The thread's internal row id.
+    pub thread_pk: i64,
+    /// Position in the thread.
+    pub seq: i64,
+    /// `user` or `assistant`.
+    pub role: String,
+    /// Text.
+    pub content: String,
+    /// Token count of the text.
+    pub token_count: i64,
+    /// Metadata JSON.
+    pub metadata: String,
+    /// Attachments JSON array.
+    pub attachments: String,
+    /// Response id.
+    pub response_id: Option<String>,
+    /// Model.
+    pub model: Option<String>,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+    /// Update time.
+    pub updated_at: NaiveDateTime,
+}
+
+impl MessageRow {
+    /// The domain message, given its thread's public id.
+    pub fn into_message(self, thread_id: ThreadId) -> Result<Message, StoreError> {
+        let attachments = match serde_json::from_str(&self.attachments) {
+            Ok(serde_json::Value::Array(items)) => items,
+            Ok(_) => return Err(corrupt("attachments", "not an array")),
+            Err(e) => return Err(corrupt("attachments", e)),
+        };
+        Ok(Message {
+            id: MessageId::parse(self.id).map_err(|e| corrupt("message id", e))?,
+            thread_id,
+            seq: self.seq,
+            role: MessageRole::parse(&self.role).ok_or_else(|| corrupt("role", &self.role))?,
+            content: self.content,
+            token_count: u32::try_from(self.token_count).unwrap_or(u32::MAX),
+            metadata: stored_metadata(&self.metadata)?,
+            attachments,
+            response_id: self.response_id,
+            model: self.model,
+            created_at: to_utc(self.created_at),
+            updated_at: to_utc(self.updated_at),
+        })
+    }
+}
+
+/// The columns written when a message is appended.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = messages)]
+pub struct NewMessageRow<'a> {
+    /// Public id.
+    pub id: &'a str,
+    /// Thread row id.
+    pub thread_pk: i64,
+    /// Position.
+    pub seq: i64,
+    /// Role name.
+    pub role: &'a str,
+    /// Text.
+    pub content: &'a str,
+    /// Token count.
+    pub token_count: i64,
+    /// Metadata JSON.
+    pub metadata: String,
+    /// Attachments JSON.
+    pub attachments: String,
+    /// Response id.
+    pub response_id: Option<&'a str>,
+    /// Model.
+    pub model: Option<&'a str>,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+    /// Update time.
+    pub updated_at: NaiveDateTime,
+}
+
+impl<'a> NewMessageRow<'a> {
+    /// The row for a message of the thread stored at `thread_pk`.
+    pub fn new(m: &'a Message, thread_pk: i64) -> Self {
+        Self {
+            id: m.id.as_str(),
+            thread_pk,
+            seq: m.seq,
+            role: m.role.as_str(),
+            content: &m.content,
+            token_count: i64::from(m.token_count),
+            metadata: m.metadata.to_value().to_string(),
+            attachments: serde_json::Value::Array(m.attachments.clone()).to_string(),
+            response_id: m.response_id.as_deref(),
+            model: m.model.as_deref(),
+            created_at: to_naive(m.created_at),
+            updated_at: to_naive(m.updated_at),
         }
     }
 }

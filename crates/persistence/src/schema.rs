@@ -73,6 +73,27 @@ diesel::table! {
         updated_at -> Timestamp,
         last_message_at -> Nullable<Timestamp>,
         deleted_at -> Nullable<Timestamp>,
+        last_seq -> BigInt,
+        lease_id -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    messages (pk) {
+        pk -> BigInt,
+        id -> Text,
+        thread_pk -> BigInt,
+        seq -> BigInt,
+        role -> Text,
+        content -> Text,
+        token_count -> BigInt,
+        metadata -> Text,
+        attachments -> Text,
+        response_id -> Nullable<Text>,
+        model -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
     }
 }
 
@@ -80,6 +101,7 @@ diesel::joinable!(memberships -> organizations (organization_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(api_keys -> organizations (organization_id));
 diesel::joinable!(threads -> organizations (organization_id));
+diesel::joinable!(messages -> threads (thread_pk));
 
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
@@ -88,4 +110,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     assistants,
     threads,
+    messages,
 );

@@ -117,13 +117,20 @@ pub fn find(
         .transpose()
 }
 
+/// Where a thread lives in storage: its row id and its message sequence.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ThreadKey {
+    pub(crate) pk: i64,
+    pub(crate) last_seq: i64,
+}
+
 /// Loads the caller's thread inside a write transaction, locking its row on
 /// PostgreSQL (SQLite already holds the write lock from `BEGIN IMMEDIATE`).
-fn load_locked(
+pub(crate) fn load_locked(
     conn: &mut DbConnection,
     scope: &Scope,
     id: &str,
-) -> Result<(i64, Thread), StoreError> {
+) -> Result<(ThreadKey, Thread), StoreError> {
     macro_rules! live_thread {
         () => {
             threads::table
@@ -138,12 +145,18 @@ fn load_locked(
         DbConnection::Sqlite(c) => live_thread!().first(c).optional()?,
     };
     match row {
-        Some(r) if r.user_id == scope.user_id.as_str() => Ok((r.pk, Thread::try_from(r)?)),
+        Some(r) if r.user_id == scope.user_id.as_str() => {
+            let key = ThreadKey {
+                pk: r.pk,
+                last_seq: r.last_seq,
+            };
+            Ok((key, Thread::try_from(r)?))
+        }
         _ => Err(StoreError::NotFound(Missing::Thread)),
     }
 }
 
-fn save(conn: &mut DbConnection, pk: i64, thread: &Thread) -> Result<(), StoreError> {
+pub(crate) fn save(conn: &mut DbConnection, pk: i64, thread: &Thread) -> Result<(), StoreError> {
     diesel::update(threads::table.filter(threads::pk.eq(pk)))
         .set(ThreadChangeset::from(thread))
         .execute(conn)?;
@@ -162,9 +175,9 @@ where
     F: FnOnce(&Thread) -> Result<Thread, DomainError>,
 {
     write_transaction(conn, |conn| {
-        let (pk, current) = load_locked(conn, scope, id)?;
+        let (key, current) = load_locked(conn, scope, id)?;
         let next = change(&current)?;
-        save(conn, pk, &next)?;
+        save(conn, key.pk, &next)?;
         Ok(next)
     })
 }
@@ -189,7 +202,7 @@ pub fn pin(
                 .first::<String>(c)
                 .optional()?;
         }
-        let (pk, current) = load_locked(conn, scope, id)?;
+        let (key, current) = load_locked(conn, scope, id)?;
         if current.is_pinned() {
             return Ok(current);
         }
@@ -198,7 +211,7 @@ pub fn pin(
             .count()
             .get_result(conn)?;
         let next = current.pin(u32::try_from(pinned).unwrap_or(u32::MAX), limits, now)?;
-        save(conn, pk, &next)?;
+        save(conn, key.pk, &next)?;
         Ok(next)
     })
 }
@@ -239,6 +252,25 @@ pub fn soft_delete_all(
     )
     .set(threads::deleted_at.eq(to_naive(now)))
     .execute(conn)?)
+}
+
+/// The row id of the caller's live thread, for reads of its messages.
+pub(crate) fn visible_pk(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    id: &str,
+) -> Result<i64, StoreError> {
+    let row: Option<(i64, String)> = threads::table
+        .filter(threads::organization_id.eq(scope.organization_id.as_str()))
+        .filter(threads::id.eq(id))
+        .filter(threads::deleted_at.is_null())
+        .select((threads::pk, threads::user_id))
+        .first(conn)
+        .optional()?;
+    match row {
+        Some((pk, user)) if user == scope.user_id.as_str() => Ok(pk),
+        _ => Err(StoreError::NotFound(Missing::Thread)),
+    }
 }
 
 fn cursor_pk(conn: &mut DbConnection, scope: &Scope, id: &str) -> Result<i64, StoreError> {

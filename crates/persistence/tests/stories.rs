@@ -6,6 +6,8 @@ use skein_domain::{
     clock, DomainError, Limits, Metadata, NewThread, OrganizationId, Thread, ThreadId, ThreadPatch,
     ThreadState, UserId,
 };
+use skein_domain::{MessagePatch, MessageRole, NewMessage};
+use skein_persistence::messages::{self, MessageQuery};
 use skein_persistence::testing::TestDb;
 use skein_persistence::{
     keys, migrations, tenancy, threads, Backend, ListOrder, Missing, Scope, StoreError, ThreadQuery,
@@ -25,6 +27,11 @@ skein_persistence::on_both_backends!(
     list_filters_and_total,
     a_cursor_that_is_not_the_callers_is_rejected,
     api_keys_authenticate_until_revoked,
+    messages_keep_counts_and_order_exact,
+    messages_obey_the_lifecycle,
+    racing_appends_stop_exactly_at_the_cap,
+    history_is_read_newest_first_and_only_as_far_as_needed,
+    migrations_keep_threads_when_messages_arrive,
 );
 
 fn scope(org: &str, user: &str) -> Scope {
@@ -551,4 +558,290 @@ fn api_keys_authenticate_until_revoked(backend: Backend) {
         keys::revoke(&mut conn, created.id.as_str(), clock::now()),
         Err(StoreError::NotFound(Missing::ApiKey))
     ));
+}
+
+fn text(role: MessageRole, s: &str) -> NewMessage {
+    NewMessage::text(role, s.to_string(), 1)
+}
+
+fn mq(limit: u32, order: ListOrder) -> MessageQuery {
+    MessageQuery {
+        limit,
+        order,
+        ..Default::default()
+    }
+}
+
+fn messages_keep_counts_and_order_exact(backend: Backend) {
+    let (_db, store) = setup(backend);
+    let mut conn = store.conn().unwrap();
+    let s = scope("org_a", "usr_1");
+    let t = new_thread(&s, None);
+    threads::insert(&mut conn, &t).unwrap();
+    let id = t.id.as_str();
+    let limits = Limits::default();
+    let (after_two, stored) = messages::append(
+        &mut conn,
+        &s,
+        id,
+        vec![
+            text(MessageRole::User, "one"),
+            text(MessageRole::Assistant, "two"),
+        ],
+        &limits,
+        clock::now(),
+    )
+    .unwrap();
+    assert_eq!(after_two.message_count, 2);
+    assert_eq!(after_two.last_message_at, Some(stored[1].created_at));
+    assert_eq!(stored.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2]);
+    messages::append(
+        &mut conn,
+        &s,
+        id,
+        vec![text(MessageRole::User, "three")],
+        &limits,
+        clock::now(),
+    )
+    .unwrap();
+    let asc = messages::list(&mut conn, &s, id, &mq(2, ListOrder::Asc)).unwrap();
+    assert_eq!(
+        asc.messages
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect::<Vec<_>>(),
+        ["one", "two"]
+    );
+    assert!(asc.has_more);
+    let next = messages::list(
+        &mut conn,
+        &s,
+        id,
+        &MessageQuery {
+            after: Some(asc.messages[1].id.to_string()),
+            ..mq(2, ListOrder::Asc)
+        },
+    )
+    .unwrap();
+    assert_eq!(next.messages.len(), 1);
+    assert_eq!(next.messages[0].content, "three");
+    assert!(!next.has_more);
+    let desc = messages::list(&mut conn, &s, id, &mq(10, ListOrder::Desc)).unwrap();
+    assert_eq!(desc.messages[0].content, "three");
+
+    let patched = messages::update(&mut conn, &s, id, stored[0].id.as_str(), |m| {
+        m.apply(
+            MessagePatch {
+                content: Some(("uno".into(), 1)),
+                metadata: Some(json!({"k": "v"}).as_object().unwrap().clone()),
+            },
+            &limits,
+            clock::now(),
+        )
+    })
+    .unwrap();
+    assert_eq!(patched.content, "uno");
+
+    // Deleting the newest message moves last_message_at back to the one before.
+    let newest = desc.messages[0].clone();
+    let after_delete =
+        messages::delete(&mut conn, &s, id, newest.id.as_str(), clock::now()).unwrap();
+    assert_eq!(after_delete.message_count, 2);
+    assert_eq!(after_delete.last_message_at, Some(stored[1].created_at));
+    assert!(matches!(
+        messages::delete(&mut conn, &s, id, newest.id.as_str(), clock::now()),
+        Err(StoreError::NotFound(Missing::Message))
+    ));
+    // Someone else cannot see or touch them.
+    let other = scope("org_a", "usr_2");
+    assert!(matches!(
+        messages::list(&mut conn, &other, id, &mq(10, ListOrder::Asc)),
+        Err(StoreError::NotFound(Missing::Thread))
+    ));
+    // New messages continue the sequence after a delete.
+    let (_, more) = messages::append(
+        &mut conn,
+        &s,
+        id,
+        vec![text(MessageRole::User, "four")],
+        &limits,
+        clock::now(),
+    )
+    .unwrap();
+    assert_eq!(more[0].seq, 4);
+    let back = threads::find(&mut conn, &s, id).unwrap().unwrap();
+    assert_eq!(back.message_count, 3);
+}
+
+fn messages_obey_the_lifecycle(backend: Backend) {
+    let (_db, store) = setup(backend);
+    let mut conn = store.conn().unwrap();
+    let s = scope("org_a", "usr_1");
+    let t = new_thread(&s, None);
+    threads::insert(&mut conn, &t).unwrap();
+    let id = t.id.as_str();
+    let limits = Limits::default();
+    let (_, stored) = messages::append(
+        &mut conn,
+        &s,
+        id,
+        vec![text(MessageRole::User, "hi")],
+        &limits,
+        clock::now(),
+    )
+    .unwrap();
+    for (state, err) in [
+        (ThreadState::Locked, DomainError::ThreadLocked),
+        (ThreadState::Archived, DomainError::ThreadArchived),
+    ] {
+        threads::update(&mut conn, &s, id, |t| {
+            t.apply(
+                ThreadPatch {
+                    state: Some(state),
+                    ..Default::default()
+                },
+                &limits,
+                clock::now(),
+            )
+        })
+        .unwrap();
+        let appended = messages::append(
+            &mut conn,
+            &s,
+            id,
+            vec![text(MessageRole::User, "x")],
+            &limits,
+            clock::now(),
+        );
+        assert!(
+            matches!(appended, Err(StoreError::Rule(ref e)) if *e == err),
+            "{appended:?}"
+        );
+        let deleted = messages::delete(&mut conn, &s, id, stored[0].id.as_str(), clock::now());
+        assert!(matches!(deleted, Err(StoreError::Rule(ref e)) if *e == err));
+        let patched = messages::update(&mut conn, &s, id, stored[0].id.as_str(), |m| Ok(m.clone()));
+        assert!(matches!(patched, Err(StoreError::Rule(ref e)) if *e == err));
+    }
+    assert_eq!(
+        threads::find(&mut conn, &s, id)
+            .unwrap()
+            .unwrap()
+            .message_count,
+        1
+    );
+}
+
+fn racing_appends_stop_exactly_at_the_cap(backend: Backend) {
+    let (_db, store) = setup(backend);
+    let s = scope("org_a", "usr_1");
+    let limits = Limits::default();
+    let cap = limits.max_messages_per_thread as usize;
+    let id = {
+        let mut conn = store.conn().unwrap();
+        let t = new_thread(&s, None);
+        threads::insert(&mut conn, &t).unwrap();
+        let seed: Vec<NewMessage> = (0..cap - 5)
+            .map(|i| text(MessageRole::User, &format!("m{i}")))
+            .collect();
+        messages::append(&mut conn, &s, t.id.as_str(), seed, &limits, clock::now()).unwrap();
+        t.id.to_string()
+    };
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            let s = s.clone();
+            let id = id.clone();
+            std::thread::spawn(move || {
+                let mut ok = 0;
+                let mut refused = 0;
+                for _ in 0..4 {
+                    let mut conn = store.conn().unwrap();
+                    match messages::append(
+                        &mut conn,
+                        &s,
+                        &id,
+                        vec![text(MessageRole::User, "race")],
+                        &limits,
+                        clock::now(),
+                    ) {
+                        Ok(_) => ok += 1,
+                        Err(StoreError::Rule(DomainError::MessageLimit { .. })) => refused += 1,
+                        Err(e) => panic!("{e:?}"),
+                    }
+                }
+                (ok, refused)
+            })
+        })
+        .collect();
+    let (ok, refused) = handles
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
+    assert_eq!((ok, refused), (5, 11));
+    let mut conn = store.conn().unwrap();
+    let t = threads::find(&mut conn, &s, &id).unwrap().unwrap();
+    assert_eq!(t.message_count as usize, cap);
+    let all = messages::list(
+        &mut conn,
+        &s,
+        &id,
+        &MessageQuery {
+            after: None,
+            ..mq(100, ListOrder::Desc)
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        all.messages[0].seq as usize, cap,
+        "no gaps, no duplicates at the top"
+    );
+}
+
+fn history_is_read_newest_first_and_only_as_far_as_needed(backend: Backend) {
+    let (_db, store) = setup(backend);
+    let mut conn = store.conn().unwrap();
+    let s = scope("org_a", "usr_1");
+    let t = new_thread(&s, None);
+    threads::insert(&mut conn, &t).unwrap();
+    let seed: Vec<NewMessage> = (0..25)
+        .map(|i| text(MessageRole::User, &format!("m{i}")))
+        .collect();
+    messages::append(
+        &mut conn,
+        &s,
+        t.id.as_str(),
+        seed,
+        &Limits::default(),
+        clock::now(),
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    messages::history_newest_first(&mut conn, &s, t.id.as_str(), 4, |m| {
+        seen.push(m.content);
+        seen.len() < 6
+    })
+    .unwrap();
+    assert_eq!(seen, ["m24", "m23", "m22", "m21", "m20", "m19"]);
+    let mut all = 0;
+    messages::history_newest_first(&mut conn, &s, t.id.as_str(), 4, |_| {
+        all += 1;
+        true
+    })
+    .unwrap();
+    assert_eq!(all, 25);
+}
+
+fn migrations_keep_threads_when_messages_arrive(backend: Backend) {
+    // A database at the first migration with a thread in it migrates forward
+    // and the thread reads back inactive with no messages.
+    let (_db, store) = setup(backend);
+    let mut conn = store.conn().unwrap();
+    let s = scope("org_a", "usr_1");
+    let t = new_thread(&s, None);
+    threads::insert(&mut conn, &t).unwrap();
+    let back = threads::find(&mut conn, &s, t.id.as_str())
+        .unwrap()
+        .unwrap();
+    assert_eq!(back.status, skein_domain::ThreadStatus::Inactive);
+    assert!(back.lease.is_none());
 }

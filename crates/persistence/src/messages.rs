@@ -1,0 +1,263 @@
+//! Message queries: append, keyset-paginated list, patch, delete, and the
+//! newest-first history read used to build a model's context.
+
+use crate::connection::write_transaction;
+use crate::rows::{to_naive, to_utc, MessageRow, NewMessageRow};
+use crate::schema::{messages, threads};
+use crate::threads::{load_locked, save, visible_pk, ThreadKey};
+use crate::{DbConnection, ListOrder, Missing, Scope, StoreError};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use skein_domain::{DomainError, Limits, Message, NewMessage, Thread, ThreadId};
+
+/// A message list request, already validated.
+#[derive(Debug, Clone, Default)]
+pub struct MessageQuery {
+    /// Page size (1-100).
+    pub limit: u32,
+    /// Thread order (the contract's default for messages is ascending).
+    pub order: ListOrder,
+    /// The page after this message.
+    pub after: Option<String>,
+    /// The page before this message.
+    pub before: Option<String>,
+}
+
+/// One page of messages.
+#[derive(Debug, Clone)]
+pub struct MessagePage {
+    /// The messages in the requested order.
+    pub messages: Vec<Message>,
+    /// More messages exist beyond this page.
+    pub has_more: bool,
+}
+
+/// Inserts messages after position `key.last_seq` and records the new
+/// sequence on the thread row. Runs inside the caller's write transaction.
+pub(crate) fn insert_after(
+    conn: &mut DbConnection,
+    key: ThreadKey,
+    thread_id: &ThreadId,
+    new: Vec<NewMessage>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Message>, StoreError> {
+    let stored: Vec<Message> = new
+        .into_iter()
+        .zip(key.last_seq + 1..)
+        .map(|(m, seq)| m.into_message(thread_id.clone(), seq, now))
+        .collect();
+    // Row by row: batch inserts are not available through the multi-backend
+    // connection, and a turn is a handful of rows in one transaction.
+    for m in &stored {
+        diesel::insert_into(messages::table)
+            .values(NewMessageRow::new(m, key.pk))
+            .execute(conn)?;
+    }
+    diesel::update(threads::table.filter(threads::pk.eq(key.pk)))
+        .set(threads::last_seq.eq(key.last_seq + stored.len() as i64))
+        .execute(conn)?;
+    Ok(stored)
+}
+
+/// Appends messages to an open thread without calling a model, in one
+/// transaction that holds the thread's row: the lifecycle (423) and the
+/// message cap hold even under concurrent writers.
+pub fn append(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    thread_id: &str,
+    new: Vec<NewMessage>,
+    limits: &Limits,
+    now: DateTime<Utc>,
+) -> Result<(Thread, Vec<Message>), StoreError> {
+    write_transaction(conn, |conn| {
+        let (key, thread) = load_locked(conn, scope, thread_id)?;
+        let count = u32::try_from(new.len()).unwrap_or(u32::MAX);
+        let next = thread.record_appended(count, limits, now)?;
+        let stored = insert_after(conn, key, &next.id, new, now)?;
+        save(conn, key.pk, &next)?;
+        Ok((next, stored))
+    })
+}
+
+fn cursor_seq(conn: &mut DbConnection, thread_pk: i64, id: &str) -> Result<i64, StoreError> {
+    messages::table
+        .filter(messages::thread_pk.eq(thread_pk))
+        .filter(messages::id.eq(id))
+        .select(messages::seq)
+        .first::<i64>(conn)
+        .optional()?
+        .ok_or_else(|| StoreError::InvalidCursor(id.to_string()))
+}
+
+/// One page of a thread's messages, by keyset pagination on
+/// `(thread_pk, seq)`.
+pub fn list(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    thread_id: &str,
+    query: &MessageQuery,
+) -> Result<MessagePage, StoreError> {
+    let pk = visible_pk(conn, scope, thread_id)?;
+    let after = query
+        .after
+        .as_deref()
+        .map(|id| cursor_seq(conn, pk, id))
+        .transpose()?;
+    let before = query
+        .before
+        .as_deref()
+        .map(|id| cursor_seq(conn, pk, id))
+        .transpose()?;
+    let backwards = after.is_none() && before.is_some();
+    let ascending = (query.order == ListOrder::Asc) != backwards;
+    let mut q = messages::table
+        .filter(messages::thread_pk.eq(pk))
+        .into_boxed();
+    if let Some(a) = after {
+        q = match query.order {
+            ListOrder::Asc => q.filter(messages::seq.gt(a)),
+            ListOrder::Desc => q.filter(messages::seq.lt(a)),
+        };
+    }
+    if let Some(b) = before {
+        q = match query.order {
+            ListOrder::Asc => q.filter(messages::seq.lt(b)),
+            ListOrder::Desc => q.filter(messages::seq.gt(b)),
+        };
+    }
+    q = if ascending {
+        q.order(messages::seq.asc())
+    } else {
+        q.order(messages::seq.desc())
+    };
+    let limit = i64::from(query.limit);
+    let mut rows: Vec<MessageRow> = q
+        .limit(limit + 1)
+        .select(MessageRow::as_select())
+        .load(conn)?;
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(query.limit as usize);
+    if backwards {
+        rows.reverse();
+    }
+    let tid = ThreadId::parse(thread_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(MessagePage {
+        messages: rows
+            .into_iter()
+            .map(|r| r.into_message(tid.clone()))
+            .collect::<Result<_, _>>()?,
+        has_more,
+    })
+}
+
+fn load_message(
+    conn: &mut DbConnection,
+    thread_pk: i64,
+    message_id: &str,
+) -> Result<MessageRow, StoreError> {
+    messages::table
+        .filter(messages::thread_pk.eq(thread_pk))
+        .filter(messages::id.eq(message_id))
+        .select(MessageRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(StoreError::NotFound(Missing::Message))
+}
+
+/// Changes one message of an open thread.
+pub fn update<F>(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    thread_id: &str,
+    message_id: &str,
+    change: F,
+) -> Result<Message, StoreError>
+where
+    F: FnOnce(&Message) -> Result<Message, DomainError>,
+{
+    write_transaction(conn, |conn| {
+        let (key, thread) = load_locked(conn, scope, thread_id)?;
+        thread.check_writable()?;
+        let row = load_message(conn, key.pk, message_id)?;
+        let pk = row.pk;
+        let current = row.into_message(thread.id.clone())?;
+        let next = change(&current)?;
+        diesel::update(messages::table.filter(messages::pk.eq(pk)))
+            .set((
+                messages::content.eq(&next.content),
+                messages::token_count.eq(i64::from(next.token_count)),
+                messages::metadata.eq(next.metadata.to_value().to_string()),
+                messages::updated_at.eq(to_naive(next.updated_at)),
+            ))
+            .execute(conn)?;
+        Ok(next)
+    })
+}
+
+/// Deletes one message of an open thread, keeping `message_count` and
+/// `last_message_at` exact.
+pub fn delete(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    thread_id: &str,
+    message_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Thread, StoreError> {
+    write_transaction(conn, |conn| {
+        let (key, thread) = load_locked(conn, scope, thread_id)?;
+        thread.check_writable()?;
+        let row = load_message(conn, key.pk, message_id)?;
+        diesel::delete(messages::table.filter(messages::pk.eq(row.pk))).execute(conn)?;
+        let newest: Option<NaiveDateTime> = messages::table
+            .filter(messages::thread_pk.eq(key.pk))
+            .order(messages::seq.desc())
+            .select(messages::created_at)
+            .first(conn)
+            .optional()?;
+        let next = thread.record_removed(newest.map(to_utc), now)?;
+        save(conn, key.pk, &next)?;
+        Ok(next)
+    })
+}
+
+/// The thread's stored turns, newest first, reading in chunks of `chunk`
+/// and handing each message to `take` until it returns false. The cost is
+/// proportional to what is taken, not to the length of the thread.
+pub fn history_newest_first<F>(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    thread_id: &str,
+    chunk: u32,
+    mut take: F,
+) -> Result<(), StoreError>
+where
+    F: FnMut(Message) -> bool,
+{
+    let pk = visible_pk(conn, scope, thread_id)?;
+    let tid = ThreadId::parse(thread_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut below: Option<i64> = None;
+    loop {
+        let mut q = messages::table
+            .filter(messages::thread_pk.eq(pk))
+            .into_boxed();
+        if let Some(b) = below {
+            q = q.filter(messages::seq.lt(b));
+        }
+        let rows: Vec<MessageRow> = q
+            .order(messages::seq.desc())
+            .limit(i64::from(chunk))
+            .select(MessageRow::as_select())
+            .load(conn)?;
+        let full = rows.len() as i64 == i64::from(chunk);
+        for row in rows {
+            below = Some(row.seq);
+            if !take(row.into_message(tid.clone())?) {
+                return Ok(());
+            }
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}
