@@ -1,0 +1,147 @@
+//! Skein's model providers.
+//!
+//! A [`Provider`] turns a [`ModelRequest`] (the full context of a turn) into a [`ModelOutput`],
+//! either in one piece ([`Provider::complete`]) or as a stream of text deltas
+//! ([`Provider::stream`]). Two kinds ship:
+//!
+//! - [`EchoProvider`]: built in, deterministic, no network. Its answer states how many context
+//!   messages it saw and the last user text, so context injection is visible end to end.
+//! - [`OpenAiProvider`]: any OpenAI-compatible Chat Completions endpoint (OpenAI, vLLM, Ollama,
+//!   llama.cpp server, ...).
+//!
+//! Which provider serves which model name is decided by a [`Router`] built from a
+//! [`RoutingConfig`]; an empty configuration routes every model name to the echo provider, so a
+//! fresh install works offline.
+
+mod echo;
+mod error;
+mod openai;
+mod routing;
+mod sse;
+pub mod tokens;
+
+use std::pin::Pin;
+
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+pub use echo::EchoProvider;
+pub use error::{ConfigError, ProviderError};
+pub use openai::{
+    OpenAiProvider, OpenAiSettings, DEFAULT_CONNECT_TIMEOUT_SECS, DEFAULT_TIMEOUT_SECS,
+};
+pub use routing::{
+    ModelRoute, ProviderConfig, ResolvedModel, Router, RoutingConfig, DEFAULT_CONTEXT_WINDOW,
+    ECHO_PROVIDER_NAME,
+};
+
+/// Who wrote a message of the context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Instructions from the operator or the assistant definition.
+    System,
+    /// Instructions from the developer (sent upstream as `system` by the OpenAI provider).
+    Developer,
+    /// The end user.
+    User,
+    /// The model.
+    Assistant,
+}
+
+/// One message of the context sent to a model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatMessage {
+    /// Who wrote it.
+    pub role: Role,
+    /// Its text.
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// A message with the given role and text.
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+        }
+    }
+}
+
+/// What a provider is asked to answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelRequest {
+    /// The upstream model name to send (after routing's name mapping).
+    pub model: String,
+    /// The full context: instructions and system messages first, then the stored history, then
+    /// the new inputs.
+    pub messages: Vec<ChatMessage>,
+    /// Sampling temperature, passed through when set.
+    pub temperature: Option<f64>,
+    /// Nucleus sampling, passed through when set.
+    pub top_p: Option<f64>,
+    /// Upper bound on the answer's length in tokens, passed through when set.
+    pub max_output_tokens: Option<u32>,
+}
+
+/// Token accounting of one model call.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Tokens of the context sent to the model.
+    pub input_tokens: u32,
+    /// Tokens of the answer.
+    pub output_tokens: u32,
+    /// Input plus output, as reported by the upstream when it reports it.
+    pub total_tokens: u32,
+}
+
+impl Usage {
+    /// Usage counted locally with [`tokens::count`]: the contents of `messages` as input, `text`
+    /// as output. Used by the echo provider and when an upstream does not report usage.
+    pub fn estimate(messages: &[ChatMessage], text: &str) -> Self {
+        let input_tokens = messages
+            .iter()
+            .map(|m| tokens::count(&m.content))
+            .fold(0u32, u32::saturating_add);
+        let output_tokens = tokens::count(text);
+        Self {
+            input_tokens,
+            output_tokens,
+            total_tokens: input_tokens.saturating_add(output_tokens),
+        }
+    }
+}
+
+/// A complete answer of a model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelOutput {
+    /// The answer text.
+    pub text: String,
+    /// Token accounting.
+    pub usage: Usage,
+}
+
+/// One item of a streamed answer: zero or more [`StreamEvent::Delta`], then exactly one
+/// [`StreamEvent::Completed`]; or an error, after which the stream ends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// The next piece of the answer text.
+    Delta(String),
+    /// The whole answer (its text is the concatenation of the deltas) and its usage; always last.
+    Completed(ModelOutput),
+}
+
+/// A streamed answer, see [`StreamEvent`].
+pub type ProviderStream =
+    Pin<Box<dyn futures_core::Stream<Item = Result<StreamEvent, ProviderError>> + Send>>;
+
+/// A model backend.
+pub trait Provider: Send + Sync + std::fmt::Debug {
+    /// Answers `req` in one piece.
+    fn complete(&self, req: ModelRequest)
+        -> BoxFuture<'static, Result<ModelOutput, ProviderError>>;
+
+    /// Answers `req` as a stream of deltas ending with [`StreamEvent::Completed`], or with an
+    /// error.
+    fn stream(&self, req: ModelRequest) -> ProviderStream;
+}
