@@ -33,7 +33,7 @@ pub const ACCESS_LOG_FORMAT: &str = r#"%a "%r" %s %b %Dms rid=%{x-request-id}o"#
 
 /// Registers every documented endpoint.
 fn routes(cfg: &mut ServiceConfig) {
-    use handlers::{service, threads};
+    use handlers::{messages, service, threads};
     cfg.service(threads::create_thread)
         .service(threads::list_threads)
         .service(threads::delete_all_threads)
@@ -42,6 +42,10 @@ fn routes(cfg: &mut ServiceConfig) {
         .service(threads::delete_thread)
         .service(threads::pin_thread)
         .service(threads::unpin_thread)
+        .service(messages::list_messages)
+        .service(messages::create_message)
+        .service(messages::update_message)
+        .service(messages::delete_message)
         .service(service::healthz)
         .service(service::readyz)
         .service(service::metrics);

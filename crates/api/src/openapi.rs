@@ -17,6 +17,7 @@ Freddy Threads API. Errors use one envelope: `{\"success\": false, \"error\": {\
     ),
     tags(
         (name = "threads", description = "Conversation threads: create, read, list, update, pin, delete."),
+        (name = "messages", description = "The stored user and assistant turns of a thread."),
         (name = "service", description = "Health, readiness and metrics."),
     ),
     components(schemas(ErrorResponse, ErrorBody, FieldError)),

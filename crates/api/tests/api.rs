@@ -32,6 +32,9 @@ skein_persistence::on_both_backends_async!(
     delete_all_deletes_only_the_callers_threads,
     pin_and_unpin_with_the_limit,
     service_endpoints_and_unknown_routes,
+    messages_append_list_update_delete_keep_the_thread_exact,
+    message_writes_obey_the_lifecycle_and_the_cap,
+    messages_are_invisible_to_others_and_validated,
 );
 
 struct Keys {
@@ -1269,6 +1272,18 @@ async fn openapi_document_is_committed_served_and_complete() {
         ("get", "/healthz", "get_health"),
         ("get", "/readyz", "get_readiness"),
         ("get", "/metrics", "get_metrics"),
+        ("get", "/v1/threads/{thread_id}/messages", "list_messages"),
+        ("post", "/v1/threads/{thread_id}/messages", "create_message"),
+        (
+            "patch",
+            "/v1/threads/{thread_id}/messages/{message_id}",
+            "update_message",
+        ),
+        (
+            "delete",
+            "/v1/threads/{thread_id}/messages/{message_id}",
+            "delete_message",
+        ),
     ];
     for (method, path, op) in expected {
         let operation = &committed["paths"][path][method];
@@ -1287,4 +1302,410 @@ async fn openapi_document_is_committed_served_and_complete() {
             }
         }
     }
+}
+
+async fn messages_append_list_update_delete_keep_the_thread_exact(backend: Backend) {
+    let (_db, _store, app, k) = setup!(backend);
+    let t = create_thread(&app, &k.a1, json!({})).await;
+    let tid = t["id"].as_str().unwrap();
+    let base = format!("/v1/threads/{tid}/messages");
+    let first = send(
+        &app,
+        Method::POST,
+        &base,
+        Some(&k.a1),
+        Some(json!({"role": "user", "content": "Hello there", "metadata": {"src": "import"}})),
+    )
+    .await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let m = &first.body;
+    assert!(m["id"].as_str().unwrap().starts_with("msg_"));
+    assert_eq!(m["object"], "thread.message");
+    assert_eq!(m["thread_id"], tid);
+    assert_eq!(m["role"], "user");
+    assert_eq!(m["content"], "Hello there");
+    assert_eq!(m["metadata"], json!({"src": "import"}));
+    assert_eq!(m["attachments"], json!([]));
+    assert!(m["response_id"].is_null() && m["model"].is_null());
+    assert!(m["created_at"].as_str().unwrap().ends_with('Z'));
+    // Blocks and texts are accepted and joined.
+    let blocks = send(&app, Method::POST, &base, Some(&k.a1), Some(json!({"role": "assistant", "content": [{"type": "output_text", "text": "Hi!"}, {"type": "output_text", "text": "How can I help?"}]}))).await;
+    assert_eq!(blocks.status, 201);
+    assert_eq!(blocks.body["content"], "Hi!\nHow can I help?");
+    let texts = send(
+        &app,
+        Method::POST,
+        &base,
+        Some(&k.a1),
+        Some(json!({"role": "user", "texts": [{"text": "third"}]})),
+    )
+    .await;
+    assert_eq!(texts.body["content"], "third");
+
+    let thread = send(
+        &app,
+        Method::GET,
+        &format!("/v1/threads/{tid}"),
+        Some(&k.a1),
+        None,
+    )
+    .await;
+    assert_eq!(thread.body["message_count"], 3);
+    assert_eq!(thread.body["last_message_at"], texts.body["created_at"]);
+
+    let page = send(
+        &app,
+        Method::GET,
+        &format!("{base}?limit=2"),
+        Some(&k.a1),
+        None,
+    )
+    .await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.body["object"], "list");
+    let contents: Vec<_> = page.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(contents, ["Hello there", "Hi!\nHow can I help?"]);
+    assert_eq!(page.body["has_more"], true);
+    let rest = send(
+        &app,
+        Method::GET,
+        &format!(
+            "{base}?limit=2&after={}",
+            page.body["last_id"].as_str().unwrap()
+        ),
+        Some(&k.a1),
+        None,
+    )
+    .await;
+    assert_eq!(rest.body["data"][0]["content"], "third");
+    assert_eq!(rest.body["has_more"], false);
+    let desc = send(
+        &app,
+        Method::GET,
+        &format!("{base}?order=desc&output_mode=text"),
+        Some(&k.a1),
+        None,
+    )
+    .await;
+    assert_eq!(desc.body["data"][0]["content"], "third");
+
+    let mid = m["id"].as_str().unwrap();
+    let patched = send(
+        &app,
+        Method::PATCH,
+        &format!("{base}/{mid}"),
+        Some(&k.a1),
+        Some(json!({"content": "Hello again", "metadata": {"src": null, "edited": true}})),
+    )
+    .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(patched.body["content"], "Hello again");
+    assert_eq!(patched.body["metadata"], json!({"edited": true}));
+    assert!(patched.body["updated_at"].as_str().unwrap() >= m["updated_at"].as_str().unwrap());
+
+    let newest = texts.body["id"].as_str().unwrap();
+    let del = send(
+        &app,
+        Method::DELETE,
+        &format!("{base}/{newest}"),
+        Some(&k.a1),
+        None,
+    )
+    .await;
+    assert_eq!(del.status, 200);
+    assert_eq!(
+        del.body,
+        json!({"id": newest, "deleted": true, "object": "thread.message.deleted"})
+    );
+    let again = send(
+        &app,
+        Method::DELETE,
+        &format!("{base}/{newest}"),
+        Some(&k.a1),
+        None,
+    )
+    .await;
+    assert_error(&again, 404, "MESSAGE_NOT_FOUND");
+    let thread = send(
+        &app,
+        Method::GET,
+        &format!("/v1/threads/{tid}"),
+        Some(&k.a1),
+        None,
+    )
+    .await;
+    assert_eq!(thread.body["message_count"], 2);
+    assert_eq!(thread.body["last_message_at"], blocks.body["created_at"]);
+    let missing = send(
+        &app,
+        Method::PATCH,
+        &format!("{base}/msg_nope"),
+        Some(&k.a1),
+        Some(json!({"content": "x"})),
+    )
+    .await;
+    assert_error(&missing, 404, "MESSAGE_NOT_FOUND");
+    let bad_cursor = send(
+        &app,
+        Method::GET,
+        &format!("{base}?after=msg_nope"),
+        Some(&k.a1),
+        None,
+    )
+    .await;
+    assert_error(&bad_cursor, 400, "INVALID_REQUEST");
+}
+
+async fn message_writes_obey_the_lifecycle_and_the_cap(backend: Backend) {
+    let limits = Limits {
+        max_messages_per_thread: 3,
+        ..Limits::default()
+    };
+    let (_db, store, app, k) = setup!(backend, limits, skein_api::state::DEFAULT_MAX_BODY_BYTES);
+    let t = create_thread(&app, &k.a1, json!({})).await;
+    let tid = t["id"].as_str().unwrap();
+    let base = format!("/v1/threads/{tid}/messages");
+    let m = send(
+        &app,
+        Method::POST,
+        &base,
+        Some(&k.a1),
+        Some(json!({"role": "user", "content": "one"})),
+    )
+    .await;
+    let mid = m.body["id"].as_str().unwrap().to_string();
+    for (state, code) in [("locked", "THREAD_LOCKED"), ("archived", "THREAD_ARCHIVED")] {
+        let r = send(
+            &app,
+            Method::PATCH,
+            &format!("/v1/threads/{tid}"),
+            Some(&k.a1),
+            Some(json!({"state": state})),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        assert_error(
+            &send(
+                &app,
+                Method::POST,
+                &base,
+                Some(&k.a1),
+                Some(json!({"role": "user", "content": "x"})),
+            )
+            .await,
+            423,
+            code,
+        );
+        assert_error(
+            &send(
+                &app,
+                Method::PATCH,
+                &format!("{base}/{mid}"),
+                Some(&k.a1),
+                Some(json!({"content": "x"})),
+            )
+            .await,
+            423,
+            code,
+        );
+        assert_error(
+            &send(
+                &app,
+                Method::DELETE,
+                &format!("{base}/{mid}"),
+                Some(&k.a1),
+                None,
+            )
+            .await,
+            423,
+            code,
+        );
+        // Reading still works.
+        let list = send(&app, Method::GET, &base, Some(&k.a1), None).await;
+        assert_eq!(list.body["data"][0]["content"], "one");
+    }
+    let t2 = create_thread(&app, &k.a1, json!({})).await;
+    let base2 = format!("/v1/threads/{}/messages", t2["id"].as_str().unwrap());
+    for i in 0..3 {
+        let r = send(
+            &app,
+            Method::POST,
+            &base2,
+            Some(&k.a1),
+            Some(json!({"role": "user", "content": format!("m{i}")})),
+        )
+        .await;
+        assert_eq!(r.status, 201);
+    }
+    let over = send(
+        &app,
+        Method::POST,
+        &base2,
+        Some(&k.a1),
+        Some(json!({"role": "user", "content": "too many"})),
+    )
+    .await;
+    assert_error(&over, 400, "THREAD_MESSAGE_LIMIT");
+    let t2 = send(
+        &app,
+        Method::GET,
+        &format!("/v1/threads/{}", t2["id"].as_str().unwrap()),
+        Some(&k.a1),
+        None,
+    )
+    .await;
+    assert_eq!(t2.body["message_count"], 3);
+    // With messages, the assistant binding is locked.
+    insert_assistant(&store, "asst_late", ORG_A);
+    let uri = format!("/v1/threads/{}", t2.body["id"].as_str().unwrap());
+    let r = send(
+        &app,
+        Method::PATCH,
+        &uri,
+        Some(&k.a1),
+        Some(json!({"assistant_id": "asst_late"})),
+    )
+    .await;
+    assert_error(&r, 400, "ASSISTANT_BINDING_LOCKED");
+}
+
+async fn messages_are_invisible_to_others_and_validated(backend: Backend) {
+    let (_db, _store, app, k) = setup!(backend);
+    let t = create_thread(&app, &k.a1, json!({})).await;
+    let tid = t["id"].as_str().unwrap();
+    let base = format!("/v1/threads/{tid}/messages");
+    let m = send(
+        &app,
+        Method::POST,
+        &base,
+        Some(&k.a1),
+        Some(json!({"role": "user", "content": "secret"})),
+    )
+    .await;
+    let mid = m.body["id"].as_str().unwrap();
+    for other in [&k.a2, &k.b1] {
+        assert_error(
+            &send(&app, Method::GET, &base, Some(other), None).await,
+            404,
+            "THREAD_NOT_FOUND",
+        );
+        assert_error(
+            &send(
+                &app,
+                Method::POST,
+                &base,
+                Some(other),
+                Some(json!({"role": "user", "content": "x"})),
+            )
+            .await,
+            404,
+            "THREAD_NOT_FOUND",
+        );
+        assert_error(
+            &send(
+                &app,
+                Method::PATCH,
+                &format!("{base}/{mid}"),
+                Some(other),
+                Some(json!({"content": "x"})),
+            )
+            .await,
+            404,
+            "THREAD_NOT_FOUND",
+        );
+        assert_error(
+            &send(
+                &app,
+                Method::DELETE,
+                &format!("{base}/{mid}"),
+                Some(other),
+                None,
+            )
+            .await,
+            404,
+            "THREAD_NOT_FOUND",
+        );
+    }
+    for (body, loc) in [
+        (json!({"role": "system", "content": "x"}), "role"),
+        (json!({"role": "developer", "content": "x"}), "role"),
+        (json!({"role": "user"}), "content"),
+        (json!({"role": "user", "content": ""}), "content"),
+        (
+            json!({"role": "user", "content": [{"type": "image", "url": "x"}]}),
+            "content",
+        ),
+    ] {
+        let r = send(&app, Method::POST, &base, Some(&k.a1), Some(body)).await;
+        assert_error(&r, 422, "VALIDATION_ERROR");
+        assert_eq!(r.body["detail"][0]["loc"], json!(["body", loc]));
+    }
+    let r = send(
+        &app,
+        Method::POST,
+        &base,
+        Some(&k.a1),
+        Some(json!({"content": "no role"})),
+    )
+    .await;
+    assert_error(&r, 422, "VALIDATION_ERROR");
+    for q in ["limit=0", "order=up", "output_mode=fancy"] {
+        assert_error(
+            &send(&app, Method::GET, &format!("{base}?{q}"), Some(&k.a1), None).await,
+            422,
+            "VALIDATION_ERROR",
+        );
+    }
+    let thread = send(
+        &app,
+        Method::GET,
+        &format!("/v1/threads/{tid}"),
+        Some(&k.a1),
+        None,
+    )
+    .await;
+    assert_eq!(
+        thread.body["message_count"], 1,
+        "rejected writes changed nothing"
+    );
+    // A deleted thread's messages are gone at once.
+    send(
+        &app,
+        Method::DELETE,
+        &format!("/v1/threads/{tid}"),
+        Some(&k.a1),
+        None,
+    )
+    .await;
+    assert_error(
+        &send(&app, Method::GET, &base, Some(&k.a1), None).await,
+        404,
+        "THREAD_NOT_FOUND",
+    );
+}
+
+fn insert_assistant(store: &skein_persistence::Store, id: &str, org: &str) {
+    let mut conn = store.conn().unwrap();
+    let now = chrono::Utc::now().naive_utc();
+    tenancy::insert_assistant(
+        &mut conn,
+        &AssistantRow {
+            id: id.into(),
+            organization_id: org.into(),
+            created_by: "usr_1".into(),
+            name: id.into(),
+            instructions: None,
+            model: None,
+            temperature: None,
+            metadata: "{}".into(),
+            created_at: now,
+            updated_at: now,
+        },
+    )
+    .unwrap();
 }

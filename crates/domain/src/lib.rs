@@ -7,6 +7,7 @@
 //! so other teams can reuse it on its own.
 
 pub mod clock;
+pub mod context;
 pub mod error;
 pub mod ids;
 pub mod limits;

@@ -371,3 +371,6 @@ mod tests {
         assert_eq!(timestamp(t), "2025-11-17T10:00:00.000Z");
     }
 }
+
+pub mod content;
+pub mod messages;
