@@ -14,6 +14,8 @@ skein_persistence::on_both_backends!(
     the_binary_serves_the_threads_api_and_shuts_down_gracefully,
     the_cli_creates_keys_and_migrates,
     the_published_python_clients_work_unchanged,
+    the_python_clients_drive_messages_and_responses,
+    the_freddy_sdk_creates_and_chains_responses,
 );
 
 fn backend_url(db: &TestDb, dir: &Path) -> String {
@@ -231,13 +233,14 @@ fn sigint_shuts_down_as_gracefully_as_sigterm() {
     );
 }
 
-/// A venv under `build/` with the two published clients (installed once).
-fn python_venv() -> std::path::PathBuf {
-    let venv = workspace_root().join("build/venv-clients");
+/// A venv under `build/` with the packages of `requirements` (installed
+/// once; pip is a no-op when they are there).
+fn python_venv(name: &str, requirements: &str) -> std::path::PathBuf {
+    let venv = workspace_root().join("build").join(name);
     let python = venv.join("bin/python");
     std::fs::create_dir_all(workspace_root().join("build")).unwrap();
-    // Tests may run in parallel threads or processes: one sets the venv up.
-    let lock = std::fs::File::create(workspace_root().join("build/venv-clients.lock")).unwrap();
+    // Tests may run in parallel threads or processes: one sets a venv up.
+    let lock = std::fs::File::create(workspace_root().join(format!("build/{name}.lock"))).unwrap();
     lock.lock().unwrap();
     if !python.exists() {
         let made = Command::new("python3")
@@ -256,23 +259,31 @@ fn python_venv() -> std::path::PathBuf {
             "--disable-pip-version-check",
             "-r",
         ])
-        .arg(workspace_root().join("tests/python/requirements.txt"))
+        .arg(workspace_root().join("tests/python").join(requirements))
         .status()
         .unwrap();
-    assert!(pip.success(), "installing the Python clients failed");
+    assert!(pip.success(), "installing {requirements} failed");
     lock.unlock().unwrap();
     python
 }
 
-fn the_published_python_clients_work_unchanged(backend: Backend) {
-    let python = python_venv();
+/// Runs one client script against a fresh server; it must end with
+/// "N passed, 0 failed" and at least `min_checks` checks.
+fn run_client_script(
+    backend: Backend,
+    venv: &str,
+    requirements: &str,
+    script: &str,
+    min_checks: u32,
+) {
+    let python = python_venv(venv, requirements);
     let db = TestDb::new(backend);
     let dir = tempfile::tempdir().unwrap();
     let url = backend_url(&db, dir.path());
     let server = Server::start(&url, dir.path());
     let key = server.bootstrap_key.clone().unwrap();
     let out = Command::new(&python)
-        .arg(workspace_root().join("tests/python/test_threads_clients.py"))
+        .arg(workspace_root().join("tests/python").join(script))
         .env("SKEIN_BASE_URL", &server.base_url)
         .env("SKEIN_API_KEY", &key)
         .output()
@@ -281,11 +292,41 @@ fn the_published_python_clients_work_unchanged(backend: Backend) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "client script failed\n{stdout}\n{stderr}\nserver logs:\n{}",
+        "{script} failed\n{stdout}\n{stderr}\nserver logs:\n{}",
         server.logs()
     );
     let last = stdout.lines().last().unwrap_or_default();
     assert!(last.ends_with("passed, 0 failed"), "{stdout}");
     let passed: u32 = last.split_whitespace().next().unwrap().parse().unwrap();
-    assert!(passed >= 20, "{stdout}");
+    assert!(passed >= min_checks, "{stdout}");
+}
+
+fn the_published_python_clients_work_unchanged(backend: Backend) {
+    run_client_script(
+        backend,
+        "venv-clients",
+        "requirements.txt",
+        "test_threads_clients.py",
+        20,
+    );
+}
+
+fn the_python_clients_drive_messages_and_responses(backend: Backend) {
+    run_client_script(
+        backend,
+        "venv-clients",
+        "requirements.txt",
+        "test_responses_clients.py",
+        11,
+    );
+}
+
+fn the_freddy_sdk_creates_and_chains_responses(backend: Backend) {
+    run_client_script(
+        backend,
+        "venv-freddy",
+        "requirements-freddy.txt",
+        "test_freddy_sdk.py",
+        5,
+    );
 }

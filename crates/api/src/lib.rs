@@ -12,6 +12,7 @@ pub mod handlers;
 pub mod metrics;
 pub mod openapi;
 pub mod request_id;
+pub mod running;
 pub mod state;
 
 use actix_web::body::MessageBody;
@@ -33,7 +34,7 @@ pub const ACCESS_LOG_FORMAT: &str = r#"%a "%r" %s %b %Dms rid=%{x-request-id}o"#
 
 /// Registers every documented endpoint.
 fn routes(cfg: &mut ServiceConfig) {
-    use handlers::{messages, service, threads};
+    use handlers::{assistants, messages, responses, service, threads};
     cfg.service(threads::create_thread)
         .service(threads::list_threads)
         .service(threads::delete_all_threads)
@@ -42,10 +43,20 @@ fn routes(cfg: &mut ServiceConfig) {
         .service(threads::delete_thread)
         .service(threads::pin_thread)
         .service(threads::unpin_thread)
+        .service(threads::generate_thread_name)
         .service(messages::list_messages)
         .service(messages::create_message)
         .service(messages::update_message)
         .service(messages::delete_message)
+        .service(responses::output_modes)
+        .service(responses::reasoning_levels)
+        .service(responses::create_response)
+        .service(responses::cancel_response)
+        .service(assistants::create_assistant)
+        .service(assistants::list_assistants)
+        .service(assistants::get_assistant)
+        .service(assistants::update_assistant)
+        .service(assistants::delete_assistant)
         .service(service::healthz)
         .service(service::readyz)
         .service(service::metrics);

@@ -18,6 +18,8 @@ Freddy Threads API. Errors use one envelope: `{\"success\": false, \"error\": {\
     tags(
         (name = "threads", description = "Conversation threads: create, read, list, update, pin, delete."),
         (name = "messages", description = "The stored user and assistant turns of a thread."),
+        (name = "responses", description = "Model responses with history injection, streaming and cancel."),
+        (name = "assistants", description = "Reusable instructions, model and temperature that threads bind to."),
         (name = "service", description = "Health, readiness and metrics."),
     ),
     components(schemas(ErrorResponse, ErrorBody, FieldError)),

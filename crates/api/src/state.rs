@@ -1,12 +1,25 @@
 //! Shared application state.
 
+use crate::running::Running;
+use chrono::TimeDelta;
 use skein_domain::Limits;
 use skein_persistence::Store;
+use skein_providers::Router;
+use std::sync::Arc;
 
 /// Default request body limit: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Default lifetime of a thread's busy lease: a response that has not
+/// finished by then (a crashed process) no longer blocks the thread.
+pub const DEFAULT_LEASE_TTL: TimeDelta = TimeDelta::minutes(10);
 
-/// What every handler can reach: the store and the configured limits.
+/// Thread-less responses can be chained to for this long.
+pub const DEFAULT_RESPONSE_TTL: TimeDelta = TimeDelta::hours(24);
+
+/// The contract's quick-cancel window.
+pub const DEFAULT_QUICK_CANCEL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// The database.
@@ -15,15 +28,32 @@ pub struct AppState {
     pub limits: Limits,
     /// Largest accepted request body in bytes.
     pub max_body_bytes: usize,
+    /// Model name -> provider.
+    pub router: Router,
+    /// Lifetime of a busy lease.
+    pub lease_ttl: TimeDelta,
+    /// Responses being generated in this process.
+    pub running: Arc<Running>,
+    /// How long a thread-less response can be chained to.
+    pub response_ttl: TimeDelta,
+    /// A cancel within this time of the start keeps nothing of the turn
+    /// (`quick_edit`); later the partial answer is saved (`keep_partial`).
+    pub quick_cancel: std::time::Duration,
 }
 
 impl AppState {
-    /// State with the contract's default limits.
+    /// State with the contract's default limits and the echo model for
+    /// every model name.
     pub fn new(store: Store) -> Self {
         Self {
             store,
             limits: Limits::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            router: Router::echo_default(),
+            lease_ttl: DEFAULT_LEASE_TTL,
+            running: Arc::new(Running::default()),
+            quick_cancel: DEFAULT_QUICK_CANCEL,
+            response_ttl: DEFAULT_RESPONSE_TTL,
         }
     }
 }

@@ -35,6 +35,19 @@ skein_persistence::on_both_backends_async!(
     messages_append_list_update_delete_keep_the_thread_exact,
     message_writes_obey_the_lifecycle_and_the_cap,
     messages_are_invisible_to_others_and_validated,
+    two_turns_inject_history_and_create_the_thread_on_first_use,
+    thread_less_responses_store_nothing,
+    response_requests_are_validated_and_change_nothing,
+    responses_respect_the_lifecycle_and_apply_thread_state,
+    a_busy_thread_answers_409_and_an_expired_lease_does_not_block,
+    history_is_cut_to_the_context_window,
+    streaming_sends_frames_and_saves_the_turn,
+    provider_failures_save_nothing_and_release_the_lease,
+    of_two_concurrent_responses_exactly_one_wins,
+    cancel_quickly_keeps_nothing_and_later_keeps_the_partial_answer,
+    a_foreign_thread_id_is_not_found,
+    previous_response_id_rebuilds_the_conversation,
+    generate_name_titles_the_thread,
 );
 
 struct Keys {
@@ -125,6 +138,20 @@ where
     }
 }
 
+/// Like `setup!`, with a closure that adjusts the state (router, limits...).
+macro_rules! setup_with {
+    ($backend:expr, $adjust:expr) => {{
+        let db = TestDb::new($backend);
+        let store = db.store();
+        let keys = seed(&store);
+        let mut state = AppState::new(store.clone());
+        let adjust: &dyn Fn(&mut AppState) = &$adjust;
+        adjust(&mut state);
+        let app = test::init_service(build_app(state, web::Data::new(Metrics::default()))).await;
+        (db, store, app, keys)
+    }};
+}
+
 macro_rules! setup {
     ($backend:expr) => {
         setup!(
@@ -137,11 +164,9 @@ macro_rules! setup {
         let db = TestDb::new($backend);
         let store = db.store();
         let keys = seed(&store);
-        let state = AppState {
-            store: store.clone(),
-            limits: $limits,
-            max_body_bytes: $max_body,
-        };
+        let mut state = AppState::new(store.clone());
+        state.limits = $limits;
+        state.max_body_bytes = $max_body;
         let app = test::init_service(build_app(state, web::Data::new(Metrics::default()))).await;
         (db, store, app, keys)
     }};
@@ -1708,4 +1733,1018 @@ fn insert_assistant(store: &skein_persistence::Store, id: &str, org: &str) {
         },
     )
     .unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// Model responses.
+
+/// A fake OpenAI-compatible upstream on a real loopback port. The requested
+/// model name picks the behaviour: `fake-ok` streams "fake answer",
+/// `fake-500` fails, `hang` never answers, `fake-broken` stops mid-stream,
+/// `fake-gated` signals `received` and waits for `gate`, `fake-slow` sends
+/// one delta and then stalls.
+mod fake {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    use serde_json::{json, Value};
+    use std::sync::Arc;
+    use tokio::sync::{mpsc, Notify};
+
+    pub struct Upstream {
+        pub base_url: String,
+        pub received: mpsc::UnboundedReceiver<String>,
+        pub gate: Arc<Notify>,
+    }
+
+    struct Shared {
+        received: mpsc::UnboundedSender<String>,
+        gate: Arc<Notify>,
+    }
+
+    fn chunk(text: &str) -> web::Bytes {
+        web::Bytes::from(format!(
+            "data: {}\n\n",
+            json!({"choices": [{"index": 0, "delta": {"content": text}}]})
+        ))
+    }
+
+    fn sse<S>(s: S) -> HttpResponse
+    where
+        S: futures_util::Stream<Item = Result<web::Bytes, actix_web::Error>> + 'static,
+    {
+        HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .streaming(s)
+    }
+
+    async fn completions(body: web::Json<Value>, shared: web::Data<Shared>) -> HttpResponse {
+        let model = body["model"].as_str().unwrap_or_default().to_string();
+        let _ = shared.received.send(model.clone());
+        if model == "fake-gated" {
+            shared.gate.notified().await;
+        }
+        if body["stream"] != json!(true) && model == "fake-ok" {
+            return HttpResponse::Ok().json(json!({
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "\"Password Reset Help\""}}],
+                "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25}
+            }));
+        }
+        match model.as_str() {
+            "fake-500" => HttpResponse::InternalServerError().body("model exploded"),
+            "hang" => futures_util::future::pending().await,
+            "fake-broken" => sse(async_stream::stream! {
+                yield Ok::<_, actix_web::Error>(chunk("half "));
+            }),
+            "fake-slow" => sse(async_stream::stream! {
+                yield Ok::<_, actix_web::Error>(chunk("partial answer"));
+                futures_util::future::pending::<()>().await;
+            }),
+            _ => sse(async_stream::stream! {
+                yield Ok::<_, actix_web::Error>(chunk("fake "));
+                yield Ok(chunk("answer"));
+                yield Ok(web::Bytes::from("data: [DONE]\n\n"));
+            }),
+        }
+    }
+
+    pub fn start() -> Upstream {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base_url = format!("http://{}/v1", listener.local_addr().unwrap());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let gate = Arc::new(Notify::new());
+        let shared = web::Data::new(Shared {
+            received: tx,
+            gate: gate.clone(),
+        });
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                HttpServer::new(move || {
+                    App::new()
+                        .app_data(shared.clone())
+                        .route("/v1/chat/completions", web::post().to(completions))
+                })
+                .workers(1)
+                .disable_signals()
+                .listen(listener)
+                .unwrap()
+                .run()
+                .await
+            })
+        });
+        Upstream {
+            base_url,
+            received: rx,
+            gate,
+        }
+    }
+}
+
+/// Routes `fake-*` to the fake upstream, `hang` to it with a short timeout,
+/// everything else to echo with the given context window.
+fn routing(upstream: &str, echo_window: u32) -> skein_providers::Router {
+    let cfg: skein_providers::RoutingConfig = serde_json::from_value(json!({
+        "providers": {
+            "echo": {"kind": "echo"},
+            "fake": {"kind": "openai", "base_url": upstream, "timeout_secs": 30.0},
+            "fake_fast": {"kind": "openai", "base_url": upstream, "timeout_secs": 0.3}
+        },
+        "models": [
+            {"pattern": "hang", "provider": "fake_fast"},
+            {"pattern": "fake-*", "provider": "fake"}
+        ],
+        "default": {"provider": "echo", "context_window": echo_window}
+    }))
+    .unwrap();
+    skein_providers::Router::from_config(&cfg).unwrap()
+}
+
+fn user(text: &str) -> Value {
+    json!({"role": "user", "texts": [{"text": text}]})
+}
+
+fn output_text(r: &Value) -> String {
+    r["output"][0]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn thread_state<S, B>(app: &S, key: &str, id: &str) -> Value
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    send(
+        app,
+        Method::GET,
+        &format!("/v1/threads/{id}"),
+        Some(key),
+        None,
+    )
+    .await
+    .body
+}
+
+async fn two_turns_inject_history_and_create_the_thread_on_first_use(backend: Backend) {
+    let (_db, _store, app, k) = setup!(backend);
+    let first = send(
+        &app,
+        Method::POST,
+        "/v1/model/response",
+        Some(&k.a1),
+        Some(json!({
+            "model": "gpt-4.1",
+            "thread": {"id": "support_user123", "metadata": {"channel": "web"}},
+            "inputs": [user("My name is Ada.")]
+        })),
+    )
+    .await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let r = &first.body;
+    assert!(r["id"].as_str().unwrap().starts_with("resp_"));
+    assert_eq!(r["object"], "response");
+    assert!(r["created_at"].is_i64());
+    assert_eq!(r["status"], "completed");
+    assert_eq!(r["model"], "gpt-4.1");
+    assert_eq!(r["thread_id"], "support_user123");
+    assert!(r["previous_response_id"].is_null() && r["error"].is_null());
+    assert_eq!(r["output"][0]["type"], "message");
+    assert_eq!(r["output"][0]["role"], "assistant");
+    assert_eq!(r["output"][0]["content"][0]["type"], "output_text");
+    assert_eq!(output_text(r), "Echo (1 context messages): My name is Ada.");
+    let usage = &r["usage"];
+    assert_eq!(
+        usage["total_tokens"],
+        usage["input_tokens"].as_u64().unwrap() + usage["output_tokens"].as_u64().unwrap()
+    );
+
+    let t = thread_state(&app, &k.a1, "support_user123").await;
+    assert_eq!(t["metadata"], json!({"channel": "web"}));
+    assert_eq!(t["message_count"], 2);
+    assert_eq!(t["last_model_used"], "gpt-4.1");
+    assert_eq!(t["status"], "inactive");
+
+    // The second answer proves the first turn was in the context.
+    let second = send(
+        &app,
+        Method::POST,
+        "/v1/model/response",
+        Some(&k.a1),
+        Some(json!({
+            "model": "gpt-4.1", "threadId": "support_user123",
+            "inputs": [{"role": "system", "content": "Be brief."}, user("What is my name?")]
+        })),
+    )
+    .await;
+    assert_eq!(second.status, 200, "{}", second.body);
+    assert_eq!(
+        output_text(&second.body),
+        "Echo (4 context messages): What is my name?"
+    );
+    let msgs = send(
+        &app,
+        Method::GET,
+        "/v1/threads/support_user123/messages",
+        Some(&k.a1),
+        None,
+    )
+    .await;
+    let data = msgs.body["data"].as_array().unwrap();
+    let roles: Vec<_> = data.iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(
+        roles,
+        ["user", "assistant", "user", "assistant"],
+        "system inputs are not stored"
+    );
+    assert_eq!(
+        data[1]["content"],
+        "Echo (1 context messages): My name is Ada."
+    );
+    assert_eq!(data[1]["model"], "gpt-4.1");
+    assert_eq!(data[1]["response_id"], first.body["id"]);
+    assert_eq!(data[3]["id"], second.body["output"][0]["id"]);
+    assert_eq!(
+        thread_state(&app, &k.a1, "support_user123").await["message_count"],
+        4
+    );
+    // The same client-chosen id in another organization is another thread.
+    let other = send(
+        &app,
+        Method::POST,
+        "/v1/model/response",
+        Some(&k.b1),
+        Some(json!({
+            "thread_id": "support_user123", "inputs": [user("hi")]
+        })),
+    )
+    .await;
+    assert_eq!(output_text(&other.body), "Echo (1 context messages): hi");
+}
+
+async fn thread_less_responses_store_nothing(backend: Backend) {
+    let (_db, _store, app, k) = setup!(backend);
+    let modes = send(
+        &app,
+        Method::GET,
+        "/v1/model/response/output-modes",
+        Some(&k.a1),
+        None,
+    )
+    .await;
+    assert_eq!(modes.body["success"], true);
+    let defaults: Vec<_> = modes.body["output_modes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["is_default"] == true)
+        .map(|m| m["mode"].clone())
+        .collect();
+    assert_eq!(defaults, [json!("text")]);
+    let levels = send(
+        &app,
+        Method::GET,
+        "/v1/model/response/reasoning-levels",
+        Some(&k.a1),
+        None,
+    )
+    .await;
+    assert_eq!(levels.body["reasoning_levels"].as_array().unwrap().len(), 3);
+    assert_error(
+        &send(
+            &app,
+            Method::GET,
+            "/v1/model/response/output-modes",
+            None,
+            None,
+        )
+        .await,
+        401,
+        "AUTHENTICATION_REQUIRED",
+    );
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/model/response",
+        Some(&k.a1),
+        Some(json!({
+            "inputs": [{"role": "user", "content": [{"type": "input_text", "text": "Hello"}]}],
+            "metadata": {"trace": "t1"}
+        })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body["thread_id"].is_null());
+    assert_eq!(r.body["metadata"], json!({"trace": "t1"}));
+    assert_eq!(output_text(&r.body), "Echo (1 context messages): Hello");
+    let list = send(
+        &app,
+        Method::GET,
+        "/v1/threads?include_total=true",
+        Some(&k.a1),
+        None,
+    )
+    .await;
+    assert_eq!(list.body["total"], 0);
+}
+
+async fn response_requests_are_validated_and_change_nothing(backend: Backend) {
+    let router = routing("http://127.0.0.1:9/v1", 8192);
+    let cfg: skein_providers::RoutingConfig = serde_json::from_value(json!({
+        "providers": {"echo": {"kind": "echo"}},
+        "models": [{"pattern": "gpt-*", "provider": "echo"}]
+    }))
+    .unwrap();
+    let strict = skein_providers::Router::from_config(&cfg).unwrap();
+    let (_db, _store, app, k) =
+        setup_with!(backend, move |s: &mut AppState| s.router = strict.clone());
+    drop(router);
+    let post = |body: Value| {
+        send(
+            &app,
+            Method::POST,
+            "/v1/model/response",
+            Some(&k.a1),
+            Some(body),
+        )
+    };
+    let r = post(json!({"model": "gpt-4", "inputs": []})).await;
+    assert_error(&r, 422, "VALIDATION_ERROR");
+    let r = post(json!({"model": "gpt-4", "inputs": [{"role": "tool", "content": "x"}]})).await;
+    assert_error(&r, 422, "VALIDATION_ERROR");
+    assert_eq!(
+        r.body["detail"][0]["loc"],
+        json!(["body", "inputs", 0, "role"])
+    );
+    let r = post(json!({"model": "gpt-4", "inputs": [{"role": "user"}]})).await;
+    assert_error(&r, 422, "VALIDATION_ERROR");
+    let r = post(json!({"model": "gpt-4", "thread": "bad id!", "inputs": [user("x")]})).await;
+    assert_error(&r, 422, "VALIDATION_ERROR");
+    let r = post(json!({"model": "gpt-4", "thread": "t1", "previous_response_id": "resp_x", "inputs": [user("x")]})).await;
+    assert_error(&r, 400, "INVALID_REQUEST");
+    let r = post(json!({"model": "claude-3", "thread": "t1", "inputs": [user("x")]})).await;
+    assert_error(&r, 400, "MODEL_NOT_FOUND");
+    let r = post(json!({"model": "gpt-4", "thread": "t1", "organization_id": "org_b", "inputs": [user("x")]})).await;
+    assert_error(&r, 403, "ORGANIZATION_ACCESS_DENIED");
+    let list = send(
+        &app,
+        Method::GET,
+        "/v1/threads?include_total=true",
+        Some(&k.a1),
+        None,
+    )
+    .await;
+    assert_eq!(
+        list.body["total"], 0,
+        "no thread was created by a rejected request"
+    );
+}
+
+async fn responses_respect_the_lifecycle_and_apply_thread_state(backend: Backend) {
+    let (_db, _store, app, k) = setup!(backend);
+    let post = |body: Value| {
+        send(
+            &app,
+            Method::POST,
+            "/v1/model/response",
+            Some(&k.a1),
+            Some(body),
+        )
+    };
+    let r =
+        post(json!({"thread": "life", "threadState": "locked", "inputs": [user("last words")]}))
+            .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let t = thread_state(&app, &k.a1, "life").await;
+    assert_eq!(t["state"], "locked");
+    assert_eq!(t["message_count"], 2, "the turn was saved before locking");
+    assert_error(
+        &post(json!({"thread": "life", "inputs": [user("more")]})).await,
+        423,
+        "THREAD_LOCKED",
+    );
+    send(
+        &app,
+        Method::PATCH,
+        "/v1/threads/life",
+        Some(&k.a1),
+        Some(json!({"state": "archived"})),
+    )
+    .await;
+    assert_error(
+        &post(json!({"thread": "life", "inputs": [user("more")]})).await,
+        423,
+        "THREAD_ARCHIVED",
+    );
+    let t = thread_state(&app, &k.a1, "life").await;
+    assert_eq!(
+        (t["message_count"].as_i64(), t["status"].as_str()),
+        (Some(2), Some("inactive"))
+    );
+    // An impossible thread_state fails the whole turn.
+    post(json!({"thread": "life2", "inputs": [user("a")]})).await;
+    send(
+        &app,
+        Method::PATCH,
+        "/v1/threads/life2",
+        Some(&k.a1),
+        Some(json!({"state": "open"})),
+    )
+    .await;
+    let r =
+        post(json!({"thread": "life2", "thread_state": "archived", "inputs": [user("b")]})).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        thread_state(&app, &k.a1, "life2").await["state"],
+        "archived"
+    );
+}
+
+async fn a_busy_thread_answers_409_and_an_expired_lease_does_not_block(backend: Backend) {
+    let (_db, store, app, k) = setup!(backend);
+    let scope = Scope {
+        organization_id: OrganizationId::parse(ORG_A).unwrap(),
+        user_id: UserId::parse("usr_1").unwrap(),
+    };
+    let start = |lease: &str, ttl: chrono::TimeDelta| skein_persistence::turns::TurnStart {
+        thread_id: skein_domain::ThreadId::parse("busy").unwrap(),
+        metadata: Default::default(),
+        assistant: None,
+        lease_id: lease.into(),
+        lease_ttl: ttl,
+    };
+    {
+        let mut conn = store.conn().unwrap();
+        skein_persistence::turns::begin(
+            &mut conn,
+            &scope,
+            &start("resp_other", chrono::TimeDelta::seconds(30)),
+            &Limits::default(),
+            clock::now(),
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        thread_state(&app, &k.a1, "busy").await["status"],
+        "streaming"
+    );
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/model/response",
+        Some(&k.a1),
+        Some(json!({"thread": "busy", "inputs": [user("x")]})),
+    )
+    .await;
+    assert_error(&r, 409, "THREAD_BUSY");
+    let retry: u64 = r
+        .headers
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=30).contains(&retry), "{retry}");
+    // A crashed holder's lease lapses by itself.
+    {
+        let mut conn = store.conn().unwrap();
+        let id = skein_domain::ThreadId::parse("busy").unwrap();
+        skein_persistence::turns::release(&mut conn, &scope, &id, "resp_other").unwrap();
+        skein_persistence::turns::begin(
+            &mut conn,
+            &scope,
+            &start("resp_crashed", chrono::TimeDelta::milliseconds(-1)),
+            &Limits::default(),
+            clock::now(),
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        thread_state(&app, &k.a1, "busy").await["status"],
+        "inactive"
+    );
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/model/response",
+        Some(&k.a1),
+        Some(json!({"thread": "busy", "inputs": [user("x")]})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+async fn history_is_cut_to_the_context_window(backend: Backend) {
+    // Each stored turn here costs 1 token + 4 of framing; the new input too.
+    let (_db, _store, app, k) = setup_with!(backend, |s: &mut AppState| s.router =
+        routing("http://127.0.0.1:9/v1", 40));
+    let base = "/v1/threads/window/messages";
+    send(
+        &app,
+        Method::POST,
+        "/v1/model/response",
+        Some(&k.a1),
+        Some(json!({"thread": "window", "inputs": [user("x")]})),
+    )
+    .await;
+    for i in 0..10 {
+        let r = send(
+            &app,
+            Method::POST,
+            base,
+            Some(&k.a1),
+            Some(json!({"role": "user", "content": format!("{i}")})),
+        )
+        .await;
+        assert_eq!(r.status, 201);
+    }
+    // Window 40 = new input (5) + 7 stored turns of 5 tokens: the 7 newest.
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/model/response",
+        Some(&k.a1),
+        Some(json!({"thread": "window", "inputs": [user("q")]})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(output_text(&r.body), "Echo (8 context messages): q");
+    let long = "word ".repeat(60);
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/model/response",
+        Some(&k.a1),
+        Some(json!({"thread": "window", "inputs": [user(&long)]})),
+    )
+    .await;
+    assert_error(&r, 400, "CONTEXT_LENGTH_EXCEEDED");
+    let t = thread_state(&app, &k.a1, "window").await;
+    assert_eq!(
+        (t["status"].as_str(), t["message_count"].as_i64()),
+        (Some("inactive"), Some(14))
+    );
+}
+
+fn sse_events(raw: &[u8]) -> Vec<(String, Value)> {
+    let text = String::from_utf8_lossy(raw);
+    let mut out = Vec::new();
+    for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
+        let mut name = None;
+        let mut data = None;
+        for line in block.lines() {
+            if let Some(n) = line.strip_prefix("event: ") {
+                name = Some(n.to_string());
+            } else if let Some(d) = line.strip_prefix("data: ") {
+                data = Some(d.to_string());
+            }
+        }
+        let data = data.expect("every frame has data");
+        if data == "[DONE]" {
+            out.push(("[DONE]".into(), Value::Null));
+        } else {
+            let v: Value = serde_json::from_str(&data).unwrap();
+            assert_eq!(
+                v["event"].as_str(),
+                name.as_deref(),
+                "event line and key agree"
+            );
+            out.push((name.unwrap(), v));
+        }
+    }
+    out
+}
+
+async fn streaming_sends_frames_and_saves_the_turn(backend: Backend) {
+    let (_db, _store, app, k) = setup!(backend);
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/model/response",
+        Some(&k.a1),
+        Some(json!({"thread": "streamed", "stream": true, "inputs": [user("Stream me please")]})),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(r
+        .headers
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let events = sse_events(&r.raw);
+    let names: Vec<_> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"response.created"));
+    assert_eq!(&names[names.len() - 2..], ["response.completed", "[DONE]"]);
+    assert!(
+        names
+            .iter()
+            .filter(|n| **n == "response.content_delta")
+            .count()
+            >= 2
+    );
+    let seqs: Vec<u64> = events
+        .iter()
+        .filter_map(|(_, v)| v["sequence_number"].as_u64())
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1) && seqs[0] == 1,
+        "{seqs:?}"
+    );
+    let deltas: String = events
+        .iter()
+        .filter(|(n, _)| n == "response.content_delta")
+        .map(|(_, v)| v["delta"].as_str().unwrap())
+        .collect();
+    let completed = &events[events.len() - 2].1["response"];
+    assert_eq!(output_text(completed), deltas);
+    assert_eq!(deltas, "Echo (1 context messages): Stream me please");
+    assert_eq!(events[0].1["thread_id"], "streamed");
+    assert_eq!(events[0].1["response_id"], completed["id"]);
+    let t = thread_state(&app, &k.a1, "streamed").await;
+    assert_eq!(
+        (t["message_count"].as_i64(), t["status"].as_str()),
+        (Some(2), Some("inactive"))
+    );
+}
+
+async fn provider_failures_save_nothing_and_release_the_lease(backend: Backend) {
+    let upstream = fake::start();
+    let base = upstream.base_url.clone();
+    let (_db, _store, app, k) = setup_with!(backend, move |s: &mut AppState| s.router =
+        routing(&base, 8192));
+    let post = |body: Value| {
+        send(
+            &app,
+            Method::POST,
+            "/v1/model/response",
+            Some(&k.a1),
+            Some(body),
+        )
+    };
+    let ok = post(json!({"model": "fake-ok", "thread": "up", "inputs": [user("first")]})).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(output_text(&ok.body), "fake answer");
+    let before = thread_state(&app, &k.a1, "up").await;
+    for (model, status, code) in [
+        ("fake-500", 502, "UPSTREAM_ERROR"),
+        ("hang", 504, "UPSTREAM_TIMEOUT"),
+        ("fake-broken", 502, "UPSTREAM_ERROR"),
+    ] {
+        let r = post(json!({"model": model, "thread": "up", "inputs": [user("lost")]})).await;
+        assert_error(&r, status, code);
+        let after = thread_state(&app, &k.a1, "up").await;
+        assert_eq!(after, before, "{model}: the thread is exactly as before");
+        // The same failure over a stream ends with response.error.
+        let s =
+            post(json!({"model": model, "thread": "up", "stream": true, "inputs": [user("lost")]}))
+                .await;
+        let events = sse_events(&s.raw);
+        let (name, err) = &events[events.len() - 2];
+        assert_eq!(name, "response.error");
+        assert_eq!(
+            (err["status"].as_str(), err["code"].as_str()),
+            (Some("failed"), Some(code))
+        );
+        assert_eq!(thread_state(&app, &k.a1, "up").await, before);
+    }
+    let msgs = send(
+        &app,
+        Method::GET,
+        "/v1/threads/up/messages",
+        Some(&k.a1),
+        None,
+    )
+    .await;
+    assert_eq!(msgs.body["data"].as_array().unwrap().len(), 2);
+}
+
+async fn of_two_concurrent_responses_exactly_one_wins(backend: Backend) {
+    let mut upstream = fake::start();
+    let base = upstream.base_url.clone();
+    let gate = upstream.gate.clone();
+    let (_db, _store, app, k) = setup_with!(backend, move |s: &mut AppState| s.router =
+        routing(&base, 8192));
+    let body = json!({"model": "fake-gated", "thread": "race", "inputs": [user("who wins?")]});
+    let first = send(
+        &app,
+        Method::POST,
+        "/v1/model/response",
+        Some(&k.a1),
+        Some(body.clone()),
+    );
+    let second = async {
+        // Once the upstream has the first request, its lease is taken.
+        assert_eq!(
+            upstream.received.recv().await.as_deref(),
+            Some("fake-gated")
+        );
+        let r = send(
+            &app,
+            Method::POST,
+            "/v1/model/response",
+            Some(&k.a1),
+            Some(body.clone()),
+        )
+        .await;
+        gate.notify_one();
+        r
+    };
+    let (first, second) = tokio::join!(first, second);
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_error(&second, 409, "THREAD_BUSY");
+    let t = thread_state(&app, &k.a1, "race").await;
+    assert_eq!(
+        (t["message_count"].as_i64(), t["status"].as_str()),
+        (Some(2), Some("inactive"))
+    );
+}
+
+async fn cancel_quickly_keeps_nothing_and_later_keeps_the_partial_answer(backend: Backend) {
+    for (window, mode) in [
+        (std::time::Duration::from_secs(60), "quick_edit"),
+        (std::time::Duration::ZERO, "keep_partial"),
+    ] {
+        let mut upstream = fake::start();
+        let base = upstream.base_url.clone();
+        let (_db, _store, app, k) = setup_with!(backend, move |s: &mut AppState| {
+            s.router = routing(&base, 8192);
+            s.quick_cancel = window;
+        });
+        let none = send(
+            &app,
+            Method::POST,
+            "/v1/model/response/nothing/cancel",
+            Some(&k.a1),
+            None,
+        )
+        .await;
+        assert_error(&none, 404, "THREAD_NOT_FOUND");
+        let running = send(
+            &app,
+            Method::POST,
+            "/v1/model/response",
+            Some(&k.a1),
+            Some(
+                json!({"model": "fake-slow", "thread": "c", "stream": true, "inputs": [user("go")]}),
+            ),
+        );
+        let cancel = async {
+            assert_eq!(upstream.received.recv().await.as_deref(), Some("fake-slow"));
+            // Others cannot cancel it.
+            let foreign = send(
+                &app,
+                Method::POST,
+                "/v1/model/response/c/cancel",
+                Some(&k.a2),
+                None,
+            )
+            .await;
+            assert_error(&foreign, 404, "THREAD_NOT_FOUND");
+            // The delta may still be in flight: cancel once it is recorded.
+            send(
+                &app,
+                Method::POST,
+                "/v1/model/response/c/cancel",
+                Some(&k.a1),
+                None,
+            )
+            .await
+        };
+        let (stream, cancelled) = tokio::join!(running, cancel);
+        assert_eq!(cancelled.status, 200, "{}", cancelled.body);
+        assert_eq!(cancelled.body["success"], true);
+        assert_eq!(cancelled.body["cancel_mode"], mode);
+        assert!(cancelled.body["elapsed_seconds"].is_f64());
+        let names: Vec<_> = sse_events(&stream.raw)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(&names[names.len() - 2..], ["response.cancelled", "[DONE]"]);
+        let t = thread_state(&app, &k.a1, "c").await;
+        assert_eq!(t["status"], "inactive");
+        let msgs = send(
+            &app,
+            Method::GET,
+            "/v1/threads/c/messages",
+            Some(&k.a1),
+            None,
+        )
+        .await;
+        let contents: Vec<_> = msgs.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["content"].as_str().unwrap().to_string())
+            .collect();
+        if mode == "quick_edit" {
+            assert!(contents.is_empty(), "{contents:?}");
+            assert_eq!(cancelled.body["user_message_deleted"], true);
+            assert_eq!(cancelled.body["partial_content_saved"], false);
+        } else {
+            assert_eq!(contents[0], "go");
+            assert_eq!(cancelled.body["user_message_deleted"], false);
+            let saved = cancelled.body["partial_content_saved"].as_bool().unwrap();
+            assert_eq!(saved, contents.len() == 2);
+            if saved {
+                assert_eq!(contents[1], "partial answer");
+            }
+        }
+    }
+}
+
+async fn a_foreign_thread_id_is_not_found(backend: Backend) {
+    let (_db, _store, app, k) = setup!(backend);
+    let mine = send(
+        &app,
+        Method::POST,
+        "/v1/model/response",
+        Some(&k.a1),
+        Some(json!({"thread": "private", "inputs": [user("mine")]})),
+    )
+    .await;
+    assert_eq!(mine.status, 200);
+    let before = thread_state(&app, &k.a1, "private").await;
+    let theirs = send(
+        &app,
+        Method::POST,
+        "/v1/model/response",
+        Some(&k.a2),
+        Some(json!({"thread": "private", "inputs": [user("intrude")]})),
+    )
+    .await;
+    assert_error(&theirs, 404, "THREAD_NOT_FOUND");
+    assert_eq!(thread_state(&app, &k.a1, "private").await, before);
+}
+
+async fn previous_response_id_rebuilds_the_conversation(backend: Backend) {
+    let (_db, _store, app, k) = setup!(backend);
+    let post = |key: &str, body: Value| {
+        let key = key.to_string();
+        let app = &app;
+        async move {
+            send(
+                app,
+                Method::POST,
+                "/v1/model/response",
+                Some(&key),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let r1 = post(
+        &k.a1,
+        json!({"model": "m", "inputs": [user("My name is Ada.")]}),
+    )
+    .await;
+    assert_eq!(r1.status, 200);
+    let id1 = r1.body["id"].as_str().unwrap().to_string();
+    let r2 = post(
+        &k.a1,
+        json!({"model": "m", "previousResponseId": id1, "inputs": [user("What is my name?")]}),
+    )
+    .await;
+    assert_eq!(r2.status, 200, "{}", r2.body);
+    assert_eq!(
+        output_text(&r2.body),
+        "Echo (3 context messages): What is my name?"
+    );
+    assert_eq!(r2.body["previous_response_id"], id1.as_str());
+    assert!(r2.body["thread_id"].is_null());
+    let id2 = r2.body["id"].as_str().unwrap().to_string();
+    let r3 = post(
+        &k.a1,
+        json!({"model": "m", "previous_response_id": id2, "inputs": [user("And again?")]}),
+    )
+    .await;
+    assert_eq!(
+        output_text(&r3.body),
+        "Echo (5 context messages): And again?"
+    );
+    // Not stored, unknown, or someone else's: not found.
+    let unstored = post(
+        &k.a1,
+        json!({"model": "m", "store": false, "inputs": [user("forget me")]}),
+    )
+    .await;
+    let gone = unstored.body["id"].as_str().unwrap();
+    for (key, prev) in [
+        (&k.a1, gone.to_string()),
+        (&k.a1, "resp_nope".to_string()),
+        (&k.a2, id1.clone()),
+        (&k.b1, id1.clone()),
+    ] {
+        let r = post(
+            key,
+            json!({"model": "m", "previous_response_id": prev, "inputs": [user("x")]}),
+        )
+        .await;
+        assert_error(&r, 404, "RESPONSE_NOT_FOUND");
+    }
+    let list = send(
+        &app,
+        Method::GET,
+        "/v1/threads?include_total=true",
+        Some(&k.a1),
+        None,
+    )
+    .await;
+    assert_eq!(list.body["total"], 0, "chains create no threads");
+}
+
+#[actix_web::test]
+async fn responses_older_than_the_ttl_cannot_be_chained() {
+    let (_db, _store, app, k) = setup_with!(Backend::Sqlite, |s: &mut AppState| s.response_ttl =
+        chrono::TimeDelta::milliseconds(-1));
+    let r1 = send(
+        &app,
+        Method::POST,
+        "/v1/model/response",
+        Some(&k.a1),
+        Some(json!({"inputs": [user("old")]})),
+    )
+    .await;
+    let id1 = r1.body["id"].as_str().unwrap();
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/model/response",
+        Some(&k.a1),
+        Some(json!({"previous_response_id": id1, "inputs": [user("x")]})),
+    )
+    .await;
+    assert_error(&r, 404, "RESPONSE_NOT_FOUND");
+}
+
+async fn generate_name_titles_the_thread(backend: Backend) {
+    let upstream = fake::start();
+    let base = upstream.base_url.clone();
+    let (_db, _store, app, k) = setup_with!(backend, move |s: &mut AppState| s.router =
+        routing(&base, 8192));
+    let post = |uri: String, key: &str, body: Option<Value>| {
+        let key = key.to_string();
+        let app = &app;
+        async move { send(app, Method::POST, &uri, Some(&key), body).await }
+    };
+    post(
+        "/v1/model/response".into(),
+        &k.a1,
+        Some(json!({"thread": "named", "inputs": [user("how do I reset my password, please?")]})),
+    )
+    .await;
+    let r = post(
+        "/v1/threads/named/generateName?stream=false".into(),
+        &k.a1,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"success": true, "thread_id": "named", "name": "How do I reset my", "title": "How do I reset my", "message": "Thread name generated"})
+    );
+    assert_eq!(
+        thread_state(&app, &k.a1, "named").await["title"],
+        "How do I reset my"
+    );
+    let r = post("/v1/threads/named/generateName".into(), &k.a1, Some(json!({"messages": [{"role": "assistant", "content": "Hi"}, {"role": "user", "content": "Billing"}]}))).await;
+    assert_eq!(r.body["title"], "Billing conversation");
+    let bad = post(
+        "/v1/threads/named/generateName".into(),
+        &k.a1,
+        Some(json!({"messages": [{"role": "system", "content": "x"}]})),
+    )
+    .await;
+    assert_error(&bad, 422, "VALIDATION_ERROR");
+    // With a real model, the thread's last model is asked.
+    post(
+        "/v1/model/response".into(),
+        &k.a1,
+        Some(
+            json!({"model": "fake-ok", "thread": "real", "inputs": [user("my password is lost")]}),
+        ),
+    )
+    .await;
+    let r = post("/v1/threads/real/generateName".into(), &k.a1, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["title"], "Password Reset Help");
+    // Nothing to name from, or not the caller's.
+    create_thread(&app, &k.a1, json!({})).await;
+    let empty = send(&app, Method::GET, "/v1/threads?limit=1", Some(&k.a1), None).await;
+    let empty_id = empty.body["data"][0]["id"].as_str().unwrap().to_string();
+    assert_error(
+        &post(format!("/v1/threads/{empty_id}/generateName"), &k.a1, None).await,
+        400,
+        "INVALID_REQUEST",
+    );
+    assert_error(
+        &post("/v1/threads/named/generateName".into(), &k.a2, None).await,
+        404,
+        "THREAD_NOT_FOUND",
+    );
+    assert_eq!(
+        thread_state(&app, &k.a1, "named").await["title"],
+        "Billing conversation"
+    );
 }

@@ -102,14 +102,19 @@ impl ContextBuilder {
     /// spent: the turn is not taken and no older turn will be (the history
     /// stays contiguous), so the caller can stop reading.
     pub fn offer(&mut self, message: &Message) -> bool {
-        if self.full {
-            return false;
-        }
-        let item = ContextItem {
+        self.offer_item(ContextItem {
             role: message.role.into(),
             content: message.content.clone(),
             tokens: message.token_count,
-        };
+        })
+    }
+
+    /// Like [`ContextBuilder::offer`] for a turn that is not a stored
+    /// message (a chained response's inputs and output).
+    pub fn offer_item(&mut self, item: ContextItem) -> bool {
+        if self.full {
+            return false;
+        }
         if item.cost() > self.left {
             self.full = true;
             return false;

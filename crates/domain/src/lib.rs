@@ -1,11 +1,12 @@
 //! Skein's domain: the rules of conversation threads, free of I/O.
 //!
 //! Everything here is plain data and pure functions: typed identifiers, the
-//! [`Thread`] entity, title and metadata rules, the lifecycle state machine,
-//! the pin limit and the configurable [`Limits`]. Storage, HTTP and model
-//! providers live in other crates and depend on this one, never the reverse,
-//! so other teams can reuse it on its own.
+//! [`Thread`] and [`Assistant`] entities, title and metadata rules, the
+//! lifecycle state machine, the pin limit and the configurable [`Limits`].
+//! Storage, HTTP and model providers live in other crates and depend on this
+//! one, never the reverse, so other teams can reuse it on its own.
 
+pub mod assistant;
 pub mod clock;
 pub mod context;
 pub mod error;
@@ -13,8 +14,12 @@ pub mod ids;
 pub mod limits;
 pub mod message;
 pub mod metadata;
+pub mod naming;
 pub mod thread;
 
+pub use assistant::{
+    Assistant, AssistantError, AssistantName, AssistantSpec, Instructions, Temperature,
+};
 pub use error::DomainError;
 pub use ids::{
     ApiKeyId, AssistantId, IdError, MessageId, OrganizationId, ResponseId, ThreadId, UserId,

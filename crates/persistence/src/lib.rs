@@ -6,11 +6,13 @@
 //! runs them on the blocking thread pool so that no database call ever runs
 //! on an async worker.
 
+pub mod assistants;
 pub mod connection;
 pub mod error;
 pub mod keys;
 pub mod messages;
 pub mod migrations;
+pub mod responses;
 pub mod rows;
 pub mod schema;
 pub mod store;
@@ -18,6 +20,7 @@ pub mod tenancy;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod threads;
+pub mod turns;
 
 pub use connection::{Backend, DatabaseUrl, DbConnection};
 pub use error::{Missing, StoreError};

@@ -5,8 +5,9 @@ use crate::StoreError;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use skein_domain::{
-    clock, AssistantId, Lease, Message, MessageId, MessageRole, Metadata, OrganizationId, Thread,
-    ThreadId, ThreadState, ThreadStatus, ThreadTitle, UserId,
+    clock, Assistant, AssistantId, AssistantName, Instructions, Lease, Message, MessageId,
+    MessageRole, Metadata, OrganizationId, Temperature, Thread, ThreadId, ThreadState,
+    ThreadStatus, ThreadTitle, UserId,
 };
 
 /// Stored timestamps are naive UTC.
@@ -355,8 +356,7 @@ pub struct ApiKeyRow {
     pub revoked_at: Option<NaiveDateTime>,
 }
 
-/// An assistant row (the assistants API arrives with model responses; threads
-/// already check bindings against this table).
+/// A full assistant row, also the form written on create.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = assistants)]
 pub struct AssistantRow {
@@ -380,4 +380,72 @@ pub struct AssistantRow {
     pub created_at: NaiveDateTime,
     /// Update time.
     pub updated_at: NaiveDateTime,
+}
+
+impl TryFrom<AssistantRow> for Assistant {
+    type Error = StoreError;
+
+    fn try_from(r: AssistantRow) -> Result<Self, StoreError> {
+        Ok(Assistant {
+            id: AssistantId::parse(r.id).map_err(|e| corrupt("assistant id", e))?,
+            organization_id: OrganizationId::parse(r.organization_id)
+                .map_err(|e| corrupt("organization id", e))?,
+            created_by: UserId::parse(r.created_by).map_err(|e| corrupt("user id", e))?,
+            name: AssistantName::from_stored(r.name),
+            instructions: r.instructions.map(Instructions::from_stored),
+            model: r.model,
+            temperature: r.temperature.map(Temperature::from_stored),
+            metadata: stored_metadata(&r.metadata)?,
+            created_at: to_utc(r.created_at),
+            updated_at: to_utc(r.updated_at),
+        })
+    }
+}
+
+impl From<&Assistant> for AssistantRow {
+    fn from(a: &Assistant) -> Self {
+        Self {
+            id: a.id.to_string(),
+            organization_id: a.organization_id.to_string(),
+            created_by: a.created_by.to_string(),
+            name: a.name.as_str().to_string(),
+            instructions: a.instructions.as_ref().map(|i| i.as_str().to_string()),
+            model: a.model.clone(),
+            temperature: a.temperature.map(Temperature::value),
+            metadata: a.metadata.to_value().to_string(),
+            created_at: to_naive(a.created_at),
+            updated_at: to_naive(a.updated_at),
+        }
+    }
+}
+
+/// Every column a replacement (`PUT`) writes; `None` writes NULL.
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = assistants, treat_none_as_null = true)]
+pub struct AssistantChangeset<'a> {
+    /// Name.
+    pub name: &'a str,
+    /// System instructions.
+    pub instructions: Option<&'a str>,
+    /// Default model.
+    pub model: Option<&'a str>,
+    /// Default temperature.
+    pub temperature: Option<f64>,
+    /// Metadata JSON.
+    pub metadata: String,
+    /// Update time.
+    pub updated_at: NaiveDateTime,
+}
+
+impl<'a> From<&'a Assistant> for AssistantChangeset<'a> {
+    fn from(a: &'a Assistant) -> Self {
+        Self {
+            name: a.name.as_str(),
+            instructions: a.instructions.as_ref().map(Instructions::as_str),
+            model: a.model.as_deref(),
+            temperature: a.temperature.map(Temperature::value),
+            metadata: a.metadata.to_value().to_string(),
+            updated_at: to_naive(a.updated_at),
+        }
+    }
 }

@@ -97,6 +97,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    responses (id) {
+        id -> Text,
+        organization_id -> Text,
+        user_id -> Text,
+        thread_id -> Nullable<Text>,
+        previous_response_id -> Nullable<Text>,
+        model -> Text,
+        inputs -> Text,
+        output_text -> Text,
+        usage -> Text,
+        metadata -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> organizations (organization_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(api_keys -> organizations (organization_id));
@@ -111,4 +127,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     assistants,
     threads,
     messages,
+    responses,
 );

@@ -347,13 +347,14 @@ pub fn list(
     })
 }
 
-/// Checks that an assistant exists in the scope's organization.
+/// Checks that the assistant exists and is the scope's: created by its user
+/// in its organization (assistants are as private as threads).
 pub fn check_assistant(
     conn: &mut DbConnection,
-    org: &OrganizationId,
+    scope: &Scope,
     id: &AssistantId,
 ) -> Result<(), StoreError> {
-    if crate::tenancy::assistant_exists(conn, org, id)? {
+    if crate::assistants::exists(conn, scope, id)? {
         Ok(())
     } else {
         Err(StoreError::NotFound(Missing::Assistant))

@@ -34,6 +34,10 @@ impl EchoProvider {
 }
 
 impl Provider for EchoProvider {
+    fn is_echo(&self) -> bool {
+        true
+    }
+
     fn complete(
         &self,
         req: ModelRequest,

@@ -144,4 +144,11 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     /// Answers `req` as a stream of deltas ending with [`StreamEvent::Completed`], or with an
     /// error.
     fn stream(&self, req: ModelRequest) -> ProviderStream;
+
+    /// True for the built-in echo model, which cannot follow instructions:
+    /// features that prompt a model (thread titles) use a deterministic rule
+    /// instead.
+    fn is_echo(&self) -> bool {
+        false
+    }
 }

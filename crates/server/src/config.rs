@@ -4,6 +4,7 @@
 use anyhow::{bail, Context};
 use serde::Deserialize;
 use skein_domain::Limits;
+use skein_providers::RoutingConfig;
 use std::path::{Path, PathBuf};
 
 /// Default database: an SQLite file under `./data/`.
@@ -12,7 +13,7 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/skein.db";
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// `sqlite://PATH` or `postgres://...` (`SKEIN_DATABASE_URL`).
@@ -32,6 +33,12 @@ pub struct Config {
     pub workers: Option<usize>,
     /// Domain limits (`[limits]` table in the file).
     pub limits: Limits,
+    /// Model routing (`[routing]`: providers, model routes, default route).
+    /// Empty: every model name goes to the built-in echo model.
+    pub routing: RoutingConfig,
+    /// Seconds a thread's busy lease lasts if its response never finishes
+    /// (`SKEIN_LEASE_TTL_SECS`).
+    pub lease_ttl_secs: u64,
 }
 
 impl Default for Config {
@@ -45,6 +52,8 @@ impl Default for Config {
             db_pool_size: 8,
             workers: None,
             limits: Limits::default(),
+            routing: RoutingConfig::default(),
+            lease_ttl_secs: 600,
         }
     }
 }
@@ -108,6 +117,9 @@ impl Config {
         if let Some(v) = env("SKEIN_WORKERS") {
             self.workers = Some(parse_num("SKEIN_WORKERS", &v)?);
         }
+        if let Some(v) = env("SKEIN_LEASE_TTL_SECS") {
+            self.lease_ttl_secs = parse_num("SKEIN_LEASE_TTL_SECS", &v)?;
+        }
         Ok(())
     }
 }
@@ -150,6 +162,30 @@ mod tests {
         assert_eq!(c.bind, "127.0.0.1:0");
         assert_eq!(c.database_url, "postgres://db/skein");
         assert!(!c.bootstrap);
+    }
+
+    #[test]
+    fn routing_comes_from_the_file() {
+        let c: Config = toml::from_str(
+            r#"
+[routing.providers.local]
+kind = "openai"
+base_url = "http://127.0.0.1:11434/v1"
+
+[[routing.models]]
+pattern = "llama*"
+provider = "local"
+context_window = 8192
+
+[routing.default]
+provider = "local"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.routing.models.len(), 1);
+        assert_eq!(c.routing.models[0].pattern, "llama*");
+        assert!(c.routing.default.is_some());
+        assert!(Config::default().routing.providers.is_empty());
     }
 
     #[test]

@@ -9,6 +9,7 @@ use skein_api::{AppState, Metrics};
 use skein_domain::{clock, OrganizationId, UserId};
 use skein_persistence::connection::redact;
 use skein_persistence::{keys, migrations, tenancy, DbConnection, PoolOptions, Store};
+use skein_providers::Router;
 use std::path::PathBuf;
 
 /// Skein: a self-hosted server for stateful LLM conversation threads.
@@ -236,10 +237,21 @@ fn serve(config: Config) -> anyhow::Result<()> {
         store.backend().name(),
         redact(&config.database_url)
     );
+    let router = Router::from_config(&config.routing).context("invalid [routing] configuration")?;
+    for line in router.describe() {
+        log::info!("model route: {line}");
+    }
+    let lease_secs = i64::try_from(config.lease_ttl_secs).unwrap_or(i64::MAX);
     let state = AppState {
         store,
         limits: config.limits,
         max_body_bytes: config.max_body_bytes,
+        router,
+        lease_ttl: chrono::TimeDelta::try_seconds(lease_secs)
+            .context("SKEIN_LEASE_TTL_SECS is too large")?,
+        running: Default::default(),
+        quick_cancel: skein_api::state::DEFAULT_QUICK_CANCEL,
+        response_ttl: skein_api::state::DEFAULT_RESPONSE_TTL,
     };
     let metrics = actix_web::web::Data::new(Metrics::default());
     actix_web::rt::System::new().block_on(async move {

@@ -372,5 +372,55 @@ mod tests {
     }
 }
 
+pub mod assistants;
 pub mod content;
 pub mod messages;
+pub mod responses;
+
+/// Query of `generateName`.
+#[derive(Debug, Default, Deserialize, Validate, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GenerateNameQuery {
+    /// Organization (defaults to the caller's only one).
+    #[serde(default, alias = "organizationId")]
+    pub organization_id: Option<String>,
+    /// Accepted for compatibility; the answer is always JSON.
+    #[serde(default)]
+    pub stream: Option<bool>,
+}
+
+/// One message to name a thread from.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct NamingMessage {
+    /// `user` or `assistant`.
+    pub role: String,
+    /// The text, or text blocks.
+    pub content: content::ContentInput,
+}
+
+/// Optional body of `generateName`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(example = json!({"messages": [{"role": "user", "content": "How do I reset my password?"}]}))]
+pub struct GenerateNameRequest {
+    /// Messages to name the thread from; default: its last 10 messages.
+    #[serde(default)]
+    pub messages: Option<Vec<NamingMessage>>,
+}
+
+/// Answer of `generateName`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"success": true, "thread_id": "thread_6fQk2mZp0aX9cVbN3sLr7TyW",
+                          "name": "How do I reset my", "title": "How do I reset my",
+                          "message": "Thread name generated"}))]
+pub struct GenerateNameResponse {
+    /// Always true.
+    pub success: bool,
+    /// The thread.
+    pub thread_id: String,
+    /// The new title.
+    pub name: String,
+    /// The new title (same as `name`).
+    pub title: String,
+    /// What happened.
+    pub message: String,
+}

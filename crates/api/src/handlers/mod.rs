@@ -1,5 +1,7 @@
 //! Request handlers, one module per resource.
 
+pub mod assistants;
 pub mod messages;
+pub mod responses;
 pub mod service;
 pub mod threads;

@@ -1,18 +1,21 @@
 //! `/v1/threads`: create, read, list, update, pin, delete.
 
 use crate::auth::Caller;
+use crate::dto::content::require_text;
 use crate::dto::{
-    CreateThreadRequest, DeleteAllResponse, ListThreadsQuery, OrganizationQuery, PinResponse,
-    ThreadListResponse, ThreadResponse, UpdateThreadRequest,
+    CreateThreadRequest, DeleteAllResponse, GenerateNameQuery, GenerateNameRequest,
+    GenerateNameResponse, ListThreadsQuery, OrganizationQuery, PinResponse, ThreadListResponse,
+    ThreadResponse, UpdateThreadRequest,
 };
 use crate::error::{ApiError, ErrorResponse, FieldError};
 use crate::extract::{JsonBody, QueryParams};
 use crate::state::AppState;
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use skein_domain::{
-    clock, AssistantId, Metadata, NewThread, Thread, ThreadId, ThreadPatch, ThreadTitle,
+    clock, naming, AssistantId, DomainError, MessageRole, Metadata, NewThread, Thread, ThreadId,
+    ThreadPatch, ThreadTitle,
 };
-use skein_persistence::{threads, ThreadQuery};
+use skein_persistence::{threads, Scope, ThreadQuery};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -29,13 +32,14 @@ fn parse_assistant(id: Option<String>) -> Result<Option<AssistantId>> {
         .transpose()
 }
 
-/// The assistant must exist in the organization (404 naming it otherwise).
+/// The assistant must be the caller's own in the organization (404 naming it
+/// otherwise).
 fn check_assistant(
     conn: &mut skein_persistence::DbConnection,
-    org: &skein_domain::OrganizationId,
+    scope: &Scope,
     assistant: &AssistantId,
 ) -> Result<()> {
-    threads::check_assistant(conn, org, assistant).map_err(|e| match ApiError::from(e) {
+    threads::check_assistant(conn, scope, assistant).map_err(|e| match ApiError::from(e) {
         ApiError::AssistantNotFound(_) => ApiError::AssistantNotFound(assistant.to_string()),
         other => other,
     })
@@ -104,7 +108,11 @@ pub async fn create_thread(
         .store
         .run(move |conn| -> Result<Thread> {
             if let Some(a) = &thread.assistant_id {
-                check_assistant(conn, &thread.organization_id, a)?;
+                let owner = Scope {
+                    organization_id: thread.organization_id.clone(),
+                    user_id: thread.user_id.clone(),
+                };
+                check_assistant(conn, &owner, a)?;
             }
             threads::insert(conn, &thread)?;
             Ok(thread)
@@ -247,7 +255,7 @@ pub async fn update_thread(
         .store
         .run(move |conn| -> Result<Thread> {
             if let Some(a) = &patch.assistant_id {
-                check_assistant(conn, &scope.organization_id, a)?;
+                check_assistant(conn, &scope, a)?;
             }
             Ok(threads::update(conn, &scope, &lookup, |t| {
                 t.apply(patch, &limits, clock::now())
@@ -405,4 +413,173 @@ pub async fn unpin_thread(
         .map_err(ApiError::from)
         .map_err(not_found(&id))?;
     Ok(web::Json(pin_response(thread, "Thread unpinned")))
+}
+
+/// The instruction given to a real model to name a thread.
+const NAMING_PROMPT: &str = "Give this conversation a title of 2 to 5 words (at most 50 \
+characters). Answer with the title only, without quotes.";
+
+/// Generate a thread title.
+///
+/// Names the thread from the given messages, or from its last 10 messages,
+/// and saves the title (2-5 words, at most 50 characters). With the built-in
+/// echo model the title is made from the first user message; with a real
+/// model, the thread's last model (or the default route) is asked for one.
+#[utoipa::path(
+    tag = "threads",
+    operation_id = "generate_thread_name",
+    params(("thread_id" = String, Path, description = "Thread id"), GenerateNameQuery),
+    request_body(content = GenerateNameRequest, description = "Optional messages to name the thread from"),
+    responses(
+        (status = 200, description = "The new title, saved on the thread", body = GenerateNameResponse),
+        (status = 400, description = "`INVALID_REQUEST`: nothing to name the thread from", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
+        (status = 404, description = "`THREAD_NOT_FOUND`", body = ErrorResponse),
+        (status = 422, description = "`VALIDATION_ERROR`", body = ErrorResponse),
+        (status = 502, description = "`UPSTREAM_ERROR`", body = ErrorResponse),
+        (status = 504, description = "`UPSTREAM_TIMEOUT`", body = ErrorResponse),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
+#[post("/v1/threads/{thread_id}/generateName")]
+pub async fn generate_thread_name(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: QueryParams<GenerateNameQuery>,
+    body: JsonBody<GenerateNameRequest>,
+) -> Result<web::Json<GenerateNameResponse>> {
+    use skein_persistence::messages::{self, MessageQuery};
+    use skein_providers::{ChatMessage, ModelRequest, ProviderError, Role};
+
+    let id = path.into_inner();
+    let scope = caller.scope(query.0.organization_id.as_deref())?;
+    let given: Option<Vec<(MessageRole, String)>> = match body.0.messages {
+        None => None,
+        Some(list) => Some(
+            list.iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    let index = i.to_string();
+                    let role = MessageRole::parse(&m.role).ok_or_else(|| {
+                        ApiError::Validation(vec![FieldError::new(
+                            &["body", "messages", &index, "role"],
+                            "role must be 'user' or 'assistant'",
+                        )])
+                    })?;
+                    let text = require_text(
+                        Some(&m.content),
+                        None,
+                        &["body", "messages", &index, "content"],
+                    )?;
+                    Ok((role, text))
+                })
+                .collect::<Result<_>>()?,
+        ),
+    };
+    let (s, tid) = (scope.clone(), id.clone());
+    let (thread, recent) = state
+        .store
+        .run(move |conn| -> Result<_> {
+            let thread = threads::find(conn, &s, &tid)?
+                .ok_or_else(|| ApiError::ThreadNotFound(tid.clone()))?;
+            let recent = if given.is_some() {
+                Vec::new()
+            } else {
+                let page = messages::list(
+                    conn,
+                    &s,
+                    &tid,
+                    &MessageQuery {
+                        limit: 10,
+                        order: skein_persistence::ListOrder::Desc,
+                        ..Default::default()
+                    },
+                )?;
+                page.messages
+                    .into_iter()
+                    .rev()
+                    .map(|m| (m.role, m.content))
+                    .collect()
+            };
+            Ok((thread, given.unwrap_or(recent)))
+        })
+        .await?;
+    let no_text =
+        || ApiError::InvalidRequest("the thread has no messages to generate a name from".into());
+    let first_user = recent
+        .iter()
+        .find(|(r, _)| *r == MessageRole::User)
+        .or(recent.first())
+        .map(|(_, t)| t.clone())
+        .ok_or_else(no_text)?;
+    let model = thread
+        .last_model_used
+        .clone()
+        .unwrap_or_else(|| "default".to_string());
+    let title = match state
+        .router
+        .resolve(&model)
+        .filter(|r| !r.provider.is_echo())
+    {
+        None => naming::title_from_text(&first_user),
+        Some(resolved) => {
+            let mut conversation = vec![ChatMessage {
+                role: Role::System,
+                content: NAMING_PROMPT.into(),
+            }];
+            conversation.extend(recent.iter().map(|(r, t)| ChatMessage {
+                role: match r {
+                    MessageRole::User => Role::User,
+                    MessageRole::Assistant => Role::Assistant,
+                },
+                content: t.clone(),
+            }));
+            conversation.push(ChatMessage {
+                role: Role::User,
+                content: NAMING_PROMPT.into(),
+            });
+            let answer = resolved
+                .provider
+                .complete(ModelRequest {
+                    model: resolved.upstream_model.clone(),
+                    messages: conversation,
+                    temperature: Some(0.2),
+                    top_p: None,
+                    max_output_tokens: Some(24),
+                })
+                .await
+                .map_err(|e| match e {
+                    ProviderError::Upstream(m) => ApiError::Upstream(m),
+                    ProviderError::Timeout(m) => ApiError::UpstreamTimeout(m),
+                })?;
+            naming::clean_model_title(&answer.text).or_else(|| naming::title_from_text(&first_user))
+        }
+    }
+    .ok_or_else(no_text)?;
+    let limits = state.limits;
+    let patch = ThreadPatch {
+        title: Some(
+            ThreadTitle::parse(title.clone(), limits.max_title_chars).map_err(DomainError::from)?,
+        ),
+        ..ThreadPatch::default()
+    };
+    let tid = id.clone();
+    state
+        .store
+        .run(move |conn| {
+            threads::update(conn, &scope, &tid, |t| {
+                t.apply(patch, &limits, clock::now())
+            })
+        })
+        .await
+        .map_err(ApiError::from)
+        .map_err(not_found(&id))?;
+    Ok(web::Json(GenerateNameResponse {
+        success: true,
+        thread_id: id,
+        name: title.clone(),
+        title,
+        message: "Thread name generated".into(),
+    }))
 }

@@ -1,0 +1,235 @@
+//! Wire types of `/v1/model/response`.
+
+use super::content::{ContentInput, TextPart};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+/// One input item: a role and its text, as `content` (string or blocks) or
+/// `texts`. An item of the output shape (`{"type": "message", "role":
+/// "assistant", "content": [{"type": "output_text", "text"}]}`) is accepted.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct InputItem {
+    /// `user`, `assistant`, `system` or `developer`.
+    pub role: String,
+    /// The text, or text blocks.
+    #[serde(default)]
+    pub content: Option<ContentInput>,
+    /// Alternatively, text parts.
+    #[serde(default)]
+    pub texts: Option<Vec<TextPart>>,
+    /// `message` for output-shaped items (ignored).
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+}
+
+/// A thread named by id, optionally with metadata for its creation.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ThreadRef {
+    /// Just the id.
+    Id(String),
+    /// Id and metadata (used when the thread is created by this request).
+    Object {
+        /// Thread id (1-128 characters of `[A-Za-z0-9_.:-]`).
+        id: String,
+        /// Metadata for a new thread.
+        #[serde(default)]
+        #[schema(value_type = Option<Object>)]
+        metadata: Option<Map<String, Value>>,
+    },
+}
+
+/// Body of `POST /v1/model/response`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "model": "gpt-4.1", "thread": "support_user123",
+    "inputs": [{"role": "user", "texts": [{"text": "What did I ask you before?"}]}]
+}))]
+pub struct CreateResponseRequest {
+    /// The new inputs (required, non-empty).
+    pub inputs: Vec<InputItem>,
+    /// Model name, routed to a provider (default: the default route).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The thread: an id or `{id, metadata}`; created on first use.
+    #[serde(default, alias = "thread_id", alias = "threadId")]
+    pub thread: Option<ThreadRef>,
+    /// Chain from a previous thread-less response (not with a thread).
+    #[serde(default, alias = "previousResponseId")]
+    pub previous_response_id: Option<String>,
+    /// State to apply to the thread after this turn is saved.
+    #[serde(default, alias = "threadState")]
+    pub thread_state: Option<super::StateDto>,
+    /// Organization (defaults to the caller's only one).
+    #[serde(default, alias = "organizationId")]
+    pub organization_id: Option<String>,
+    /// Assistant: binds on a new or empty thread; must match otherwise.
+    #[serde(default, alias = "assistantId")]
+    pub assistant_id: Option<String>,
+    /// System instructions (override the assistant's).
+    #[serde(default)]
+    pub instructions: Option<String>,
+    /// Sampling temperature (overrides the assistant's).
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    /// Nucleus sampling.
+    #[serde(default, alias = "topP")]
+    pub top_p: Option<f64>,
+    /// Output token limit.
+    #[serde(
+        default,
+        alias = "maxTokens",
+        alias = "max_output_tokens",
+        alias = "maxOutputSynapses",
+        alias = "max_tokens"
+    )]
+    pub max_output_synapses: Option<u32>,
+    /// Answer as `text/event-stream`.
+    #[serde(default)]
+    pub stream: Option<bool>,
+    /// Keep a thread-less response for chaining (default true).
+    #[serde(default)]
+    pub store: Option<bool>,
+    /// Stored on the response.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// A text part of an output message.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OutputText {
+    /// Always `output_text`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The text.
+    pub text: String,
+    /// Always empty.
+    #[schema(value_type = Vec<Object>)]
+    pub annotations: Vec<Value>,
+}
+
+/// An output message.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OutputMessage {
+    /// Always `message`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Message id (the stored assistant message in a thread).
+    pub id: String,
+    /// `completed` or `incomplete`.
+    pub status: String,
+    /// Always `assistant`.
+    pub role: String,
+    /// The text parts.
+    pub content: Vec<OutputText>,
+}
+
+/// Token usage.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UsageDto {
+    /// Tokens sent to the model.
+    pub input_tokens: u32,
+    /// Tokens the model wrote.
+    pub output_tokens: u32,
+    /// Their sum.
+    pub total_tokens: u32,
+}
+
+/// A model response.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": "resp_4mQ0aZp9xX2cVbN8sLr7TyWd", "object": "response", "created_at": 1741476542,
+    "status": "completed", "model": "gpt-4.1", "thread_id": "thread_6fQk2mZp0aX9cVbN3sLr7TyW",
+    "previous_response_id": null,
+    "output": [{"type": "message", "id": "msg_3kQ9aZp0mX2cVbN8sLr7TyWd", "status": "completed",
+                "role": "assistant", "content": [{"type": "output_text", "text": "Hello!", "annotations": []}]}],
+    "usage": {"input_tokens": 12, "output_tokens": 30, "total_tokens": 42}, "error": null, "metadata": {}
+}))]
+pub struct ResponseObject {
+    /// Response id.
+    pub id: String,
+    /// Always `response`.
+    pub object: String,
+    /// Creation time in unix seconds.
+    pub created_at: i64,
+    /// `completed`.
+    pub status: String,
+    /// The requested model name.
+    pub model: String,
+    /// The thread, or null for a thread-less response.
+    pub thread_id: Option<String>,
+    /// The response this one continues.
+    pub previous_response_id: Option<String>,
+    /// The answer.
+    pub output: Vec<OutputMessage>,
+    /// Token usage.
+    pub usage: UsageDto,
+    /// Always null on success.
+    #[schema(value_type = Option<Object>)]
+    pub error: Option<Value>,
+    /// The request's metadata.
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+}
+
+/// Answer of a cancel.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"success": true, "cancel_mode": "quick_edit", "elapsed_seconds": 1.2,
+                          "user_message_deleted": true, "assistant_response_deleted": true,
+                          "partial_content_saved": false}))]
+pub struct CancelResponse {
+    /// Always true.
+    pub success: bool,
+    /// `quick_edit` (within 5 s: nothing kept) or `keep_partial`.
+    pub cancel_mode: String,
+    /// Seconds from the start of the response.
+    pub elapsed_seconds: f64,
+    /// The user input of the turn was not saved.
+    pub user_message_deleted: bool,
+    /// The assistant answer was not saved.
+    pub assistant_response_deleted: bool,
+    /// A partial answer was saved.
+    pub partial_content_saved: bool,
+}
+
+/// One output mode.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OutputMode {
+    /// Name.
+    pub mode: String,
+    /// What it does.
+    pub description: String,
+    /// The default one.
+    pub is_default: bool,
+}
+
+/// `GET /v1/model/response/output-modes`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OutputModesResponse {
+    /// Always true.
+    pub success: bool,
+    /// The modes.
+    pub output_modes: Vec<OutputMode>,
+}
+
+/// One reasoning level.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReasoningLevel {
+    /// Name.
+    pub level: String,
+    /// What it does.
+    pub description: String,
+    /// The default one.
+    pub is_default: bool,
+}
+
+/// `GET /v1/model/response/reasoning-levels`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReasoningLevelsResponse {
+    /// Always true.
+    pub success: bool,
+    /// The levels.
+    pub reasoning_levels: Vec<ReasoningLevel>,
+}

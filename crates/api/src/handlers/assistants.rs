@@ -1,0 +1,227 @@
+//! `/v1/assistants`: create, read, list, replace, delete.
+
+use crate::auth::Caller;
+use crate::dto::assistants::{
+    AssistantListResponse, AssistantResponse, CreateAssistantRequest, ListAssistantsQuery,
+    UpdateAssistantRequest,
+};
+use crate::dto::OrganizationQuery;
+use crate::error::{ApiError, ErrorResponse};
+use crate::extract::{JsonBody, QueryParams};
+use crate::state::AppState;
+use actix_web::{delete, get, post, put, web, HttpResponse};
+use skein_domain::{clock, Assistant};
+use skein_persistence::assistants::{self, AssistantQuery};
+use skein_persistence::StoreError;
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// Names the missing assistant in the 404.
+fn named(id: &str) -> impl Fn(ApiError) -> ApiError + '_ {
+    move |e| match e {
+        ApiError::AssistantNotFound(_) => ApiError::AssistantNotFound(id.to_string()),
+        other => other,
+    }
+}
+
+/// Create an assistant.
+///
+/// Stores a reusable configuration for model responses: `instructions`
+/// (the system prompt), `model` and `temperature`. Bind it to threads with
+/// their `assistant_id`; its settings then apply to every response in those
+/// threads unless the request overrides them. The assistant is private to
+/// its creator within the organization. `organization_id` may be omitted
+/// when the caller belongs to one organization only.
+#[utoipa::path(
+    tag = "assistants",
+    operation_id = "create_assistant",
+    request_body = CreateAssistantRequest,
+    responses(
+        (status = 201, description = "The new assistant", body = AssistantResponse),
+        (status = 400, description = "Malformed JSON (`INVALID_JSON`)", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
+        (status = 403, description = "`ORGANIZATION_ACCESS_DENIED`", body = ErrorResponse),
+        (status = 413, description = "Body larger than the limit", body = ErrorResponse),
+        (status = 422, description = "`VALIDATION_ERROR` (name, instructions, temperature, metadata)", body = ErrorResponse),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
+#[post("/v1/assistants")]
+pub async fn create_assistant(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: JsonBody<CreateAssistantRequest>,
+) -> Result<HttpResponse> {
+    let body = body.0;
+    let organization_id = caller.organization(body.organization_id.as_deref())?;
+    let spec = body
+        .into_spec(&state.limits.metadata)
+        .map_err(ApiError::Validation)?;
+    let assistant = Assistant::new(organization_id, caller.user_id.clone(), spec, clock::now());
+    let assistant = state
+        .store
+        .run(move |conn| -> Result<Assistant> {
+            assistants::insert(conn, &assistant)?;
+            Ok(assistant)
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(AssistantResponse::from(assistant)))
+}
+
+/// Get an assistant.
+///
+/// Returns the assistant if the caller created it in this organization;
+/// any other assistant answers 404 exactly as a missing one.
+#[utoipa::path(
+    tag = "assistants",
+    operation_id = "get_assistant",
+    params(("assistant_id" = String, Path, description = "Assistant id"), OrganizationQuery),
+    responses(
+        (status = 200, description = "The assistant", body = AssistantResponse),
+        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
+        (status = 403, description = "`ORGANIZATION_ACCESS_DENIED`", body = ErrorResponse),
+        (status = 404, description = "`ASSISTANT_NOT_FOUND`", body = ErrorResponse),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
+#[get("/v1/assistants/{assistant_id}")]
+pub async fn get_assistant(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: QueryParams<OrganizationQuery>,
+) -> Result<web::Json<AssistantResponse>> {
+    let id = path.into_inner();
+    let scope = caller.scope(query.0.organization_id.as_deref())?;
+    let lookup = id.clone();
+    let assistant = state
+        .store
+        .run(move |conn| assistants::find(conn, &scope, &lookup))
+        .await?
+        .ok_or_else(|| ApiError::AssistantNotFound(id))?;
+    Ok(web::Json(assistant.into()))
+}
+
+/// List assistants.
+///
+/// The caller's assistants in the organization, newest first, one page at a
+/// time. Walk with `after=<last_id>` until `has_more` is false: pages never
+/// repeat or skip an assistant and cost the same at any depth.
+#[utoipa::path(
+    tag = "assistants",
+    operation_id = "list_assistants",
+    params(ListAssistantsQuery),
+    responses(
+        (status = 200, description = "One page of assistants", body = AssistantListResponse),
+        (status = 400, description = "`INVALID_REQUEST`: the `after` cursor names none of your assistants", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
+        (status = 403, description = "`ORGANIZATION_ACCESS_DENIED`", body = ErrorResponse),
+        (status = 422, description = "`VALIDATION_ERROR` (limit)", body = ErrorResponse),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
+#[get("/v1/assistants")]
+pub async fn list_assistants(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: QueryParams<ListAssistantsQuery>,
+) -> Result<web::Json<AssistantListResponse>> {
+    let q = query.0;
+    let scope = caller.scope(q.organization_id.as_deref())?;
+    let query = AssistantQuery {
+        limit: q.page_size(),
+        after: q.after,
+    };
+    let page = state
+        .store
+        .run(move |conn| assistants::list(conn, &scope, &query))
+        .await
+        .map_err(|e| match e {
+            StoreError::InvalidCursor(id) => ApiError::InvalidRequest(format!(
+                "cursor '{id}' does not name one of your assistants"
+            )),
+            other => other.into(),
+        })?;
+    Ok(web::Json(page.into()))
+}
+
+/// Replace an assistant.
+///
+/// Full replacement: `name` is required, and every other field that is
+/// absent or `null` is cleared (`metadata` becomes `{}`). `updated_at`
+/// moves; the id, owner, organization and `created_at` stay. Threads bound
+/// to the assistant use the new settings from their next response on.
+#[utoipa::path(
+    tag = "assistants",
+    operation_id = "update_assistant",
+    params(("assistant_id" = String, Path, description = "Assistant id"), OrganizationQuery),
+    request_body = UpdateAssistantRequest,
+    responses(
+        (status = 200, description = "The replaced assistant", body = AssistantResponse),
+        (status = 400, description = "Malformed JSON (`INVALID_JSON`)", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
+        (status = 403, description = "`ORGANIZATION_ACCESS_DENIED`", body = ErrorResponse),
+        (status = 404, description = "`ASSISTANT_NOT_FOUND`", body = ErrorResponse),
+        (status = 413, description = "Body larger than the limit", body = ErrorResponse),
+        (status = 422, description = "`VALIDATION_ERROR` (name, instructions, temperature, metadata)", body = ErrorResponse),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
+#[put("/v1/assistants/{assistant_id}")]
+pub async fn update_assistant(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: QueryParams<OrganizationQuery>,
+    body: JsonBody<UpdateAssistantRequest>,
+) -> Result<web::Json<AssistantResponse>> {
+    let id = path.into_inner();
+    let scope = caller.scope(query.0.organization_id.as_deref())?;
+    let spec = body
+        .0
+        .into_spec(&state.limits.metadata)
+        .map_err(ApiError::Validation)?;
+    let lookup = id.clone();
+    let assistant = state
+        .store
+        .run(move |conn| assistants::replace(conn, &scope, &lookup, spec, clock::now()))
+        .await
+        .map_err(ApiError::from)
+        .map_err(named(&id))?;
+    Ok(web::Json(assistant.into()))
+}
+
+/// Delete an assistant.
+///
+/// Deletes the assistant for good. Threads bound to it keep its id in
+/// `assistant_id`; new threads can no longer bind to it.
+#[utoipa::path(
+    tag = "assistants",
+    operation_id = "delete_assistant",
+    params(("assistant_id" = String, Path, description = "Assistant id"), OrganizationQuery),
+    responses(
+        (status = 204, description = "Deleted (empty body)"),
+        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
+        (status = 403, description = "`ORGANIZATION_ACCESS_DENIED`", body = ErrorResponse),
+        (status = 404, description = "`ASSISTANT_NOT_FOUND`", body = ErrorResponse),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
+#[delete("/v1/assistants/{assistant_id}")]
+pub async fn delete_assistant(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: QueryParams<OrganizationQuery>,
+) -> Result<HttpResponse> {
+    let id = path.into_inner();
+    let scope = caller.scope(query.0.organization_id.as_deref())?;
+    let lookup = id.clone();
+    state
+        .store
+        .run(move |conn| assistants::delete(conn, &scope, &lookup))
+        .await
+        .map_err(ApiError::from)
+        .map_err(named(&id))?;
+    Ok(HttpResponse::NoContent().finish())
+}
