@@ -1,21 +1,20 @@
 //! The Assistants API through the real app builder, on SQLite and PostgreSQL,
 //! each test with its own fresh database.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use super::common::*;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
-use actix_web::http::{header::HeaderMap, Method};
-use actix_web::{test, web};
+use actix_web::http::Method;
+use actix_web::test;
 use chrono::TimeDelta;
 use serde_json::{json, Value};
-use skein_api::{build_app, AppState, Metrics};
 use skein_domain::{
     clock, Assistant, AssistantName, AssistantSpec, Metadata, OrganizationId, UserId,
 };
 use skein_persistence::assistants::{self, AssistantQuery};
 use skein_persistence::rows::AssistantRow;
-use skein_persistence::testing::TestDb;
-use skein_persistence::{keys, tenancy, Backend, Scope};
+use skein_persistence::{tenancy, Backend, Scope};
 use std::collections::HashSet;
 
 skein_persistence::on_both_backends_async!(
@@ -32,124 +31,10 @@ skein_persistence::on_both_backends_async!(
     authentication_is_required,
 );
 
-struct Keys {
-    /// usr_1 in org_a.
-    a1: String,
-    /// usr_2 in org_a.
-    a2: String,
-    /// usr_1 in org_b.
-    b1: String,
-}
-
-const ORG_A: &str = "org_a";
-const ORG_B: &str = "org_b";
-
-fn seed(store: &skein_persistence::Store) -> Keys {
-    let mut conn = store.conn().unwrap();
-    let now = clock::now();
-    let mut key = |org: &str, user: &str| {
-        let org = OrganizationId::parse(org).unwrap();
-        let user = UserId::parse(user).unwrap();
-        tenancy::ensure_organization(&mut conn, &org, "Org", now).unwrap();
-        tenancy::ensure_user(&mut conn, &user, "User", now).unwrap();
-        tenancy::ensure_membership(&mut conn, &org, &user, now).unwrap();
-        keys::create(&mut conn, &org, &user, None, now)
-            .unwrap()
-            .secret
-    };
-    Keys {
-        a1: key(ORG_A, "usr_1"),
-        a2: key(ORG_A, "usr_2"),
-        b1: key(ORG_B, "usr_1"),
-    }
-}
-
 fn scope(org: &str, user: &str) -> Scope {
     Scope {
         organization_id: OrganizationId::parse(org).unwrap(),
         user_id: UserId::parse(user).unwrap(),
-    }
-}
-
-struct Resp {
-    status: u16,
-    headers: HeaderMap,
-    body: Value,
-    raw: Vec<u8>,
-}
-
-impl Resp {
-    fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or("")
-    }
-}
-
-async fn send<S, B>(
-    app: &S,
-    method: Method,
-    uri: &str,
-    key: Option<&str>,
-    body: Option<Value>,
-) -> Resp
-where
-    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: MessageBody,
-{
-    let mut req = test::TestRequest::default().method(method).uri(uri);
-    if let Some(k) = key {
-        req = req.insert_header(("X-API-Key", k));
-    }
-    if let Some(b) = body {
-        req = req.set_json(b);
-    }
-    let res = test::call_service(app, req.to_request()).await;
-    let status = res.status().as_u16();
-    let headers = res.headers().clone();
-    let raw = test::read_body(res).await.to_vec();
-    let body = if raw.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&raw).unwrap_or(Value::Null)
-    };
-    Resp {
-        status,
-        headers,
-        body,
-        raw,
-    }
-}
-
-macro_rules! setup {
-    ($backend:expr) => {{
-        let db = TestDb::new($backend);
-        let store = db.store();
-        let keys = seed(&store);
-        let state = AppState::new(store.clone());
-        let app = test::init_service(build_app(state, web::Data::new(Metrics::default()))).await;
-        (db, store, app, keys)
-    }};
-}
-
-fn assert_error(r: &Resp, status: u16, code: &str) {
-    assert_eq!(r.status, status, "body: {}", r.body);
-    assert_eq!(r.code(), code, "body: {}", r.body);
-    assert_eq!(r.body["success"], json!(false));
-    assert_eq!(r.body["error"]["status"], json!(status));
-    let trace = r.body["error"]["trace_id"].as_str().unwrap();
-    assert_eq!(
-        r.headers.get("x-request-id").unwrap().to_str().unwrap(),
-        trace
-    );
-    for field in ["message", "system_message", "type", "timestamp"] {
-        assert!(r.body["error"][field].is_string(), "{field} in {}", r.body);
-    }
-    assert!(r.body["error"]["details"].is_object());
-    if status == 422 {
-        let detail = r.body["detail"].as_array().expect("422 has a detail list");
-        assert!(!detail.is_empty());
-        for d in detail {
-            assert!(d["loc"].is_array() && d["msg"].is_string() && d["type"].is_string());
-        }
     }
 }
 

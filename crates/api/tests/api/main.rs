@@ -2,15 +2,20 @@
 //! each test with its own fresh database.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+#[macro_use]
+mod common;
+mod assistants;
+
+use common::*;
+
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
-use actix_web::http::{header::HeaderMap, Method};
-use actix_web::{test, web};
+use actix_web::http::Method;
+use actix_web::test;
 use serde_json::{json, Value};
-use skein_api::{build_app, AppState, Metrics};
+use skein_api::AppState;
 use skein_domain::{clock, Limits, OrganizationId, UserId};
 use skein_persistence::rows::AssistantRow;
-use skein_persistence::testing::TestDb;
 use skein_persistence::{keys, tenancy, threads, Backend, Scope};
 
 skein_persistence::on_both_backends_async!(
@@ -48,166 +53,8 @@ skein_persistence::on_both_backends_async!(
     a_foreign_thread_id_is_not_found,
     previous_response_id_rebuilds_the_conversation,
     generate_name_titles_the_thread,
+    the_bound_assistant_applies_unless_the_request_overrides_it,
 );
-
-struct Keys {
-    /// usr_1 in org_a.
-    a1: String,
-    /// usr_2 in org_a.
-    a2: String,
-    /// usr_1 in org_b.
-    b1: String,
-}
-
-const ORG_A: &str = "org_a";
-const ORG_B: &str = "org_b";
-
-fn seed(store: &skein_persistence::Store) -> Keys {
-    let mut conn = store.conn().unwrap();
-    let now = clock::now();
-    let mut key = |org: &str, user: &str| {
-        let org = OrganizationId::parse(org).unwrap();
-        let user = UserId::parse(user).unwrap();
-        tenancy::ensure_organization(&mut conn, &org, "Org", now).unwrap();
-        tenancy::ensure_user(&mut conn, &user, "User", now).unwrap();
-        tenancy::ensure_membership(&mut conn, &org, &user, now).unwrap();
-        keys::create(&mut conn, &org, &user, None, now)
-            .unwrap()
-            .secret
-    };
-    Keys {
-        a1: key(ORG_A, "usr_1"),
-        a2: key(ORG_A, "usr_2"),
-        b1: key(ORG_B, "usr_1"),
-    }
-}
-
-struct Resp {
-    status: u16,
-    headers: HeaderMap,
-    body: Value,
-    raw: Vec<u8>,
-}
-
-impl Resp {
-    fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or("")
-    }
-}
-
-async fn send<S, B>(
-    app: &S,
-    method: Method,
-    uri: &str,
-    key: Option<&str>,
-    body: Option<Value>,
-) -> Resp
-where
-    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: MessageBody,
-{
-    let mut req = test::TestRequest::default().method(method).uri(uri);
-    if let Some(k) = key {
-        req = req.insert_header(("X-API-Key", k));
-    }
-    if let Some(b) = body {
-        req = req.set_json(b);
-    }
-    raw_send(app, req).await
-}
-
-async fn raw_send<S, B>(app: &S, req: test::TestRequest) -> Resp
-where
-    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: MessageBody,
-{
-    let res = test::call_service(app, req.to_request()).await;
-    let status = res.status().as_u16();
-    let headers = res.headers().clone();
-    let raw = test::read_body(res).await.to_vec();
-    let body = if raw.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&raw).unwrap_or(Value::Null)
-    };
-    Resp {
-        status,
-        headers,
-        body,
-        raw,
-    }
-}
-
-/// Like `setup!`, with a closure that adjusts the state (router, limits...).
-macro_rules! setup_with {
-    ($backend:expr, $adjust:expr) => {{
-        let db = TestDb::new($backend);
-        let store = db.store();
-        let keys = seed(&store);
-        let mut state = AppState::new(store.clone());
-        let adjust: &dyn Fn(&mut AppState) = &$adjust;
-        adjust(&mut state);
-        let app = test::init_service(build_app(state, web::Data::new(Metrics::default()))).await;
-        (db, store, app, keys)
-    }};
-}
-
-macro_rules! setup {
-    ($backend:expr) => {
-        setup!(
-            $backend,
-            Limits::default(),
-            skein_api::state::DEFAULT_MAX_BODY_BYTES
-        )
-    };
-    ($backend:expr, $limits:expr, $max_body:expr) => {{
-        let db = TestDb::new($backend);
-        let store = db.store();
-        let keys = seed(&store);
-        let mut state = AppState::new(store.clone());
-        state.limits = $limits;
-        state.max_body_bytes = $max_body;
-        let app = test::init_service(build_app(state, web::Data::new(Metrics::default()))).await;
-        (db, store, app, keys)
-    }};
-}
-
-fn assert_error(r: &Resp, status: u16, code: &str) {
-    assert_eq!(r.status, status, "body: {}", r.body);
-    assert_eq!(r.code(), code, "body: {}", r.body);
-    assert_eq!(r.body["success"], json!(false));
-    assert_eq!(r.body["error"]["status"], json!(status));
-    let trace = r.body["error"]["trace_id"].as_str().unwrap();
-    assert_eq!(
-        r.headers.get("x-request-id").unwrap().to_str().unwrap(),
-        trace
-    );
-    for field in ["message", "system_message", "type", "timestamp"] {
-        assert!(r.body["error"][field].is_string(), "{field} in {}", r.body);
-    }
-    assert!(r.body["error"]["details"].is_object());
-    if status == 422 {
-        let detail = r.body["detail"].as_array().expect("422 has a detail list");
-        assert!(!detail.is_empty());
-        for d in detail {
-            assert!(d["loc"].is_array() && d["msg"].is_string() && d["type"].is_string());
-        }
-    }
-}
-
-async fn create_thread<S, B>(app: &S, key: &str, body: Value) -> Value
-where
-    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: MessageBody,
-{
-    let r = send(app, Method::POST, "/v1/threads", Some(key), Some(body)).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    r.body
-}
-
-fn meta_with_keys(n: usize) -> Value {
-    Value::Object((0..n).map(|i| (format!("k{i}"), json!("v"))).collect())
-}
 
 async fn create_returns_201_and_the_whole_thread(backend: Backend) {
     let (_db, _store, app, k) = setup!(backend);
@@ -1714,27 +1561,6 @@ async fn messages_are_invisible_to_others_and_validated(backend: Backend) {
     );
 }
 
-fn insert_assistant(store: &skein_persistence::Store, id: &str, org: &str) {
-    let mut conn = store.conn().unwrap();
-    let now = chrono::Utc::now().naive_utc();
-    tenancy::insert_assistant(
-        &mut conn,
-        &AssistantRow {
-            id: id.into(),
-            organization_id: org.into(),
-            created_by: "usr_1".into(),
-            name: id.into(),
-            instructions: None,
-            model: None,
-            temperature: None,
-            metadata: "{}".into(),
-            created_at: now,
-            updated_at: now,
-        },
-    )
-    .unwrap();
-}
-
 // ---------------------------------------------------------------------------
 // Model responses.
 
@@ -1751,12 +1577,12 @@ mod fake {
 
     pub struct Upstream {
         pub base_url: String,
-        pub received: mpsc::UnboundedReceiver<String>,
+        pub received: mpsc::UnboundedReceiver<Value>,
         pub gate: Arc<Notify>,
     }
 
     struct Shared {
-        received: mpsc::UnboundedSender<String>,
+        received: mpsc::UnboundedSender<Value>,
         gate: Arc<Notify>,
     }
 
@@ -1778,7 +1604,7 @@ mod fake {
 
     async fn completions(body: web::Json<Value>, shared: web::Data<Shared>) -> HttpResponse {
         let model = body["model"].as_str().unwrap_or_default().to_string();
-        let _ = shared.received.send(model.clone());
+        let _ = shared.received.send(body.0.clone());
         if model == "fake-gated" {
             shared.gate.notified().await;
         }
@@ -2436,8 +2262,8 @@ async fn of_two_concurrent_responses_exactly_one_wins(backend: Backend) {
     let second = async {
         // Once the upstream has the first request, its lease is taken.
         assert_eq!(
-            upstream.received.recv().await.as_deref(),
-            Some("fake-gated")
+            upstream.received.recv().await.unwrap()["model"],
+            "fake-gated"
         );
         let r = send(
             &app,
@@ -2490,7 +2316,10 @@ async fn cancel_quickly_keeps_nothing_and_later_keeps_the_partial_answer(backend
             ),
         );
         let cancel = async {
-            assert_eq!(upstream.received.recv().await.as_deref(), Some("fake-slow"));
+            assert_eq!(
+                upstream.received.recv().await.unwrap()["model"],
+                "fake-slow"
+            );
             // Others cannot cancel it.
             let foreign = send(
                 &app,
@@ -2746,5 +2575,115 @@ async fn generate_name_titles_the_thread(backend: Backend) {
     assert_eq!(
         thread_state(&app, &k.a1, "named").await["title"],
         "Billing conversation"
+    );
+}
+
+async fn the_bound_assistant_applies_unless_the_request_overrides_it(backend: Backend) {
+    let mut upstream = fake::start();
+    let base = upstream.base_url.clone();
+    let (_db, _store, app, k) = setup_with!(backend, move |s: &mut AppState| s.router =
+        routing(&base, 8192));
+    let asst = send(&app, Method::POST, "/v1/assistants", Some(&k.a1), Some(json!({
+        "name": "Formal", "instructions": "Always be formal.", "model": "fake-ok", "temperature": 0.3
+    }))).await;
+    assert_eq!(asst.status, 201, "{}", asst.body);
+    let asst_id = asst.body["id"].as_str().unwrap().to_string();
+    // Unknown or foreign assistants are refused before anything is written.
+    let theirs = send(
+        &app,
+        Method::POST,
+        "/v1/assistants",
+        Some(&k.a2),
+        Some(json!({"name": "Theirs"})),
+    )
+    .await;
+    for bad in ["asst_nope", theirs.body["id"].as_str().unwrap()] {
+        let r = send(
+            &app,
+            Method::POST,
+            "/v1/model/response",
+            Some(&k.a1),
+            Some(json!({"thread": "never", "assistant_id": bad, "inputs": [user("x")]})),
+        )
+        .await;
+        assert_error(&r, 404, "ASSISTANT_NOT_FOUND");
+    }
+    assert_error(
+        &send(&app, Method::GET, "/v1/threads/never", Some(&k.a1), None).await,
+        404,
+        "THREAD_NOT_FOUND",
+    );
+
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/model/response",
+        Some(&k.a1),
+        Some(json!({"thread": "formal", "assistantId": asst_id, "inputs": [user("hello")]})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["model"], "fake-ok", "the assistant's model");
+    let sent = upstream.received.recv().await.unwrap();
+    assert_eq!(sent["model"], "fake-ok");
+    assert_eq!(sent["temperature"], 0.3);
+    assert_eq!(
+        sent["messages"][0],
+        json!({"role": "system", "content": "Always be formal."})
+    );
+    assert_eq!(
+        thread_state(&app, &k.a1, "formal").await["assistant_id"],
+        asst_id.as_str()
+    );
+
+    // Later requests on the thread use the bound assistant without naming it;
+    // request values win.
+    let r = send(&app, Method::POST, "/v1/model/response", Some(&k.a1), Some(json!({"thread": "formal", "instructions": "Be casual.", "temperature": 1.0, "inputs": [user("again")]}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sent = upstream.received.recv().await.unwrap();
+    assert_eq!(sent["temperature"], 1.0);
+    assert_eq!(
+        sent["messages"][0],
+        json!({"role": "system", "content": "Be casual."})
+    );
+    assert_eq!(
+        sent["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["role"] == "system")
+            .count(),
+        1
+    );
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/model/response",
+        Some(&k.a1),
+        Some(json!({"thread": "formal", "model": "echo-it", "inputs": [user("third")]})),
+    )
+    .await;
+    assert_eq!(r.body["model"], "echo-it");
+    assert_eq!(
+        output_text(&r.body),
+        "Echo (6 context messages): third",
+        "instructions + 4 stored + input"
+    );
+
+    // The binding is locked once the thread has messages.
+    let other = send(
+        &app,
+        Method::POST,
+        "/v1/assistants",
+        Some(&k.a1),
+        Some(json!({"name": "Other"})),
+    )
+    .await;
+    let r = send(&app, Method::POST, "/v1/model/response", Some(&k.a1), Some(json!({"thread": "formal", "assistant_id": other.body["id"], "inputs": [user("switch")]}))).await;
+    assert_error(&r, 400, "ASSISTANT_BINDING_LOCKED");
+    let t = thread_state(&app, &k.a1, "formal").await;
+    assert_eq!(
+        (t["message_count"].as_i64(), t["status"].as_str()),
+        (Some(6), Some("inactive"))
     );
 }

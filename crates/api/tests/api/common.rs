@@ -1,0 +1,200 @@
+//! Helpers shared by the API test modules: seeded keys, requests through
+//! the real app builder, and the error-envelope assertion.
+#![allow(dead_code)]
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::{header::HeaderMap, Method};
+use actix_web::test;
+use serde_json::{json, Value};
+use skein_domain::{clock, OrganizationId, UserId};
+use skein_persistence::rows::AssistantRow;
+use skein_persistence::{keys, tenancy};
+
+pub struct Keys {
+    /// usr_1 in org_a.
+    pub a1: String,
+    /// usr_2 in org_a.
+    pub a2: String,
+    /// usr_1 in org_b.
+    pub b1: String,
+}
+
+pub const ORG_A: &str = "org_a";
+pub const ORG_B: &str = "org_b";
+
+pub fn seed(store: &skein_persistence::Store) -> Keys {
+    let mut conn = store.conn().unwrap();
+    let now = clock::now();
+    let mut key = |org: &str, user: &str| {
+        let org = OrganizationId::parse(org).unwrap();
+        let user = UserId::parse(user).unwrap();
+        tenancy::ensure_organization(&mut conn, &org, "Org", now).unwrap();
+        tenancy::ensure_user(&mut conn, &user, "User", now).unwrap();
+        tenancy::ensure_membership(&mut conn, &org, &user, now).unwrap();
+        keys::create(&mut conn, &org, &user, None, now)
+            .unwrap()
+            .secret
+    };
+    Keys {
+        a1: key(ORG_A, "usr_1"),
+        a2: key(ORG_A, "usr_2"),
+        b1: key(ORG_B, "usr_1"),
+    }
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub raw: Vec<u8>,
+}
+
+impl Resp {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+pub async fn send<S, B>(
+    app: &S,
+    method: Method,
+    uri: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> Resp
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let mut req = test::TestRequest::default().method(method).uri(uri);
+    if let Some(k) = key {
+        req = req.insert_header(("X-API-Key", k));
+    }
+    if let Some(b) = body {
+        req = req.set_json(b);
+    }
+    raw_send(app, req).await
+}
+
+pub async fn raw_send<S, B>(app: &S, req: test::TestRequest) -> Resp
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let res = test::call_service(app, req.to_request()).await;
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let raw = test::read_body(res).await.to_vec();
+    let body = if raw.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&raw).unwrap_or(Value::Null)
+    };
+    Resp {
+        status,
+        headers,
+        body,
+        raw,
+    }
+}
+
+/// Like `setup!`, with a closure that adjusts the state (router, limits...).
+macro_rules! setup_with {
+    ($backend:expr, $adjust:expr) => {{
+        let db = skein_persistence::testing::TestDb::new($backend);
+        let store = db.store();
+        let keys = $crate::common::seed(&store);
+        let mut state = skein_api::AppState::new(store.clone());
+        let adjust: &dyn Fn(&mut skein_api::AppState) = &$adjust;
+        adjust(&mut state);
+        let app = actix_web::test::init_service(skein_api::build_app(
+            state,
+            actix_web::web::Data::new(skein_api::Metrics::default()),
+        ))
+        .await;
+        (db, store, app, keys)
+    }};
+}
+
+macro_rules! setup {
+    ($backend:expr) => {
+        setup!(
+            $backend,
+            skein_domain::Limits::default(),
+            skein_api::state::DEFAULT_MAX_BODY_BYTES
+        )
+    };
+    ($backend:expr, $limits:expr, $max_body:expr) => {{
+        let db = skein_persistence::testing::TestDb::new($backend);
+        let store = db.store();
+        let keys = $crate::common::seed(&store);
+        let mut state = skein_api::AppState::new(store.clone());
+        state.limits = $limits;
+        state.max_body_bytes = $max_body;
+        let app = actix_web::test::init_service(skein_api::build_app(
+            state,
+            actix_web::web::Data::new(skein_api::Metrics::default()),
+        ))
+        .await;
+        (db, store, app, keys)
+    }};
+}
+
+pub fn assert_error(r: &Resp, status: u16, code: &str) {
+    assert_eq!(r.status, status, "body: {}", r.body);
+    assert_eq!(r.code(), code, "body: {}", r.body);
+    assert_eq!(r.body["success"], json!(false));
+    assert_eq!(r.body["error"]["status"], json!(status));
+    let trace = r.body["error"]["trace_id"].as_str().unwrap();
+    assert_eq!(
+        r.headers.get("x-request-id").unwrap().to_str().unwrap(),
+        trace
+    );
+    for field in ["message", "system_message", "type", "timestamp"] {
+        assert!(r.body["error"][field].is_string(), "{field} in {}", r.body);
+    }
+    assert!(r.body["error"]["details"].is_object());
+    if status == 422 {
+        let detail = r.body["detail"].as_array().expect("422 has a detail list");
+        assert!(!detail.is_empty());
+        for d in detail {
+            assert!(d["loc"].is_array() && d["msg"].is_string() && d["type"].is_string());
+        }
+    }
+}
+
+pub async fn create_thread<S, B>(app: &S, key: &str, body: Value) -> Value
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let r = send(app, Method::POST, "/v1/threads", Some(key), Some(body)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.body
+}
+
+pub fn meta_with_keys(n: usize) -> Value {
+    Value::Object((0..n).map(|i| (format!("k{i}"), json!("v"))).collect())
+}
+
+pub fn insert_assistant(store: &skein_persistence::Store, id: &str, org: &str) {
+    let mut conn = store.conn().unwrap();
+    let now = chrono::Utc::now().naive_utc();
+    tenancy::insert_assistant(
+        &mut conn,
+        &AssistantRow {
+            id: id.into(),
+            organization_id: org.into(),
+            created_by: "usr_1".into(),
+            name: id.into(),
+            instructions: None,
+            model: None,
+            temperature: None,
+            metadata: "{}".into(),
+            created_at: now,
+            updated_at: now,
+        },
+    )
+    .unwrap();
+}
