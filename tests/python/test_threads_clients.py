@@ -13,7 +13,6 @@ Each client section starts with delete-all, so the key's existing threads are re
 import json
 import os
 import sys
-import traceback
 from http import HTTPStatus
 
 import httpx
@@ -56,44 +55,10 @@ MD_PATCH = {"b": None, "c": "3"}
 MD_EXPECTED = {"a": "1", "c": "3"}
 MD_TOO_MANY = {f"k{i}": "v" for i in range(17)}
 
-passed = 0
-failed = 0
+from harness import body_of, check, expect, expect_eq, finish  # noqa: E402,F401
 
 
-def check(name, fn):
-    """Run one check; report PASS/FAIL with the failure message and carry on."""
-    global passed, failed
-    try:
-        fn()
-    except Exception as e:  # noqa: BLE001 - every failure is reported, never fatal
-        failed += 1
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        frames = [f for f in traceback.extract_tb(e.__traceback__)
-                  if f.filename == __file__ and f.name not in ("check", "expect", "expect_eq")]
-        where = f" (line {frames[-1].lineno})" if frames else ""
-        print(f"FAIL {name}: {type(e).__name__}: {msg[:400]}{where}", flush=True)
-        return False
-    passed += 1
-    print(f"PASS {name}", flush=True)
-    return True
 
-
-def expect(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
-
-
-def expect_eq(got, want, what, ctx=None):
-    if got != want:
-        extra = f"; response: {str(ctx)[:200]}" if ctx is not None else ""
-        raise AssertionError(f"{what}: expected {want!r}, got {got!r}{extra}")
-
-
-def body_of(resp):
-    try:
-        return resp.json()
-    except Exception:  # noqa: BLE001
-        return resp.text[:300]
 
 
 def discover_org():
@@ -402,5 +367,4 @@ for section in (freddy_section, aitronos_section):
         failed += 1
         print(f"FAIL {section.__name__} aborted: {type(e).__name__}: {e}", flush=True)
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish()
