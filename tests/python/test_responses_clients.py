@@ -61,7 +61,7 @@ A2_PREFIX = "Echo (3 context messages)"        # second turn: Q1, A1 (history) +
 ROLES = ["user", "assistant", "user", "assistant"]
 MD_PATCH = {"k": "v"}
 
-from harness import body_of, check, expect, expect_eq, finish  # noqa: E402,F401
+from harness import aborted, body_of, check, expect, expect_eq, finish  # noqa: E402,F401
 
 
 
@@ -245,7 +245,6 @@ for section in (freddy_section, aitronos_section):
     try:
         section()
     except Exception as e:  # noqa: BLE001 - a broken section must not hide the other one
-        failed += 1
-        print(f"FAIL {section.__name__} aborted: {type(e).__name__}: {e}", flush=True)
+        aborted(e)
 
 finish()

@@ -55,7 +55,7 @@ MD_PATCH = {"b": None, "c": "3"}
 MD_EXPECTED = {"a": "1", "c": "3"}
 MD_TOO_MANY = {f"k{i}": "v" for i in range(17)}
 
-from harness import body_of, check, expect, expect_eq, finish  # noqa: E402,F401
+from harness import aborted, body_of, check, expect, expect_eq, finish  # noqa: E402,F401
 
 
 
@@ -364,7 +364,6 @@ for section in (freddy_section, aitronos_section):
     try:
         section()
     except Exception as e:  # noqa: BLE001 - a broken section must not hide the other one
-        failed += 1
-        print(f"FAIL {section.__name__} aborted: {type(e).__name__}: {e}", flush=True)
+        aborted(e)
 
 finish()
