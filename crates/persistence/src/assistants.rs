@@ -130,17 +130,21 @@ pub fn list(
     })
 }
 
-/// Replaces every owner-set field of the scope's assistant and moves its
+/// Reads the scope's assistant, writes what `change` makes of it and moves its
 /// `updated_at` to `now`; returns the assistant as stored.
-pub fn replace(
+pub fn modify<F>(
     conn: &mut DbConnection,
     scope: &Scope,
     id: &str,
-    spec: AssistantSpec,
     now: DateTime<Utc>,
-) -> Result<Assistant, StoreError> {
+    change: F,
+) -> Result<Assistant, StoreError>
+where
+    F: FnOnce(&Assistant) -> AssistantSpec,
+{
     write_transaction(conn, |conn| {
         let current = find(conn, scope, id)?.ok_or(StoreError::NotFound(Missing::Assistant))?;
+        let spec = change(&current);
         let next = current.replace(spec, now);
         // Confined to the scope again, so a delete that won the race reads
         // as missing instead of resurrecting anything.

@@ -44,16 +44,16 @@ pub struct CreateAssistantRequest {
     pub metadata: Option<Map<String, Value>>,
 }
 
-/// Body of `PUT /v1/assistants/{assistant_id}`: a full replacement. `name`
-/// is required; every other field that is absent or `null` is cleared
-/// (`metadata` becomes `{}`).
+/// Body of `PUT /v1/assistants/{assistant_id}`: the fields to change.
+/// Absent and `null` fields stay as they are (the published clients send
+/// only what changes); `metadata`, when given, replaces the old object.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"name": "Support agent v2", "instructions": "Answer in one sentence.",
                           "model": "gpt-4o-mini", "temperature": 0.2, "metadata": {"team": "support"}}))]
 pub struct UpdateAssistantRequest {
-    /// Display name, 1-256 characters.
+    /// New display name, 1-256 characters.
     #[serde(default)]
-    #[schema(required = true, value_type = String, min_length = 1, max_length = 256)]
+    #[schema(min_length = 1, max_length = 256)]
     pub name: Option<String>,
     /// System instructions, at most 256,000 characters.
     #[serde(default)]
@@ -72,29 +72,59 @@ pub struct UpdateAssistantRequest {
     pub metadata: Option<Map<String, Value>>,
 }
 
-/// Parses the owner-set fields, collecting every problem into the 422
-/// `detail` list (`loc` `["body", <field>]`).
-fn parse_spec(
+/// The owner-set fields of a request, each checked; absent fields are `None`.
+#[derive(Debug, Default)]
+pub struct AssistantFields {
+    /// Display name.
+    pub name: Option<AssistantName>,
+    /// System instructions.
+    pub instructions: Option<Instructions>,
+    /// Default model.
+    pub model: Option<String>,
+    /// Default temperature.
+    pub temperature: Option<Temperature>,
+    /// Metadata.
+    pub metadata: Option<Metadata>,
+}
+
+impl AssistantFields {
+    /// The fields as an update of `current`: absent fields keep their value.
+    pub fn over(self, current: &skein_domain::Assistant) -> AssistantSpec {
+        AssistantSpec {
+            name: self.name.unwrap_or_else(|| current.name.clone()),
+            instructions: self.instructions.or_else(|| current.instructions.clone()),
+            model: self.model.or_else(|| current.model.clone()),
+            temperature: self.temperature.or(current.temperature),
+            metadata: self.metadata.unwrap_or_else(|| current.metadata.clone()),
+        }
+    }
+}
+
+/// Checks every present field, collecting every problem into the 422
+/// `detail` list (`loc` `["body", <field>]`); `name` must be present when
+/// `name_required`.
+fn parse_fields(
     name: Option<String>,
     instructions: Option<String>,
     model: Option<String>,
     temperature: Option<f64>,
     metadata: Option<Map<String, Value>>,
+    name_required: bool,
     limits: &MetadataLimits,
-) -> Result<AssistantSpec, Vec<FieldError>> {
+) -> Result<AssistantFields, Vec<FieldError>> {
     let mut errors = Vec::new();
     let field_error = |e: AssistantError| FieldError::new(&["body", e.field()], e.to_string());
-    let name = match name.map(AssistantName::parse) {
-        Some(Ok(n)) => Some(n),
-        Some(Err(e)) => {
-            errors.push(field_error(e));
-            None
-        }
-        None => {
+    let name = match name.map(AssistantName::parse).transpose() {
+        Ok(None) if name_required => {
             errors.push(FieldError {
                 kind: "missing".into(),
                 ..FieldError::new(&["body", "name"], "field required")
             });
+            None
+        }
+        Ok(n) => n,
+        Err(e) => {
+            errors.push(field_error(e));
             None
         }
     };
@@ -113,47 +143,60 @@ fn parse_spec(
         }
     };
     let metadata = match metadata.map(|m| Metadata::parse(m, limits)).transpose() {
-        Ok(m) => m.unwrap_or_default(),
+        Ok(m) => m,
         Err(e) => {
             errors.push(FieldError::new(&["body", "metadata"], e.to_string()));
-            Metadata::empty()
+            None
         }
     };
-    match name {
-        Some(name) if errors.is_empty() => Ok(AssistantSpec {
+    if errors.is_empty() {
+        Ok(AssistantFields {
             name,
             instructions,
             model,
             temperature,
             metadata,
-        }),
-        _ => Err(errors),
+        })
+    } else {
+        Err(errors)
     }
 }
 
 impl CreateAssistantRequest {
     /// The parsed fields (`organization_id` is the caller's business).
     pub fn into_spec(self, limits: &MetadataLimits) -> Result<AssistantSpec, Vec<FieldError>> {
-        parse_spec(
+        let fields = parse_fields(
             self.name,
             self.instructions,
             self.model,
             self.temperature,
             self.metadata,
+            true,
             limits,
-        )
+        )?;
+        match fields.name {
+            Some(name) => Ok(AssistantSpec {
+                name,
+                instructions: fields.instructions,
+                model: fields.model,
+                temperature: fields.temperature,
+                metadata: fields.metadata.unwrap_or_default(),
+            }),
+            None => Err(vec![FieldError::new(&["body", "name"], "field required")]),
+        }
     }
 }
 
 impl UpdateAssistantRequest {
-    /// The parsed replacement.
-    pub fn into_spec(self, limits: &MetadataLimits) -> Result<AssistantSpec, Vec<FieldError>> {
-        parse_spec(
+    /// The checked fields to change; absent and `null` ones stay as they are.
+    pub fn into_fields(self, limits: &MetadataLimits) -> Result<AssistantFields, Vec<FieldError>> {
+        parse_fields(
             self.name,
             self.instructions,
             self.model,
             self.temperature,
             self.metadata,
+            false,
             limits,
         )
     }

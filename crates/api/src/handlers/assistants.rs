@@ -1,4 +1,4 @@
-//! `/v1/assistants`: create, read, list, replace, delete.
+//! `/v1/assistants`: create, read, list, update, delete.
 
 use crate::auth::Caller;
 use crate::dto::assistants::{
@@ -145,10 +145,10 @@ pub async fn list_assistants(
     Ok(web::Json(page.into()))
 }
 
-/// Replace an assistant.
+/// Update an assistant.
 ///
-/// Full replacement: `name` is required, and every other field that is
-/// absent or `null` is cleared (`metadata` becomes `{}`). `updated_at`
+/// Changes the fields given; absent and `null` fields stay as they are
+/// (`metadata`, when given, replaces the old object). `updated_at`
 /// moves; the id, owner, organization and `created_at` stay. Threads bound
 /// to the assistant use the new settings from their next response on.
 #[utoipa::path(
@@ -157,7 +157,7 @@ pub async fn list_assistants(
     params(("assistant_id" = String, Path, description = "Assistant id"), OrganizationQuery),
     request_body = UpdateAssistantRequest,
     responses(
-        (status = 200, description = "The replaced assistant", body = AssistantResponse),
+        (status = 200, description = "The updated assistant", body = AssistantResponse),
         (status = 400, description = "Malformed JSON (`INVALID_JSON`)", body = ErrorResponse),
         (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
         (status = 403, description = "`ORGANIZATION_ACCESS_DENIED`", body = ErrorResponse),
@@ -177,14 +177,18 @@ pub async fn update_assistant(
 ) -> Result<web::Json<AssistantResponse>> {
     let id = path.into_inner();
     let scope = caller.scope(query.0.organization_id.as_deref())?;
-    let spec = body
+    let fields = body
         .0
-        .into_spec(&state.limits.metadata)
+        .into_fields(&state.limits.metadata)
         .map_err(ApiError::Validation)?;
     let lookup = id.clone();
     let assistant = state
         .store
-        .run(move |conn| assistants::replace(conn, &scope, &lookup, spec, clock::now()))
+        .run(move |conn| {
+            assistants::modify(conn, &scope, &lookup, clock::now(), |current| {
+                fields.over(current)
+            })
+        })
         .await
         .map_err(ApiError::from)
         .map_err(named(&id))?;

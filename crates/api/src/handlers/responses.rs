@@ -19,12 +19,12 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use skein_domain::context::{ContextBuilder, ContextItem, ContextRole};
 use skein_domain::{
-    clock, AssistantId, DomainError, MessageId, MessageRole, Metadata, NewMessage, ResponseId,
-    ThreadId, ThreadState,
+    clock, Assistant, AssistantId, DomainError, MessageId, MessageRole, Metadata, NewMessage,
+    ResponseId, ThreadId, ThreadState,
 };
 use skein_persistence::responses::{self, StoredInput, StoredResponse};
 use skein_persistence::turns::{self, FinishedTurn, TurnStart};
-use skein_persistence::{messages, Scope};
+use skein_persistence::{assistants, messages, Scope};
 use skein_providers::{
     tokens, ChatMessage, ModelRequest, ProviderError, ResolvedModel, Role, StreamEvent, Usage,
 };
@@ -202,13 +202,6 @@ pub async fn create_response(
     }
     let response_id = ResponseId::generate();
     let mut preamble = Vec::new();
-    if let Some(instructions) = body.instructions.as_deref().filter(|i| !i.is_empty()) {
-        preamble.push(ContextItem {
-            role: ContextRole::System,
-            content: instructions.to_string(),
-            tokens: tokens::count(instructions),
-        });
-    }
     let mut new_items = Vec::new();
     let mut to_store = Vec::new();
     for (i, item) in body.inputs.iter().enumerate() {
@@ -269,7 +262,59 @@ pub async fn create_response(
         .clone()
         .map(|a| AssistantId::parse(a.clone()).map_err(|_| ApiError::AssistantNotFound(a)))
         .transpose()?;
-    let model_name = body.model.clone().unwrap_or_else(|| "default".to_string());
+    // The assistant whose settings apply: the request's, else the one the
+    // thread is bound to. Looked up before anything is written.
+    let bound_lookup = thread.as_ref().map(|(id, _)| id.to_string());
+    let (s, requested) = (scope.clone(), assistant.clone());
+    let assistant_settings = state
+        .store
+        .run(move |conn| -> Result<Option<Assistant>> {
+            let bound = match &bound_lookup {
+                Some(id) => {
+                    skein_persistence::threads::find(conn, &s, id)?.and_then(|t| t.assistant_id)
+                }
+                None => None,
+            };
+            match (requested, bound) {
+                (Some(a), _) => assistants::find(conn, &s, &a)?
+                    .map(Some)
+                    .ok_or_else(|| ApiError::AssistantNotFound(a.to_string())),
+                // A bound assistant deleted since only means no defaults.
+                (None, Some(b)) => Ok(assistants::find(conn, &s, &b)?),
+                (None, None) => Ok(None),
+            }
+        })
+        .await?;
+    let instructions = body
+        .instructions
+        .clone()
+        .filter(|i| !i.is_empty())
+        .or_else(|| {
+            assistant_settings
+                .as_ref()
+                .and_then(|a| a.instructions.as_ref().map(|i| i.as_str().to_string()))
+                .filter(|i| !i.is_empty())
+        });
+    if let Some(instructions) = instructions {
+        preamble.insert(
+            0,
+            ContextItem {
+                role: ContextRole::System,
+                tokens: tokens::count(&instructions),
+                content: instructions,
+            },
+        );
+    }
+    let temperature = body.temperature.or_else(|| {
+        assistant_settings
+            .as_ref()
+            .and_then(|a| a.temperature.map(|t| t.value()))
+    });
+    let model_name = body
+        .model
+        .clone()
+        .or_else(|| assistant_settings.as_ref().and_then(|a| a.model.clone()))
+        .unwrap_or_else(|| "default".to_string());
     let resolved = state
         .router
         .resolve(&model_name)
@@ -379,7 +424,7 @@ pub async fn create_response(
         thread_state: body.thread_state.map(Into::into),
         context,
         to_store,
-        temperature: body.temperature,
+        temperature,
         top_p: body.top_p,
         max_output: body.max_output_synapses,
         metadata: Value::Object(body.metadata.clone().unwrap_or_default()),
