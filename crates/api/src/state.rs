@@ -13,6 +13,9 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// finished by then (a crashed process) no longer blocks the thread.
 pub const DEFAULT_LEASE_TTL: TimeDelta = TimeDelta::minutes(10);
 
+/// The contract's heartbeat interval on silent response streams.
+pub const DEFAULT_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Thread-less responses can be chained to for this long.
 pub const DEFAULT_RESPONSE_TTL: TimeDelta = TimeDelta::hours(24);
 
@@ -34,6 +37,8 @@ pub struct AppState {
     pub lease_ttl: TimeDelta,
     /// Responses being generated in this process.
     pub running: Arc<Running>,
+    /// Silence after which a response stream sends `response.heartbeat`.
+    pub heartbeat: std::time::Duration,
     /// How long a thread-less response can be chained to.
     pub response_ttl: TimeDelta,
     /// A cancel within this time of the start keeps nothing of the turn
@@ -54,6 +59,7 @@ impl AppState {
             running: Arc::new(Running::default()),
             quick_cancel: DEFAULT_QUICK_CANCEL,
             response_ttl: DEFAULT_RESPONSE_TTL,
+            heartbeat: DEFAULT_HEARTBEAT,
         }
     }
 }

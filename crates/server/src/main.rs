@@ -252,6 +252,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         running: Default::default(),
         quick_cancel: skein_api::state::DEFAULT_QUICK_CANCEL,
         response_ttl: skein_api::state::DEFAULT_RESPONSE_TTL,
+        heartbeat: skein_api::state::DEFAULT_HEARTBEAT,
     };
     let metrics = actix_web::web::Data::new(Metrics::default());
     actix_web::rt::System::new().block_on(async move {

@@ -154,7 +154,131 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
             s.p99.as_secs_f64() * 1e3
         );
     }
+    responses_by_history_length(&server, &key, &url, dir.path(), requests, conns);
     assert!(server.terminate());
+}
+
+fn banner_value(banner: &str, label: &str) -> String {
+    banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| panic!("no '{label}' in the banner"))
+}
+
+/// `POST /v1/model/response` on threads of two history lengths that both
+/// fill the model's window: the history read stops when the window is full,
+/// so both should cost the same.
+fn responses_by_history_length(
+    server: &Server,
+    key: &str,
+    url: &str,
+    workdir: &std::path::Path,
+    requests: usize,
+    conns: usize,
+) {
+    use skein_domain::{clock, Limits, MessageRole, NewMessage, OrganizationId, UserId};
+    use skein_persistence::{messages, PoolOptions, Scope, Store};
+    let base = server.base_url.clone();
+    let http = Client::new();
+    let lengths = [2_000usize, 8_000];
+    for len in lengths {
+        for c in 0..conns {
+            let r = http
+                .post(format!("{base}/v1/model/response"))
+                .header("X-API-Key", key)
+                .json(&json!({"thread": format!("h{len}-{c}"), "inputs": [{"role": "user", "content": "start"}]}))
+                .send()
+                .unwrap();
+            assert!(r.status().is_success());
+        }
+    }
+    // Seed the history straight into the server's database.
+    let db_url = if url.starts_with("sqlite://") {
+        format!("sqlite://{}", workdir.join("data/skein.db").display())
+    } else {
+        url.to_string()
+    };
+    let store = Store::open(&db_url, PoolOptions::default()).unwrap();
+    let scope = Scope {
+        organization_id: OrganizationId::parse(banner_value(&server.banner, "organization:"))
+            .unwrap(),
+        user_id: UserId::parse(banner_value(&server.banner, "user:")).unwrap(),
+    };
+    let seed_start = Instant::now();
+    for len in lengths {
+        for c in 0..conns {
+            let mut conn = store.conn().unwrap();
+            let batch: Vec<NewMessage> = (0..len)
+                .map(|i| {
+                    let role = if i % 2 == 0 {
+                        MessageRole::User
+                    } else {
+                        MessageRole::Assistant
+                    };
+                    NewMessage::text(role, format!("message number {i}"), 4)
+                })
+                .collect();
+            messages::append(
+                &mut conn,
+                &scope,
+                &format!("h{len}-{c}"),
+                batch,
+                &Limits::default(),
+                clock::now(),
+            )
+            .unwrap();
+        }
+    }
+    println!(
+        "\nSeeded {} messages into {} threads in {:.1} s.\n",
+        lengths.iter().sum::<usize>() * conns,
+        lengths.len() * conns,
+        seed_start.elapsed().as_secs_f64()
+    );
+    println!("| operation (echo model, 8,192-token window) | req/s | p50 | p99 |");
+    println!("|---|---:|---:|---:|");
+    let per = (requests / 8 / conns).max(20);
+    for len in lengths {
+        let start = Instant::now();
+        let handles: Vec<_> = (0..conns)
+            .map(|c| {
+                let url = format!("{base}/v1/model/response");
+                let key = key.to_string();
+                let thread = format!("h{len}-{c}");
+                std::thread::spawn(move || {
+                    let http = Client::new();
+                    let mut lat = Vec::with_capacity(per);
+                    for _ in 0..per {
+                        let t = Instant::now();
+                        let r = http
+                            .post(&url)
+                            .header("X-API-Key", &key)
+                            .json(&json!({"model": "bench", "thread": thread, "inputs": [{"role": "user", "content": "How long is this thread?"}]}))
+                            .send()
+                            .unwrap();
+                        assert!(r.status().is_success(), "{}", r.status());
+                        let body: Value = r.json().unwrap();
+                        assert!(body["output"][0]["content"][0]["text"].as_str().unwrap().starts_with("Echo ("));
+                        lat.push(t.elapsed());
+                    }
+                    lat
+                })
+            })
+            .collect();
+        let mut lat: Vec<Duration> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        let elapsed = start.elapsed();
+        lat.sort();
+        println!(
+            "| POST /v1/model/response, thread of {len} messages | {:.0} | {:.2} ms | {:.2} ms |",
+            lat.len() as f64 / elapsed.as_secs_f64(),
+            lat[lat.len() / 2].as_secs_f64() * 1e3,
+            lat[lat.len() * 99 / 100].as_secs_f64() * 1e3
+        );
+    }
 }
 
 fn main() {

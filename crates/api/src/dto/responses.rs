@@ -233,3 +233,40 @@ pub struct ReasoningLevelsResponse {
     /// The levels.
     pub reasoning_levels: Vec<ReasoningLevel>,
 }
+
+/// The JSON of one `text/event-stream` frame of `POST /v1/model/response`
+/// with `stream: true`. Each frame is `event: <name>` then `data: <json>`;
+/// the JSON repeats the name in `event` and carries a growing
+/// `sequence_number`. After the last event the stream sends `data: [DONE]`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"event": "response.content_delta", "sequence_number": 2,
+                          "response_id": "resp_4mQ0aZp9xX2cVbN8sLr7TyWd", "delta": "Hel"}))]
+pub struct ResponseStreamEvent {
+    /// `response.created`, `response.content_delta`, `response.heartbeat`
+    /// (after 15 s of silence), `response.completed`, `response.error` or
+    /// `response.cancelled`.
+    pub event: String,
+    /// 1, 2, 3, ... within the stream.
+    pub sequence_number: u64,
+    /// `response.created`, `response.content_delta`, `response.cancelled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_id: Option<String>,
+    /// `response.created`: the thread, or null without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+    /// `response.content_delta`: the next piece of the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<String>,
+    /// `response.completed`: the full response object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<ResponseObject>,
+    /// `response.error`: always `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// `response.error`: the error code (`UPSTREAM_ERROR`, `UPSTREAM_TIMEOUT`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// `response.error`: what went wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}

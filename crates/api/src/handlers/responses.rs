@@ -7,7 +7,7 @@ use crate::dto::content::require_text;
 use crate::dto::responses::{
     CancelResponse, CreateResponseRequest, InputItem, OutputMessage, OutputMode,
     OutputModesResponse, OutputText, ReasoningLevel, ReasoningLevelsResponse, ResponseObject,
-    ThreadRef, UsageDto,
+    ResponseStreamEvent, ThreadRef, UsageDto,
 };
 use crate::dto::OrganizationQuery;
 use crate::error::{ApiError, ErrorResponse, FieldError};
@@ -33,8 +33,6 @@ use tokio::sync::{mpsc, oneshot};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
-/// Silence after which a stream sends `response.heartbeat`.
-pub const HEARTBEAT: Duration = Duration::from_secs(15);
 /// History is read newest-first in chunks of this many messages.
 const HISTORY_CHUNK: u32 = 64;
 
@@ -168,7 +166,7 @@ fn upstream(e: ProviderError) -> ApiError {
     request_body = CreateResponseRequest,
     responses(
         (status = 200, description = "The response, or with `stream: true` an event stream of `event: <name>` / `data: <json>` frames ending with `data: [DONE]`",
-         content((ResponseObject = "application/json"), (String = "text/event-stream"))),
+         content((ResponseObject = "application/json"), (ResponseStreamEvent = "text/event-stream"))),
         (status = 400, description = "`MODEL_NOT_FOUND`, `CONTEXT_LENGTH_EXCEEDED`, `ASSISTANT_BINDING_LOCKED`, `THREAD_MESSAGE_LIMIT`, `INVALID_STATE_TRANSITION`, `INVALID_REQUEST`", body = ErrorResponse),
         (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
         (status = 403, description = "`ORGANIZATION_ACCESS_DENIED`", body = ErrorResponse),
@@ -455,7 +453,7 @@ pub async fn create_response(
             .content_type("text/event-stream")
             .insert_header(("Cache-Control", "no-cache"))
             .insert_header(("X-Accel-Buffering", "no"))
-            .streaming(event_stream(rx)));
+            .streaming(event_stream(rx, state.heartbeat)));
     }
     let task = actix_web::rt::spawn(generate(generation, None, cancel));
     let response = task
@@ -468,11 +466,12 @@ pub async fn create_response(
 /// `data: [DONE]` at the end.
 fn event_stream(
     mut rx: mpsc::Receiver<Event>,
+    heartbeat: Duration,
 ) -> impl futures_util::Stream<Item = std::result::Result<web::Bytes, actix_web::Error>> {
     async_stream::stream! {
         let mut sequence = 0u64;
         loop {
-            match tokio::time::timeout(HEARTBEAT, rx.recv()).await {
+            match tokio::time::timeout(heartbeat, rx.recv()).await {
                 Ok(Some(event)) => {
                     sequence += 1;
                     let name = event.name();

@@ -54,6 +54,7 @@ skein_persistence::on_both_backends_async!(
     previous_response_id_rebuilds_the_conversation,
     generate_name_titles_the_thread,
     the_bound_assistant_applies_unless_the_request_overrides_it,
+    heartbeats_fill_the_silence_of_a_stream,
 );
 
 async fn create_returns_201_and_the_whole_thread(backend: Backend) {
@@ -1163,6 +1164,16 @@ async fn openapi_document_is_committed_served_and_complete() {
         assert!(operation["tags"].as_array().is_some_and(|t| !t.is_empty()));
         assert!(operation["description"].is_string() || operation["summary"].is_string());
     }
+    // The stream's frames are documented as a schema of the event-stream answer.
+    let frame = &committed["paths"]["/v1/model/response"]["post"]["responses"]["200"]["content"]
+        ["text/event-stream"];
+    assert!(frame["schema"]["$ref"]
+        .as_str()
+        .is_some_and(|r| r.ends_with("ResponseStreamEvent")));
+    assert!(
+        committed["components"]["schemas"]["ResponseStreamEvent"]["properties"]["sequence_number"]
+            .is_object()
+    );
     // Every /v1 operation documents its 401.
     for (path, item) in committed["paths"].as_object().unwrap() {
         if path.starts_with("/v1") {
@@ -2686,4 +2697,58 @@ async fn the_bound_assistant_applies_unless_the_request_overrides_it(backend: Ba
         (t["message_count"].as_i64(), t["status"].as_str()),
         (Some(6), Some("inactive"))
     );
+}
+
+async fn heartbeats_fill_the_silence_of_a_stream(backend: Backend) {
+    use actix_web::body::MessageBody as _;
+    let mut upstream = fake::start();
+    let base = upstream.base_url.clone();
+    let (_db, _store, app, k) = setup_with!(backend, move |s: &mut AppState| {
+        s.router = routing(&base, 8192);
+        s.heartbeat = std::time::Duration::from_millis(20);
+    });
+    let req = test::TestRequest::post()
+        .uri("/v1/model/response")
+        .insert_header(("X-API-Key", k.a1.as_str()))
+        .set_json(
+            json!({"model": "fake-slow", "thread": "hb", "stream": true, "inputs": [user("go")]}),
+        );
+    let res = test::call_service(&app, req.to_request()).await;
+    assert_eq!(res.status().as_u16(), 200);
+    let mut body = std::pin::pin!(res.into_body());
+    let mut seen = String::new();
+    // The upstream stalls after one delta: the stream must keep talking.
+    while !seen.contains("event: response.heartbeat") {
+        let chunk = std::future::poll_fn(|cx| body.as_mut().poll_next(cx))
+            .await
+            .expect("the stream stays open while the model is silent")
+            .unwrap_or_else(|_| panic!("stream error"));
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert_eq!(
+        upstream.received.recv().await.unwrap()["model"],
+        "fake-slow"
+    );
+    let cancelled = send(
+        &app,
+        Method::POST,
+        "/v1/model/response/hb/cancel",
+        Some(&k.a1),
+        None,
+    )
+    .await;
+    assert_eq!(cancelled.status, 200);
+    while let Some(chunk) = std::future::poll_fn(|cx| body.as_mut().poll_next(cx)).await {
+        let chunk = chunk.unwrap_or_else(|_| panic!("stream error"));
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let events = sse_events(seen.as_bytes());
+    let heartbeat = events
+        .iter()
+        .find(|(n, _)| n == "response.heartbeat")
+        .unwrap();
+    assert!(heartbeat.1["sequence_number"].as_u64().unwrap() >= 2);
+    let names: Vec<_> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names[0], "response.created");
+    assert_eq!(&names[names.len() - 2..], ["response.cancelled", "[DONE]"]);
 }
