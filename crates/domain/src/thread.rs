@@ -134,6 +134,9 @@ impl ThreadStatus {
     }
 }
 
+/// The longest `Retry-After` a busy thread answers with, in seconds.
+pub const MAX_BUSY_RETRY_AFTER_SECS: u64 = 5;
+
 /// The busy lease of a running model response: while it is unexpired the
 /// thread reads `streaming` and a second response is refused. A lease left
 /// by a crashed process simply expires.
@@ -305,9 +308,13 @@ impl Thread {
     ) -> Result<Thread, DomainError> {
         self.check_writable()?;
         if let Some(lease) = self.lease.as_ref().filter(|l| l.expires_at > now) {
+            // The lease bounds a crashed response, not a running one: a
+            // response usually ends within seconds, so retrying clients are
+            // told to come back soon rather than when the lease lapses.
             let remaining = (lease.expires_at - now).num_milliseconds().max(0);
+            let secs = u64::try_from((remaining + 999) / 1000).unwrap_or(1);
             return Err(DomainError::ThreadBusy {
-                retry_after_secs: u64::try_from((remaining + 999) / 1000).unwrap_or(1).max(1),
+                retry_after_secs: secs.clamp(1, MAX_BUSY_RETRY_AFTER_SECS),
             });
         }
         Ok(Thread {
@@ -685,7 +692,14 @@ mod tests {
         assert_eq!(
             leased.acquire_lease("b".into(), ttl, now + TimeDelta::seconds(10)),
             Err(DomainError::ThreadBusy {
-                retry_after_secs: 20
+                retry_after_secs: 5
+            }),
+            "20 s of lease left, but clients are told to retry within 5 s"
+        );
+        assert_eq!(
+            leased.acquire_lease("b".into(), ttl, now + TimeDelta::milliseconds(29_500)),
+            Err(DomainError::ThreadBusy {
+                retry_after_secs: 1
             })
         );
         // Someone else's release does nothing; the holder's frees the thread.

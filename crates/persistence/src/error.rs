@@ -23,8 +23,8 @@ pub enum StoreError {
     /// The object does not exist (or is not visible to the caller).
     #[error("{0:?} not found")]
     NotFound(Missing),
-    /// A pagination cursor names no thread of the caller's.
-    #[error("cursor '{0}' does not name one of your threads")]
+    /// A pagination cursor names no item of the list.
+    #[error("cursor '{0}' does not name an item of this list")]
     InvalidCursor(String),
     /// A uniqueness rule was violated.
     #[error("conflict: {0}")]

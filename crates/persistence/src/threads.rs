@@ -216,6 +216,17 @@ pub fn pin(
     })
 }
 
+/// Removes a thread row that has no messages (a first turn that failed).
+pub(crate) fn remove_empty(conn: &mut DbConnection, pk: i64) -> Result<(), StoreError> {
+    diesel::delete(
+        threads::table
+            .filter(threads::pk.eq(pk))
+            .filter(threads::message_count.eq(0)),
+    )
+    .execute(conn)?;
+    Ok(())
+}
+
 /// Soft-deletes one thread: it disappears from every read at once.
 pub fn soft_delete(
     conn: &mut DbConnection,

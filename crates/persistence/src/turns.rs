@@ -25,6 +25,9 @@ pub struct TurnStart {
     pub lease_id: String,
     /// How long the lease lasts unless released.
     pub lease_ttl: TimeDelta,
+    /// How many messages the turn will add (checked against the cap before
+    /// the model is called).
+    pub new_messages: u32,
 }
 
 /// Opens a turn: finds the caller's thread or creates it with the client's
@@ -77,6 +80,8 @@ pub fn begin(
             None => current,
         };
         let leased = bound.acquire_lease(start.lease_id.clone(), start.lease_ttl, now)?;
+        // Fail before the model runs if the turn cannot fit.
+        leased.record_appended(start.new_messages, limits, now)?;
         let pk = match key {
             Some(k) => k.pk,
             None => load_locked(conn, scope, start.thread_id.as_str())?.0.pk,
@@ -136,16 +141,24 @@ pub fn finish(
 }
 
 /// Gives the lease back without saving anything (the model failed, the
-/// request was invalid, or the client cancelled early).
+/// request was invalid, or the client cancelled early). A thread that this
+/// turn created and that is still empty is removed again, so a failed first
+/// turn leaves nothing behind.
 pub fn release(
     conn: &mut DbConnection,
     scope: &Scope,
     thread_id: &ThreadId,
     lease_id: &str,
+    created_by_this_turn: bool,
 ) -> Result<(), StoreError> {
     write_transaction(conn, |conn| {
         let (key, current) = load_locked(conn, scope, thread_id.as_str())?;
-        if current.lease.as_ref().is_some_and(|l| l.id == lease_id) {
+        if current.lease.as_ref().is_none_or(|l| l.id != lease_id) {
+            return Ok(());
+        }
+        if created_by_this_turn && current.message_count == 0 {
+            crate::threads::remove_empty(conn, key.pk)?;
+        } else {
             save(conn, key.pk, &current.release_lease(lease_id))?;
         }
         Ok(())

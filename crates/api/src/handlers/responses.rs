@@ -54,6 +54,7 @@ struct Generation {
     metadata: Value,
     previous_response_id: Option<String>,
     store_response: bool,
+    created_thread: bool,
     started: Instant,
 }
 
@@ -326,8 +327,8 @@ pub async fn create_response(
     .map_err(|e| ApiError::ContextLengthExceeded(e.to_string()))?;
 
     // Open the turn: the thread (created on first use) and its busy lease.
-    let thread_id = match thread {
-        None => None,
+    let (thread_id, created) = match thread {
+        None => (None, false),
         Some((id, metadata)) => {
             let start = TurnStart {
                 thread_id: id.clone(),
@@ -335,9 +336,10 @@ pub async fn create_response(
                 assistant,
                 lease_id: response_id.to_string(),
                 lease_ttl: state.lease_ttl,
+                new_messages: u32::try_from(to_store.len() + 1).unwrap_or(u32::MAX),
             };
             let s = scope.clone();
-            state
+            let (_, created) = state
                 .store
                 .run(move |conn| turns::begin(conn, &s, &start, &limits, clock::now()))
                 .await
@@ -346,13 +348,13 @@ pub async fn create_response(
                     ApiError::ThreadNotFound(_) => ApiError::ThreadNotFound(id.to_string()),
                     other => other,
                 })?;
-            Some(id)
+            (Some(id), created)
         }
     };
 
     // From here on, any failure must give the lease back.
     let previous = body.previous_response_id.clone();
-    let store_response = thread_id.is_none() && body.store.unwrap_or(true);
+    let store_response = body.store.unwrap_or(true);
     let prepared = async {
         let builder = match (&thread_id, previous) {
             (None, Some(prev)) => {
@@ -406,7 +408,7 @@ pub async fn create_response(
     let context = match prepared {
         Ok(c) => c,
         Err(e) => {
-            release(&state, &scope, thread_id.as_ref(), &response_id).await;
+            release(&state, &scope, thread_id.as_ref(), &response_id, created).await;
             return Err(e);
         }
     };
@@ -428,6 +430,7 @@ pub async fn create_response(
         metadata: Value::Object(body.metadata.clone().unwrap_or_default()),
         previous_response_id: body.previous_response_id.clone(),
         store_response,
+        created_thread: created,
         started: Instant::now(),
     };
     let cancel = generation.thread_id.as_ref().map(|t| {
@@ -495,12 +498,13 @@ async fn release(
     scope: &Scope,
     thread_id: Option<&ThreadId>,
     response_id: &ResponseId,
+    created: bool,
 ) {
     if let Some(tid) = thread_id {
         let (s, t, r) = (scope.clone(), tid.clone(), response_id.to_string());
         if let Err(e) = state
             .store
-            .run(move |conn| turns::release(conn, &s, &t, &r))
+            .run(move |conn| turns::release(conn, &s, &t, &r, created))
             .await
         {
             // The lease expires by itself; the thread is blocked until then.
@@ -598,11 +602,11 @@ async fn run(
                 }
                 Some(Ok(StreamEvent::Completed(output))) => break output,
                 Some(Err(e)) => {
-                    release(&g.state, &g.scope, g.thread_id.as_ref(), &g.response_id).await;
+                    release(&g.state, &g.scope, g.thread_id.as_ref(), &g.response_id, g.created_thread).await;
                     return Err(upstream(e));
                 }
                 None => {
-                    release(&g.state, &g.scope, g.thread_id.as_ref(), &g.response_id).await;
+                    release(&g.state, &g.scope, g.thread_id.as_ref(), &g.response_id, g.created_thread).await;
                     return Err(ApiError::Upstream("the model stream ended without an answer".into()));
                 }
             },
@@ -646,42 +650,56 @@ async fn run(
             match saved {
                 Ok((_, stored)) => stored.last().map(|m| m.id.clone()).unwrap_or(assistant_id),
                 Err(e) => {
-                    release(&g.state, &g.scope, g.thread_id.as_ref(), &g.response_id).await;
+                    release(
+                        &g.state,
+                        &g.scope,
+                        g.thread_id.as_ref(),
+                        &g.response_id,
+                        g.created_thread,
+                    )
+                    .await;
                     return Err(e.into());
                 }
             }
         }
-        None => {
-            if g.store_response {
-                let stored = StoredResponse {
-                    id: g.response_id.to_string(),
-                    scope: g.scope.clone(),
-                    thread_id: None,
-                    previous_response_id: g.previous_response_id.clone(),
-                    model: g.model_name.clone(),
-                    inputs: g
-                        .to_store
-                        .iter()
-                        .map(|m| StoredInput {
-                            role: m.role,
-                            content: m.content.clone(),
-                            tokens: m.token_count,
-                        })
-                        .collect(),
-                    output_text: output.text.clone(),
-                    output_tokens: output.usage.output_tokens,
-                    metadata: g.metadata.clone(),
-                    created_at: clock::now(),
-                };
-                g.state
-                    .store
-                    .run(move |conn| responses::insert(conn, &stored))
-                    .await
-                    .map_err(ApiError::from)?;
-            }
-            assistant_id
-        }
+        None => assistant_id,
     };
+    if g.store_response {
+        // Kept for previous_response_id chains and with its metadata.
+        let stored = StoredResponse {
+            id: g.response_id.to_string(),
+            scope: g.scope.clone(),
+            thread_id: g.thread_id.as_ref().map(ToString::to_string),
+            previous_response_id: g.previous_response_id.clone(),
+            model: g.model_name.clone(),
+            inputs: g
+                .to_store
+                .iter()
+                .map(|m| StoredInput {
+                    role: m.role,
+                    content: m.content.clone(),
+                    tokens: m.token_count,
+                })
+                .collect(),
+            output_text: output.text.clone(),
+            output_tokens: output.usage.output_tokens,
+            metadata: g.metadata.clone(),
+            created_at: clock::now(),
+        };
+        if let Err(e) = g
+            .state
+            .store
+            .run(move |conn| responses::insert(conn, &stored))
+            .await
+        {
+            // The turn itself is saved; only chaining to it will not work.
+            if g.thread_id.is_some() {
+                log::error!("could not store response {}: {e}", g.response_id);
+            } else {
+                return Err(e.into());
+            }
+        }
+    }
     Ok(Some(response_object(
         g,
         saved_id,
@@ -740,7 +758,14 @@ async fn cancel_turn(g: &Generation, partial: &str) -> CancelOutcome {
         return quick;
     };
     if elapsed < g.state.quick_cancel {
-        release(&g.state, &g.scope, Some(tid), &g.response_id).await;
+        release(
+            &g.state,
+            &g.scope,
+            Some(tid),
+            &g.response_id,
+            g.created_thread,
+        )
+        .await;
         return quick;
     }
     let mut messages = g.to_store.clone();
@@ -782,7 +807,14 @@ async fn cancel_turn(g: &Generation, partial: &str) -> CancelOutcome {
         },
         Err(e) => {
             log::error!("could not save the partial turn of {tid}: {e}");
-            release(&g.state, &g.scope, Some(tid), &g.response_id).await;
+            release(
+                &g.state,
+                &g.scope,
+                Some(tid),
+                &g.response_id,
+                g.created_thread,
+            )
+            .await;
             quick
         }
     }
