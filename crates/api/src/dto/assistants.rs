@@ -318,8 +318,14 @@ mod tests {
     fn the_documented_limits_are_the_domains() {
         // utoipa takes only literals; this keeps the literals honest.
         for (schema, name_required) in [
-            (<CreateAssistantRequest as utoipa::PartialSchema>::schema(), true),
-            (<UpdateAssistantRequest as utoipa::PartialSchema>::schema(), false),
+            (
+                <CreateAssistantRequest as utoipa::PartialSchema>::schema(),
+                true,
+            ),
+            (
+                <UpdateAssistantRequest as utoipa::PartialSchema>::schema(),
+                false,
+            ),
         ] {
             let s = serde_json::to_value(schema).unwrap();
             let p = &s["properties"];

@@ -56,6 +56,7 @@ skein_persistence::on_both_backends_async!(
     the_bound_assistant_applies_unless_the_request_overrides_it,
     heartbeats_fill_the_silence_of_a_stream,
     a_turn_that_cannot_fit_under_the_cap_is_refused_before_the_model_runs,
+    a_client_that_disconnects_mid_stream_does_not_lose_the_turn,
 );
 
 async fn create_returns_201_and_the_whole_thread(backend: Backend) {
@@ -2794,4 +2795,53 @@ async fn a_turn_that_cannot_fit_under_the_cap_is_refused_before_the_model_runs(b
         (t["message_count"].as_i64(), t["status"].as_str()),
         (Some(2), Some("inactive"))
     );
+}
+
+async fn a_client_that_disconnects_mid_stream_does_not_lose_the_turn(backend: Backend) {
+    use actix_web::body::MessageBody as _;
+    let mut upstream = fake::start();
+    let base = upstream.base_url.clone();
+    let gate = upstream.gate.clone();
+    let (_db, _store, app, k) = setup_with!(backend, move |s: &mut AppState| s.router =
+        routing(&base, 8192));
+    let req = test::TestRequest::post()
+        .uri("/v1/model/response")
+        .insert_header(("X-API-Key", k.a1.as_str()))
+        .set_json(json!({"model": "fake-gated", "thread": "gone", "stream": true, "inputs": [user("still there?")]}));
+    let res = test::call_service(&app, req.to_request()).await;
+    {
+        let mut body = std::pin::pin!(res.into_body());
+        let first = std::future::poll_fn(|cx| body.as_mut().poll_next(cx))
+            .await
+            .expect("a first frame")
+            .unwrap_or_else(|_| panic!("stream error"));
+        assert!(String::from_utf8_lossy(&first).contains("response.created"));
+        assert_eq!(
+            upstream.received.recv().await.unwrap()["model"],
+            "fake-gated"
+        );
+        // The client goes away here: the stream is dropped mid-answer.
+    }
+    gate.notify_one();
+    // The turn is saved by the generation task regardless. Poll the thread
+    // (each read is a real round trip, so the task runs meanwhile).
+    let mut saved = Value::Null;
+    for _ in 0..10_000 {
+        saved = thread_state(&app, &k.a1, "gone").await;
+        if saved["message_count"] == 2 && saved["status"] == "inactive" {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(saved["message_count"], 2, "{saved}");
+    assert_eq!(saved["status"], "inactive");
+    let msgs = send(
+        &app,
+        Method::GET,
+        "/v1/threads/gone/messages",
+        Some(&k.a1),
+        None,
+    )
+    .await;
+    assert_eq!(msgs.body["data"][1]["content"], "fake answer");
 }
