@@ -1,17 +1,19 @@
 //! Authentication: who is calling, in which organization.
 //!
 //! An API key comes in `X-API-Key`, `api-key` or `Authorization: Bearer sk_...`.
-//! Any other bearer value is a user token (JWT); this server does not accept
-//! user tokens yet, so those get 401 `TOKEN_INVALID` saying so.
+//! Any other bearer value is a user token (JWT), accepted when the server has
+//! a token key configured; its user may belong to several organizations.
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::tokens::TokenError;
 use actix_web::dev::Payload;
 use actix_web::http::header::{HeaderMap, AUTHORIZATION};
 use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use skein_domain::{clock, ApiKeyId, OrganizationId, UserId};
 use skein_persistence::keys::{self, KEY_PREFIX};
+use skein_persistence::tenancy;
 use skein_persistence::Scope;
 
 /// How the caller proved who they are.
@@ -19,6 +21,8 @@ use skein_persistence::Scope;
 pub enum AuthMethod {
     /// An API key (acts as its owner in its organization).
     ApiKey(ApiKeyId),
+    /// A user token (acts as the user in any of its organizations).
+    Token,
 }
 
 /// The authenticated caller.
@@ -26,24 +30,38 @@ pub enum AuthMethod {
 pub struct Caller {
     /// The user the request acts as.
     pub user_id: UserId,
-    /// The organization the credentials belong to.
-    pub organization_id: OrganizationId,
+    /// The organizations the request may work in: the key's one, or every
+    /// organization the token's user is a member of.
+    pub organizations: Vec<OrganizationId>,
     /// How the caller authenticated.
     pub method: AuthMethod,
 }
 
 impl Caller {
     /// The organization a request works in: the one it names, which must be
-    /// the caller's (403 otherwise), or the caller's only one.
+    /// one of the caller's (403 otherwise), or the caller's only one (400
+    /// `AMBIGUOUS_ORGANIZATION` when there are several).
     pub fn organization(&self, requested: Option<&str>) -> Result<OrganizationId, ApiError> {
         match requested {
-            None => Ok(self.organization_id.clone()),
-            Some(org) if org == self.organization_id.as_str() => Ok(self.organization_id.clone()),
-            Some(org) => Err(ApiError::OrganizationAccessDenied(org.to_string())),
+            Some(org) => self
+                .organizations
+                .iter()
+                .find(|o| o.as_str() == org)
+                .cloned()
+                .ok_or_else(|| ApiError::OrganizationAccessDenied(org.to_string())),
+            None => match self.organizations.as_slice() {
+                [only] => Ok(only.clone()),
+                [] => Err(ApiError::OrganizationAccessDenied(
+                    "the user is not a member of any organization".into(),
+                )),
+                _ => Err(ApiError::AmbiguousOrganization(
+                    "the caller belongs to several organizations: pass organization_id".into(),
+                )),
+            },
         }
     }
 
-    /// The caller's own threads in the requested organization.
+    /// The caller's own objects in the requested organization.
     pub fn scope(&self, requested: Option<&str>) -> Result<Scope, ApiError> {
         Ok(Scope {
             organization_id: self.organization(requested)?,
@@ -55,7 +73,42 @@ impl Caller {
     pub fn require_user_token(&self, field: &'static str) -> Result<(), ApiError> {
         match self.method {
             AuthMethod::ApiKey(_) => Err(ApiError::BearerTokenRequired(field)),
+            AuthMethod::Token => Ok(()),
         }
+    }
+}
+
+/// The scope of a thread named in a path. With an explicit organization, or
+/// a caller in one organization, no query is needed; a token user in
+/// several organizations has the thread looked up in all of them (404 when
+/// none has it, 400 `AMBIGUOUS_ORGANIZATION` when several do).
+pub async fn thread_scope(
+    state: &AppState,
+    caller: &Caller,
+    requested: Option<&str>,
+    thread_id: &str,
+) -> Result<Scope, ApiError> {
+    if requested.is_some() || caller.organizations.len() <= 1 {
+        return caller.scope(requested);
+    }
+    let (user, orgs, id) = (
+        caller.user_id.clone(),
+        caller.organizations.clone(),
+        thread_id.to_string(),
+    );
+    let holding = state
+        .store
+        .run(move |conn| skein_persistence::threads::organizations_holding(conn, &user, &orgs, &id))
+        .await?;
+    match holding.as_slice() {
+        [] => Err(ApiError::ThreadNotFound(thread_id.to_string())),
+        [org] => Ok(Scope {
+            organization_id: org.clone(),
+            user_id: caller.user_id.clone(),
+        }),
+        _ => Err(ApiError::AmbiguousOrganization(format!(
+            "thread '{thread_id}' exists in several of your organizations: pass organization_id"
+        ))),
     }
 }
 
@@ -63,7 +116,7 @@ impl Caller {
 #[derive(Debug, PartialEq, Eq)]
 enum Credential {
     ApiKey(String),
-    Token,
+    Token(String),
 }
 
 fn credential(headers: &HeaderMap) -> Option<Credential> {
@@ -86,7 +139,7 @@ fn credential(headers: &HeaderMap) -> Option<Credential> {
     } else if value.is_empty() {
         None
     } else {
-        Some(Credential::Token)
+        Some(Credential::Token(value.to_string()))
     }
 }
 
@@ -98,30 +151,51 @@ impl FromRequest for Caller {
         let found = credential(req.headers());
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
-            let key = match found {
-                None => return Err(ApiError::AuthenticationRequired),
-                Some(Credential::Token) => {
-                    return Err(ApiError::TokenInvalid(
-                        "user tokens (JWT) are not enabled on this server; use an API key".into(),
-                    ))
-                }
-                Some(Credential::ApiKey(k)) => k,
-            };
+            let found = found.ok_or(ApiError::AuthenticationRequired)?;
             let state = state.ok_or_else(|| {
                 ApiError::Internal(skein_persistence::StoreError::Corrupt(
                     "application state missing".into(),
                 ))
             })?;
-            let identity = state
-                .store
-                .run(move |conn| keys::authenticate(conn, &key, clock::now()))
-                .await?
-                .ok_or(ApiError::InvalidApiKey)?;
-            Ok(Caller {
-                user_id: identity.user_id,
-                organization_id: identity.organization_id,
-                method: AuthMethod::ApiKey(identity.key_id),
-            })
+            match found {
+                Credential::ApiKey(key) => {
+                    let identity = state
+                        .store
+                        .run(move |conn| keys::authenticate(conn, &key, clock::now()))
+                        .await?
+                        .ok_or(ApiError::InvalidApiKey)?;
+                    Ok(Caller {
+                        user_id: identity.user_id,
+                        organizations: vec![identity.organization_id],
+                        method: AuthMethod::ApiKey(identity.key_id),
+                    })
+                }
+                Credential::Token(token) => {
+                    let verifier = state.tokens.clone().ok_or_else(|| {
+                        ApiError::TokenInvalid(
+                            "user tokens (JWT) are not enabled on this server; use an API key"
+                                .into(),
+                        )
+                    })?;
+                    let subject = verifier.verify(&token).map_err(|e| match e {
+                        TokenError::Expired => ApiError::TokenExpired,
+                        TokenError::Invalid(why) => ApiError::TokenInvalid(why),
+                    })?;
+                    let user_id = UserId::parse(subject)
+                        .map_err(|_| ApiError::TokenInvalid("unknown user".into()))?;
+                    let lookup = user_id.to_string();
+                    let organizations = state
+                        .store
+                        .run(move |conn| tenancy::organizations_of(conn, &lookup))
+                        .await?
+                        .ok_or_else(|| ApiError::TokenInvalid("unknown user".into()))?;
+                    Ok(Caller {
+                        user_id,
+                        organizations,
+                        method: AuthMethod::Token,
+                    })
+                }
+            }
         })
     }
 }
@@ -161,7 +235,7 @@ mod tests {
     fn other_bearer_values_are_tokens_and_other_schemes_are_nothing() {
         assert_eq!(
             credential(&headers(&[("authorization", "Bearer eyJhbGciOi")])),
-            Some(Credential::Token)
+            Some(Credential::Token("eyJhbGciOi".into()))
         );
         assert_eq!(
             credential(&headers(&[("authorization", "Basic abc")])),

@@ -51,6 +51,12 @@ pub enum ApiError {
     /// The bearer token is not a valid user token.
     #[error("invalid token: {0}")]
     TokenInvalid(String),
+    /// The bearer token has expired.
+    #[error("token expired")]
+    TokenExpired,
+    /// The caller belongs to several organizations and named none.
+    #[error("{0}")]
+    AmbiguousOrganization(String),
     /// The organization is not the caller's.
     #[error("organization '{0}' is not accessible with these credentials")]
     OrganizationAccessDenied(String),
@@ -114,6 +120,8 @@ impl ApiError {
             Self::AuthenticationRequired => "AUTHENTICATION_REQUIRED",
             Self::InvalidApiKey => "INVALID_API_KEY",
             Self::TokenInvalid(_) => "TOKEN_INVALID",
+            Self::TokenExpired => "TOKEN_EXPIRED",
+            Self::AmbiguousOrganization(_) => "AMBIGUOUS_ORGANIZATION",
             Self::OrganizationAccessDenied(_) => "ORGANIZATION_ACCESS_DENIED",
             Self::BearerTokenRequired(_) => "BEARER_TOKEN_REQUIRED",
             Self::ThreadNotFound(_) => "THREAD_NOT_FOUND",
@@ -143,6 +151,10 @@ impl ApiError {
             }
             Self::InvalidApiKey => "Invalid API key".into(),
             Self::TokenInvalid(_) => "Invalid token".into(),
+            Self::TokenExpired => "Token expired".into(),
+            Self::AmbiguousOrganization(_) => {
+                "Several organizations match: pass organization_id".into()
+            }
             Self::OrganizationAccessDenied(_) => "Access to this organization is denied".into(),
             Self::BearerTokenRequired(field) => {
                 format!("Setting {field} requires a user token (Bearer), not an API key")
@@ -230,9 +242,11 @@ impl From<DomainError> for ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::AuthenticationRequired | Self::InvalidApiKey | Self::TokenInvalid(_) => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::AuthenticationRequired
+            | Self::InvalidApiKey
+            | Self::TokenInvalid(_)
+            | Self::TokenExpired => StatusCode::UNAUTHORIZED,
+            Self::AmbiguousOrganization(_) => StatusCode::BAD_REQUEST,
             Self::OrganizationAccessDenied(_) | Self::BearerTokenRequired(_) => {
                 StatusCode::FORBIDDEN
             }

@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod request_id;
 pub mod running;
 pub mod state;
+pub mod tokens;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};

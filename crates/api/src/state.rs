@@ -37,6 +37,8 @@ pub struct AppState {
     pub lease_ttl: TimeDelta,
     /// Responses being generated in this process.
     pub running: Arc<Running>,
+    /// Verifies user tokens; `None` when they are not enabled.
+    pub tokens: Option<Arc<crate::tokens::TokenVerifier>>,
     /// Silence after which a response stream sends `response.heartbeat`.
     pub heartbeat: std::time::Duration,
     /// How long a thread-less response can be chained to.
@@ -60,6 +62,7 @@ impl AppState {
             quick_cancel: DEFAULT_QUICK_CANCEL,
             response_ttl: DEFAULT_RESPONSE_TTL,
             heartbeat: DEFAULT_HEARTBEAT,
+            tokens: None,
         }
     }
 }

@@ -111,3 +111,42 @@ pub fn insert_assistant(conn: &mut DbConnection, row: &AssistantRow) -> Result<(
         .execute(conn)?;
     Ok(())
 }
+
+/// The organizations `user` belongs to, or `None` when the user does not
+/// exist. One query (a left join from the user to its memberships).
+pub fn organizations_of(
+    conn: &mut DbConnection,
+    user: &str,
+) -> Result<Option<Vec<OrganizationId>>, StoreError> {
+    let rows: Vec<Option<String>> = users::table
+        .left_join(memberships::table.on(memberships::user_id.eq(users::id)))
+        .filter(users::id.eq(user))
+        .select(memberships::organization_id.nullable())
+        .order(memberships::organization_id.asc())
+        .load(conn)?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    rows.into_iter()
+        .flatten()
+        .map(|o| {
+            OrganizationId::parse(o).map_err(|e| StoreError::Corrupt(format!("membership: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// Removes the user from the organization. Returns true when it was a member.
+pub fn remove_membership(
+    conn: &mut DbConnection,
+    org: &OrganizationId,
+    user: &UserId,
+) -> Result<bool, StoreError> {
+    let n = diesel::delete(
+        memberships::table
+            .filter(memberships::organization_id.eq(org.as_str()))
+            .filter(memberships::user_id.eq(user.as_str())),
+    )
+    .execute(conn)?;
+    Ok(n > 0)
+}

@@ -64,9 +64,22 @@ pub struct ThreadPage {
 }
 
 fn visible_to<'a>(scope: &'a Scope, include_deleted: bool) -> threads::BoxedQuery<'a, Db> {
+    owned_by(
+        &scope.user_id,
+        std::slice::from_ref(&scope.organization_id),
+        include_deleted,
+    )
+}
+
+/// The user's threads in any of `orgs`.
+fn owned_by<'a>(
+    user: &'a UserId,
+    orgs: &'a [OrganizationId],
+    include_deleted: bool,
+) -> threads::BoxedQuery<'a, Db> {
     let mut q = threads::table
-        .filter(threads::organization_id.eq(scope.organization_id.as_str()))
-        .filter(threads::user_id.eq(scope.user_id.as_str()))
+        .filter(threads::organization_id.eq_any(orgs.iter().map(OrganizationId::as_str)))
+        .filter(threads::user_id.eq(user.as_str()))
         .into_boxed();
     if !include_deleted {
         q = q.filter(threads::deleted_at.is_null());
@@ -74,8 +87,12 @@ fn visible_to<'a>(scope: &'a Scope, include_deleted: bool) -> threads::BoxedQuer
     q
 }
 
-fn filtered<'a>(scope: &'a Scope, query: &'a ThreadQuery) -> threads::BoxedQuery<'a, Db> {
-    let mut q = visible_to(scope, query.include_deleted);
+fn filtered<'a>(
+    user: &'a UserId,
+    orgs: &'a [OrganizationId],
+    query: &'a ThreadQuery,
+) -> threads::BoxedQuery<'a, Db> {
+    let mut q = owned_by(user, orgs, query.include_deleted);
     if let Some(a) = &query.assistant_id {
         q = q.filter(threads::assistant_id.eq(a.as_str()));
     }
@@ -265,6 +282,23 @@ pub fn soft_delete_all(
     .execute(conn)?)
 }
 
+/// The organizations among `orgs` where `user` has a live thread `id`
+/// (thread ids are unique per organization, so there may be several).
+pub fn organizations_holding(
+    conn: &mut DbConnection,
+    user: &UserId,
+    orgs: &[OrganizationId],
+    id: &str,
+) -> Result<Vec<OrganizationId>, StoreError> {
+    owned_by(user, orgs, false)
+        .filter(threads::id.eq(id))
+        .select(threads::organization_id)
+        .load::<String>(conn)?
+        .into_iter()
+        .map(|o| OrganizationId::parse(o).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .collect()
+}
+
 /// The row id of the caller's live thread, for reads of its messages.
 pub(crate) fn visible_pk(
     conn: &mut DbConnection,
@@ -284,9 +318,14 @@ pub(crate) fn visible_pk(
     }
 }
 
-fn cursor_pk(conn: &mut DbConnection, scope: &Scope, id: &str) -> Result<i64, StoreError> {
+fn cursor_pk(
+    conn: &mut DbConnection,
+    user: &UserId,
+    orgs: &[OrganizationId],
+    id: &str,
+) -> Result<i64, StoreError> {
     // Deleted threads stay valid cursors so that a walk survives deletes.
-    visible_to(scope, true)
+    owned_by(user, orgs, true)
         .filter(threads::id.eq(id))
         .select(threads::pk)
         .first::<i64>(conn)
@@ -302,17 +341,33 @@ pub fn list(
     scope: &Scope,
     query: &ThreadQuery,
 ) -> Result<ThreadPage, StoreError> {
+    list_across(
+        conn,
+        &scope.user_id,
+        std::slice::from_ref(&scope.organization_id),
+        query,
+    )
+}
+
+/// Like [`list`] over several organizations at once (a user token without
+/// `organization_id` lists the user's threads in all its organizations).
+pub fn list_across(
+    conn: &mut DbConnection,
+    user: &UserId,
+    orgs: &[OrganizationId],
+    query: &ThreadQuery,
+) -> Result<ThreadPage, StoreError> {
     let after = query
         .after
         .as_deref()
-        .map(|id| cursor_pk(conn, scope, id))
+        .map(|id| cursor_pk(conn, user, orgs, id))
         .transpose()?;
     let before = query
         .before
         .as_deref()
-        .map(|id| cursor_pk(conn, scope, id))
+        .map(|id| cursor_pk(conn, user, orgs, id))
         .transpose()?;
-    let mut q = filtered(scope, query);
+    let mut q = filtered(user, orgs, query);
     // Walking backwards (`before`) reads in the opposite order, then flips.
     let backwards = after.is_none() && before.is_some();
     let ascending = (query.order == ListOrder::Asc) != backwards;
@@ -344,7 +399,11 @@ pub fn list(
         rows.reverse();
     }
     let total = if query.include_total {
-        Some(filtered(scope, query).count().get_result::<i64>(conn)?)
+        Some(
+            filtered(user, orgs, query)
+                .count()
+                .get_result::<i64>(conn)?,
+        )
     } else {
         None
     };

@@ -39,6 +39,41 @@ pub struct Config {
     /// Seconds a thread's busy lease lasts if its response never finishes
     /// (`SKEIN_LEASE_TTL_SECS`).
     pub lease_ttl_secs: u64,
+    /// User tokens (`[jwt]`); off unless a secret or a public key is set.
+    pub jwt: JwtConfig,
+}
+
+/// User-token settings as configured.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JwtConfig {
+    /// HS256 shared secret, at least 32 bytes (`SKEIN_JWT_SECRET`).
+    pub secret: Option<String>,
+    /// PEM file with an RSA or EC public key for RS256/ES256
+    /// (`SKEIN_JWT_PUBLIC_KEY_FILE`).
+    pub public_key_file: Option<PathBuf>,
+    /// Required issuer (`SKEIN_JWT_ISSUER`).
+    pub issuer: Option<String>,
+    /// Required audience (`SKEIN_JWT_AUDIENCE`).
+    pub audience: Option<String>,
+}
+
+impl JwtConfig {
+    /// The settings the verifier takes, with the key file read.
+    pub fn settings(&self) -> anyhow::Result<skein_api::tokens::JwtSettings> {
+        let public_key_pem = match &self.public_key_file {
+            Some(path) => Some(std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read the JWT public key file {}", path.display())
+            })?),
+            None => None,
+        };
+        Ok(skein_api::tokens::JwtSettings {
+            secret: self.secret.clone(),
+            public_key_pem,
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+        })
+    }
 }
 
 impl Default for Config {
@@ -54,6 +89,7 @@ impl Default for Config {
             limits: Limits::default(),
             routing: RoutingConfig::default(),
             lease_ttl_secs: 600,
+            jwt: JwtConfig::default(),
         }
     }
 }
@@ -116,6 +152,18 @@ impl Config {
         }
         if let Some(v) = env("SKEIN_WORKERS") {
             self.workers = Some(parse_num("SKEIN_WORKERS", &v)?);
+        }
+        if let Some(v) = env("SKEIN_JWT_SECRET") {
+            self.jwt.secret = Some(v);
+        }
+        if let Some(v) = env("SKEIN_JWT_PUBLIC_KEY_FILE") {
+            self.jwt.public_key_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("SKEIN_JWT_ISSUER") {
+            self.jwt.issuer = Some(v);
+        }
+        if let Some(v) = env("SKEIN_JWT_AUDIENCE") {
+            self.jwt.audience = Some(v);
         }
         if let Some(v) = env("SKEIN_LEASE_TTL_SECS") {
             self.lease_ttl_secs = parse_num("SKEIN_LEASE_TTL_SECS", &v)?;

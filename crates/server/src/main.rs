@@ -241,6 +241,16 @@ fn serve(config: Config) -> anyhow::Result<()> {
     for line in router.describe() {
         log::info!("model route: {line}");
     }
+    let tokens = skein_api::tokens::TokenVerifier::from_settings(&config.jwt.settings()?)
+        .context("invalid JWT configuration")?;
+    log::info!(
+        "user tokens: {}",
+        if tokens.is_some() {
+            "enabled"
+        } else {
+            "not enabled (API keys only)"
+        }
+    );
     let lease_secs = i64::try_from(config.lease_ttl_secs).unwrap_or(i64::MAX);
     let state = AppState {
         store,
@@ -253,6 +263,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         quick_cancel: skein_api::state::DEFAULT_QUICK_CANCEL,
         response_ttl: skein_api::state::DEFAULT_RESPONSE_TTL,
         heartbeat: skein_api::state::DEFAULT_HEARTBEAT,
+        tokens: tokens.map(std::sync::Arc::new),
     };
     let metrics = actix_web::web::Data::new(Metrics::default());
     actix_web::rt::System::new().block_on(async move {

@@ -1,6 +1,6 @@
 //! `/v1/threads/{thread_id}/messages`: list, append, update, delete.
 
-use crate::auth::Caller;
+use crate::auth::{thread_scope, Caller};
 use crate::dto::content::require_text;
 use crate::dto::messages::{
     CreateMessageRequest, DeleteMessageResponse, ListMessagesQuery, MessageListResponse,
@@ -57,7 +57,7 @@ pub async fn list_messages(
 ) -> Result<web::Json<MessageListResponse>> {
     let thread_id = path.into_inner();
     let q = query.0;
-    let scope = caller.scope(q.organization_id.as_deref())?;
+    let scope = thread_scope(&state, &caller, q.organization_id.as_deref(), &thread_id).await?;
     if q.after.is_some() && q.before.is_some() {
         return Err(ApiError::InvalidRequest(
             "use either 'after' or 'before', not both".into(),
@@ -115,7 +115,13 @@ pub async fn create_message(
     body: JsonBody<CreateMessageRequest>,
 ) -> Result<HttpResponse> {
     let thread_id = path.into_inner();
-    let scope = caller.scope(query.0.organization_id.as_deref())?;
+    let scope = thread_scope(
+        &state,
+        &caller,
+        query.0.organization_id.as_deref(),
+        &thread_id,
+    )
+    .await?;
     let body = body.0;
     let role = MessageRole::parse(&body.role).ok_or_else(|| {
         ApiError::Validation(vec![FieldError::new(
@@ -184,7 +190,13 @@ pub async fn update_message(
     body: JsonBody<UpdateMessageRequest>,
 ) -> Result<web::Json<MessageResponse>> {
     let (thread_id, message_id) = path.into_inner();
-    let scope = caller.scope(query.0.organization_id.as_deref())?;
+    let scope = thread_scope(
+        &state,
+        &caller,
+        query.0.organization_id.as_deref(),
+        &thread_id,
+    )
+    .await?;
     let body = body.0;
     let content = match (&body.content, &body.texts) {
         (None, None) => None,
@@ -244,7 +256,13 @@ pub async fn delete_message(
     query: QueryParams<OrganizationQuery>,
 ) -> Result<web::Json<DeleteMessageResponse>> {
     let (thread_id, message_id) = path.into_inner();
-    let scope = caller.scope(query.0.organization_id.as_deref())?;
+    let scope = thread_scope(
+        &state,
+        &caller,
+        query.0.organization_id.as_deref(),
+        &thread_id,
+    )
+    .await?;
     let (tid, mid) = (thread_id.clone(), message_id.clone());
     state
         .store

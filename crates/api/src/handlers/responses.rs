@@ -2,7 +2,7 @@
 //! atomic save of the turn; streaming; cancel; output modes and reasoning
 //! levels.
 
-use crate::auth::Caller;
+use crate::auth::{thread_scope, Caller};
 use crate::dto::content::require_text;
 use crate::dto::responses::{
     CancelResponse, CreateResponseRequest, InputItem, OutputMessage, OutputMode,
@@ -187,10 +187,19 @@ pub async fn create_response(
     body: JsonBody<CreateResponseRequest>,
 ) -> Result<HttpResponse> {
     let body = body.0;
-    let organization_id = caller.organization(body.organization_id.as_deref())?;
-    let scope = Scope {
-        organization_id,
-        user_id: caller.user_id.clone(),
+    // A token user in several organizations may name an existing thread
+    // without organization_id; a new one needs it.
+    let named_thread = body.thread.as_ref().map(|t| match t {
+        ThreadRef::Id(id) | ThreadRef::Object { id, .. } => id.clone(),
+    });
+    let scope = match (&named_thread, body.organization_id.as_deref()) {
+        (Some(id), None) if caller.organizations.len() > 1 => {
+            match thread_scope(&state, &caller, None, id).await {
+                Err(ApiError::ThreadNotFound(_)) => caller.scope(None)?,
+                other => other?,
+            }
+        }
+        (_, requested) => caller.scope(requested)?,
     };
     let limits = state.limits;
     if body.inputs.is_empty() {
@@ -845,7 +854,13 @@ pub async fn cancel_response(
     query: QueryParams<OrganizationQuery>,
 ) -> Result<web::Json<CancelResponse>> {
     let thread_id = path.into_inner();
-    let scope = caller.scope(query.0.organization_id.as_deref())?;
+    let scope = thread_scope(
+        &state,
+        &caller,
+        query.0.organization_id.as_deref(),
+        &thread_id,
+    )
+    .await?;
     // Only the thread's owner can see (and so cancel) it.
     let (s, t) = (scope.clone(), thread_id.clone());
     let visible = state

@@ -1,6 +1,6 @@
 //! `/v1/threads`: create, read, list, update, pin, delete.
 
-use crate::auth::Caller;
+use crate::auth::{thread_scope, Caller};
 use crate::dto::content::require_text;
 use crate::dto::{
     CreateThreadRequest, DeleteAllResponse, GenerateNameQuery, GenerateNameRequest,
@@ -145,7 +145,7 @@ pub async fn get_thread(
     query: QueryParams<OrganizationQuery>,
 ) -> Result<web::Json<ThreadResponse>> {
     let id = path.into_inner();
-    let scope = caller.scope(query.0.organization_id.as_deref())?;
+    let scope = thread_scope(&state, &caller, query.0.organization_id.as_deref(), &id).await?;
     let lookup = id.clone();
     let thread = state
         .store
@@ -180,7 +180,13 @@ pub async fn list_threads(
     query: QueryParams<ListThreadsQuery>,
 ) -> Result<web::Json<ThreadListResponse>> {
     let q = query.0;
-    let scope = caller.scope(q.organization_id.as_deref())?;
+    // A user token without organization_id lists across all its organizations.
+    let orgs = match q.organization_id.as_deref() {
+        Some(org) => vec![caller.organization(Some(org))?],
+        None if caller.organizations.is_empty() => vec![caller.organization(None)?],
+        None => caller.organizations.clone(),
+    };
+    let user = caller.user_id.clone();
     if q.after.is_some() && q.before.is_some() {
         return Err(ApiError::InvalidRequest(
             "use either 'after' or 'before', not both".into(),
@@ -200,7 +206,7 @@ pub async fn list_threads(
     };
     let page = state
         .store
-        .run(move |conn| threads::list(conn, &scope, &query))
+        .run(move |conn| threads::list_across(conn, &user, &orgs, &query))
         .await?;
     Ok(web::Json(ThreadListResponse::new(page, limit)))
 }
@@ -237,7 +243,7 @@ pub async fn update_thread(
     body: JsonBody<UpdateThreadRequest>,
 ) -> Result<web::Json<ThreadResponse>> {
     let id = path.into_inner();
-    let scope = caller.scope(query.0.organization_id.as_deref())?;
+    let scope = thread_scope(&state, &caller, query.0.organization_id.as_deref(), &id).await?;
     let body = body.0;
     if body.visible_in_ui.is_some() {
         caller.require_user_token("visible_in_ui")?;
@@ -291,7 +297,7 @@ pub async fn delete_thread(
     query: QueryParams<OrganizationQuery>,
 ) -> Result<HttpResponse> {
     let id = path.into_inner();
-    let scope = caller.scope(query.0.organization_id.as_deref())?;
+    let scope = thread_scope(&state, &caller, query.0.organization_id.as_deref(), &id).await?;
     let lookup = id.clone();
     state
         .store
@@ -370,7 +376,7 @@ pub async fn pin_thread(
     query: QueryParams<OrganizationQuery>,
 ) -> Result<web::Json<PinResponse>> {
     let id = path.into_inner();
-    let scope = caller.scope(query.0.organization_id.as_deref())?;
+    let scope = thread_scope(&state, &caller, query.0.organization_id.as_deref(), &id).await?;
     let limits = state.limits;
     let lookup = id.clone();
     let thread = state
@@ -404,7 +410,7 @@ pub async fn unpin_thread(
     query: QueryParams<OrganizationQuery>,
 ) -> Result<web::Json<PinResponse>> {
     let id = path.into_inner();
-    let scope = caller.scope(query.0.organization_id.as_deref())?;
+    let scope = thread_scope(&state, &caller, query.0.organization_id.as_deref(), &id).await?;
     let lookup = id.clone();
     let thread = state
         .store
@@ -453,7 +459,7 @@ pub async fn generate_thread_name(
     use skein_providers::{ChatMessage, ModelRequest, ProviderError, Role};
 
     let id = path.into_inner();
-    let scope = caller.scope(query.0.organization_id.as_deref())?;
+    let scope = thread_scope(&state, &caller, query.0.organization_id.as_deref(), &id).await?;
     let given: Option<Vec<(MessageRole, String)>> = match body.0.messages {
         None => None,
         Some(list) => Some(

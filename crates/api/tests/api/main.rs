@@ -5,6 +5,7 @@
 #[macro_use]
 mod common;
 mod assistants;
+mod tokens;
 
 use common::*;
 
