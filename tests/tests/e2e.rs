@@ -16,6 +16,7 @@ skein_persistence::on_both_backends!(
     the_published_python_clients_work_unchanged,
     the_python_clients_drive_messages_and_responses,
     the_freddy_sdk_creates_and_chains_responses,
+    organizations_users_and_memberships_are_managed_from_the_cli,
 );
 
 fn backend_url(db: &TestDb, dir: &Path) -> String {
@@ -329,4 +330,97 @@ fn the_freddy_sdk_creates_and_chains_responses(backend: Backend) {
         "test_freddy_sdk.py",
         5,
     );
+}
+
+fn cli(url: &str, dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = skein(url, dir).args(args).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn organizations_users_and_memberships_are_managed_from_the_cli(backend: Backend) {
+    let db = TestDb::new(backend);
+    let dir = tempfile::tempdir().unwrap();
+    let url = backend_url(&db, dir.path());
+    let (ok, out) = cli(
+        &url,
+        dir.path(),
+        &["orgs", "create", "org_acme", "--name", "Acme"],
+    );
+    assert!(ok && out.contains("created organization org_acme"), "{out}");
+    let (ok, out) = cli(&url, dir.path(), &["orgs", "create", "org_acme"]);
+    assert!(ok && out.contains("already exists"), "{out}");
+    let (ok, out) = cli(&url, dir.path(), &["users", "create", "usr_bob"]);
+    assert!(ok && out.contains("created user usr_bob"), "{out}");
+    // Membership needs both to exist.
+    let (ok, out) = cli(
+        &url,
+        dir.path(),
+        &["members", "add", "--org", "org_none", "--user", "usr_bob"],
+    );
+    assert!(!ok && out.contains("skein orgs create"), "{out}");
+    let (ok, out) = cli(
+        &url,
+        dir.path(),
+        &["members", "add", "--org", "org_acme", "--user", "usr_bob"],
+    );
+    assert!(ok && out.contains("is now a member"), "{out}");
+    let (ok, out) = cli(
+        &url,
+        dir.path(),
+        &["keys", "create", "--org", "org_acme", "--user", "usr_bob"],
+    );
+    assert!(ok, "{out}");
+    let key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("api key:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let server = Server::start(&url, dir.path());
+    let http = Client::new();
+    let status = |key: &str| {
+        http.get(server.url("/v1/threads"))
+            .header("X-API-Key", key)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(status(&key), 200);
+    // Leaving the organization ends the key's access on the next request.
+    let (ok, out) = cli(
+        &url,
+        dir.path(),
+        &[
+            "members", "remove", "--org", "org_acme", "--user", "usr_bob",
+        ],
+    );
+    assert!(ok && out.contains("removed usr_bob from org_acme"), "{out}");
+    assert_eq!(status(&key), 401);
+    let (ok, out) = cli(
+        &url,
+        dir.path(),
+        &[
+            "members", "remove", "--org", "org_acme", "--user", "usr_bob",
+        ],
+    );
+    assert!(!ok && out.contains("not a member"), "{out}");
+    let (ok, _) = cli(
+        &url,
+        dir.path(),
+        &["members", "add", "--org", "org_acme", "--user", "usr_bob"],
+    );
+    assert!(ok);
+    assert_eq!(
+        status(&key),
+        200,
+        "membership restored, the key works again"
+    );
+    let (ok, out) = cli(&url, dir.path(), &["users", "create", "bad id!"]);
+    assert!(!ok && out.contains("user id"), "{out}");
 }

@@ -7,7 +7,7 @@
 //! the prefix up on a unique index and compares hashes in constant time.
 
 use crate::rows::{to_naive, ApiKeyRow};
-use crate::schema::api_keys;
+use crate::schema::{api_keys, memberships};
 use crate::{DbConnection, StoreError};
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;
@@ -89,7 +89,7 @@ pub fn create(
 }
 
 /// Verifies a presented key. `Ok(None)` for an unknown, malformed or revoked
-/// key. Records the use (at most once per [`LAST_USED_RESOLUTION`]).
+/// key, or one whose owner has left its organization. Records the use (at most once per [`LAST_USED_RESOLUTION`]).
 pub fn authenticate(
     conn: &mut DbConnection,
     presented: &str,
@@ -98,9 +98,14 @@ pub fn authenticate(
     let Some(prefix) = lookup_prefix(presented) else {
         return Ok(None);
     };
+    // A key works only while its owner is a member of its organization.
+    let member = memberships::table
+        .filter(memberships::organization_id.eq(api_keys::organization_id))
+        .filter(memberships::user_id.eq(api_keys::user_id));
     let row: Option<ApiKeyRow> = api_keys::table
         .filter(api_keys::prefix.eq(prefix))
         .filter(api_keys::revoked_at.is_null())
+        .filter(diesel::dsl::exists(member))
         .select(ApiKeyRow::as_select())
         .first(conn)
         .optional()?;

@@ -18,11 +18,7 @@ pub fn ensure_organization(
     name: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let exists: i64 = organizations::table
-        .filter(organizations::id.eq(id.as_str()))
-        .count()
-        .get_result(conn)?;
-    if exists > 0 {
+    if organization_exists(conn, id)? {
         return Ok(false);
     }
     diesel::insert_into(organizations::table)
@@ -42,11 +38,7 @@ pub fn ensure_user(
     name: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let exists: i64 = users::table
-        .filter(users::id.eq(id.as_str()))
-        .count()
-        .get_result(conn)?;
-    if exists > 0 {
+    if user_exists(conn, id)? {
         return Ok(false);
     }
     diesel::insert_into(users::table)
@@ -148,5 +140,26 @@ pub fn remove_membership(
             .filter(memberships::user_id.eq(user.as_str())),
     )
     .execute(conn)?;
+    Ok(n > 0)
+}
+
+/// Whether the organization exists.
+pub fn organization_exists(
+    conn: &mut DbConnection,
+    id: &OrganizationId,
+) -> Result<bool, StoreError> {
+    let n: i64 = organizations::table
+        .filter(organizations::id.eq(id.as_str()))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+/// Whether the user exists.
+pub fn user_exists(conn: &mut DbConnection, id: &UserId) -> Result<bool, StoreError> {
+    let n: i64 = users::table
+        .filter(users::id.eq(id.as_str()))
+        .count()
+        .get_result(conn)?;
     Ok(n > 0)
 }

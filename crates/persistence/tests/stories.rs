@@ -550,6 +550,16 @@ fn api_keys_authenticate_until_revoked(backend: Backend) {
         .unwrap()
         .is_none());
 
+    // A key stops working while its owner is not a member of its organization.
+    tenancy::remove_membership(&mut conn, &s.organization_id, &s.user_id).unwrap();
+    assert!(keys::authenticate(&mut conn, &created.secret, clock::now())
+        .unwrap()
+        .is_none());
+    tenancy::ensure_membership(&mut conn, &s.organization_id, &s.user_id, clock::now()).unwrap();
+    assert!(keys::authenticate(&mut conn, &created.secret, clock::now())
+        .unwrap()
+        .is_some());
+
     keys::revoke(&mut conn, created.id.as_str(), clock::now()).unwrap();
     assert!(keys::authenticate(&mut conn, &created.secret, clock::now())
         .unwrap()

@@ -36,6 +36,67 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Manage organizations.
+    Orgs {
+        #[command(subcommand)]
+        command: OrgsCommand,
+    },
+    /// Manage users.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Manage which users belong to which organizations.
+    Members {
+        #[command(subcommand)]
+        command: MembersCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OrgsCommand {
+    /// Create an organization with this id (`org_...` or any 1-128 of [A-Za-z0-9_.:-]).
+    Create {
+        /// Organization id.
+        org: String,
+        /// Display name (default: the id).
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Create a user with this id (the `sub` of its tokens).
+    Create {
+        /// User id.
+        user: String,
+        /// Display name (default: the id).
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MembersCommand {
+    /// Make USER a member of ORG (both must exist).
+    Add {
+        /// Organization id.
+        #[arg(long)]
+        org: String,
+        /// User id.
+        #[arg(long)]
+        user: String,
+    },
+    /// Remove USER from ORG; takes effect on the next request.
+    Remove {
+        /// Organization id.
+        #[arg(long)]
+        org: String,
+        /// User id.
+        #[arg(long)]
+        user: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +151,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { command } => keys_command(&config, command),
+        Command::Orgs { command } => tenancy_command(&config, TenancyCommand::Orgs(command)),
+        Command::Users { command } => tenancy_command(&config, TenancyCommand::Users(command)),
+        Command::Members { command } => tenancy_command(&config, TenancyCommand::Members(command)),
         Command::Serve => serve(config),
     }
 }
@@ -160,6 +224,72 @@ fn keys_command(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
             keys::revoke(&mut conn, &key_id, clock::now())
                 .with_context(|| format!("no active key with id {key_id}"))?;
             println!("revoked {key_id}");
+        }
+    }
+    Ok(())
+}
+
+enum TenancyCommand {
+    Orgs(OrgsCommand),
+    Users(UsersCommand),
+    Members(MembersCommand),
+}
+
+fn tenancy_command(config: &Config, command: TenancyCommand) -> anyhow::Result<()> {
+    let mut conn = open_direct(config)?;
+    migrations::run_pending(&mut conn)?;
+    let now = clock::now();
+    match command {
+        TenancyCommand::Orgs(OrgsCommand::Create { org, name }) => {
+            let id = OrganizationId::parse(org).context("organization id")?;
+            let created = tenancy::ensure_organization(
+                &mut conn,
+                &id,
+                name.as_deref().unwrap_or(id.as_str()),
+                now,
+            )?;
+            println!(
+                "{} organization {id}",
+                if created {
+                    "created"
+                } else {
+                    "already exists:"
+                }
+            );
+        }
+        TenancyCommand::Users(UsersCommand::Create { user, name }) => {
+            let id = UserId::parse(user).context("user id")?;
+            let created =
+                tenancy::ensure_user(&mut conn, &id, name.as_deref().unwrap_or(id.as_str()), now)?;
+            println!(
+                "{} user {id}",
+                if created {
+                    "created"
+                } else {
+                    "already exists:"
+                }
+            );
+        }
+        TenancyCommand::Members(MembersCommand::Add { org, user }) => {
+            let (org, user) = parse_ids(&org, &user)?;
+            if !tenancy::organization_exists(&mut conn, &org)? {
+                anyhow::bail!("no organization {org}: create it with `skein orgs create {org}`");
+            }
+            if !tenancy::user_exists(&mut conn, &user)? {
+                anyhow::bail!("no user {user}: create it with `skein users create {user}`");
+            }
+            let added = tenancy::ensure_membership(&mut conn, &org, &user, now)?;
+            println!(
+                "{user} {} member of {org}",
+                if added { "is now a" } else { "was already a" }
+            );
+        }
+        TenancyCommand::Members(MembersCommand::Remove { org, user }) => {
+            let (org, user) = parse_ids(&org, &user)?;
+            if !tenancy::remove_membership(&mut conn, &org, &user)? {
+                anyhow::bail!("{user} is not a member of {org}");
+            }
+            println!("removed {user} from {org}");
         }
     }
     Ok(())
