@@ -60,6 +60,11 @@ pub struct Server {
 impl Server {
     /// Starts `skein serve` on a free port and waits for its "listening" line.
     pub fn start(database_url: &str, workdir: &std::path::Path) -> Self {
+        Self::start_with(database_url, workdir, &[])
+    }
+
+    /// Like [`Server::start`] with extra environment variables.
+    pub fn start_with(database_url: &str, workdir: &std::path::Path, env: &[(&str, &str)]) -> Self {
         let log_path = workdir.join(format!("skein-{}.log", std::process::id()));
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -67,6 +72,7 @@ impl Server {
             .open(&log_path)
             .unwrap();
         let mut child = skein(database_url, workdir)
+            .envs(env.iter().copied())
             .arg("serve")
             .env("SKEIN_BIND", "127.0.0.1:0")
             .stdout(Stdio::piped())

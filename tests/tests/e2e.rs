@@ -424,3 +424,82 @@ fn organizations_users_and_memberships_are_managed_from_the_cli(backend: Backend
     let (ok, out) = cli(&url, dir.path(), &["users", "create", "bad id!"]);
     assert!(!ok && out.contains("user id"), "{out}");
 }
+
+#[test]
+fn no_key_token_or_secret_ever_reaches_the_logs() {
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    let secret = "log-capture-secret-that-is-at-least-32-bytes";
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        "sqlite://data/skein.db",
+        dir.path(),
+        &[("SKEIN_JWT_SECRET", secret), ("SKEIN_LOG", "debug")],
+    );
+    let key = server.bootstrap_key.clone().unwrap();
+    let user = server
+        .banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("user:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let token = encode(
+        &Header::default(),
+        &json!({"sub": user, "exp": exp}),
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap();
+    let http = Client::new();
+    let ok = http
+        .get(server.url("/v1/threads"))
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let bad_token = format!("{token}x");
+    let bad = http
+        .get(server.url("/v1/threads"))
+        .bearer_auth(&bad_token)
+        .send()
+        .unwrap();
+    assert_eq!(bad.status(), 401);
+    let r = http
+        .post(server.url("/v1/model/response"))
+        .header("X-API-Key", &key)
+        .json(&json!({"thread": "logged", "inputs": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let wrong_key = format!("{}{}", &key[..key.len() - 1], "Z");
+    let r = http
+        .get(server.url("/v1/threads"))
+        .header("api-key", &wrong_key)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let logs_path = server.log_path.clone();
+    assert!(server.terminate());
+    let logs = std::fs::read_to_string(logs_path).unwrap();
+    assert!(
+        logs.contains("GET /v1/threads"),
+        "the access log is there: {logs}"
+    );
+    let signature = token.rsplit('.').next().unwrap();
+    for (what, secret_text) in [
+        ("API key", key.as_str()),
+        ("wrong key", wrong_key.as_str()),
+        ("token", token.as_str()),
+        ("token signature", signature),
+        ("JWT secret", secret),
+    ] {
+        assert!(
+            !logs.contains(secret_text),
+            "the {what} appears in the logs"
+        );
+    }
+}

@@ -5,6 +5,7 @@
 //! a token key configured; its user may belong to several organizations.
 
 use crate::error::ApiError;
+use crate::ratelimit;
 use crate::state::AppState;
 use crate::tokens::TokenError;
 use actix_web::dev::Payload;
@@ -143,6 +144,15 @@ fn credential(headers: &HeaderMap) -> Option<Credential> {
     }
 }
 
+/// Counts an authenticated request against its caller's budget: 429
+/// `RATE_LIMITED` once it is spent. Failed authentications never get here.
+fn within_budget(state: &AppState, identity: &str) -> Result<(), ApiError> {
+    state
+        .rate_limiter
+        .check_now(identity)
+        .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })
+}
+
 impl FromRequest for Caller {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
@@ -164,6 +174,7 @@ impl FromRequest for Caller {
                         .run(move |conn| keys::authenticate(conn, &key, clock::now()))
                         .await?
                         .ok_or(ApiError::InvalidApiKey)?;
+                    within_budget(&state, &ratelimit::key_identity(identity.key_id.as_str()))?;
                     Ok(Caller {
                         user_id: identity.user_id,
                         organizations: vec![identity.organization_id],
@@ -189,6 +200,7 @@ impl FromRequest for Caller {
                         .run(move |conn| tenancy::organizations_of(conn, &lookup))
                         .await?
                         .ok_or_else(|| ApiError::TokenInvalid("unknown user".into()))?;
+                    within_budget(&state, &ratelimit::user_identity(user_id.as_str()))?;
                     Ok(Caller {
                         user_id,
                         organizations,

@@ -105,6 +105,12 @@ pub enum ApiError {
     /// A well-formed request that cannot be served as asked.
     #[error("{0}")]
     InvalidRequest(String),
+    /// The caller has used up its request budget for the current window.
+    #[error("rate limit exceeded: retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds until the window ends (the `Retry-After` header).
+        retry_after_secs: u64,
+    },
     /// The database cannot be reached.
     #[error("service unavailable")]
     Unavailable(#[source] StoreError),
@@ -138,6 +144,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::Rule(rule) => rule_code(rule).1,
             Self::InvalidRequest(_) => "INVALID_REQUEST",
+            Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL_ERROR",
         }
@@ -190,6 +197,9 @@ impl ApiError {
                 }
             },
             Self::InvalidRequest(m) => m.clone(),
+            Self::RateLimited { .. } => {
+                "Too many requests: retry after the Retry-After delay".into()
+            }
             Self::Unavailable(_) => "Service temporarily unavailable".into(),
             Self::Internal(_) => "Internal server error".into(),
         }
@@ -264,6 +274,7 @@ impl ResponseError for ApiError {
             Self::Rule(rule) => rule_code(rule).0,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -302,7 +313,8 @@ impl ResponseError for ApiError {
             Self::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, "1"));
             }
-            Self::Rule(DomainError::ThreadBusy { retry_after_secs }) => {
+            Self::Rule(DomainError::ThreadBusy { retry_after_secs })
+            | Self::RateLimited { retry_after_secs } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             _ => {}

@@ -1,5 +1,6 @@
 //! Shared application state.
 
+use crate::ratelimit::RateLimiter;
 use crate::running::Running;
 use chrono::TimeDelta;
 use skein_domain::Limits;
@@ -46,6 +47,9 @@ pub struct AppState {
     /// A cancel within this time of the start keeps nothing of the turn
     /// (`quick_edit`); later the partial answer is saved (`keep_partial`).
     pub quick_cancel: std::time::Duration,
+    /// Request budgets per API key and per token user, checked after
+    /// authentication; off unless configured.
+    pub rate_limiter: Arc<RateLimiter>,
 }
 
 impl AppState {
@@ -63,6 +67,7 @@ impl AppState {
             response_ttl: DEFAULT_RESPONSE_TTL,
             heartbeat: DEFAULT_HEARTBEAT,
             tokens: None,
+            rate_limiter: Arc::new(RateLimiter::off()),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
+use skein_api::ratelimit::RateLimitSettings;
 use skein_domain::Limits;
 use skein_providers::RoutingConfig;
 use std::path::{Path, PathBuf};
@@ -41,6 +42,9 @@ pub struct Config {
     pub lease_ttl_secs: u64,
     /// User tokens (`[jwt]`); off unless a secret or a public key is set.
     pub jwt: JwtConfig,
+    /// Request budgets per API key and token user (`[rate_limit]`:
+    /// `requests`, `window_secs`); off unless `requests` is above 0.
+    pub rate_limit: RateLimitSettings,
 }
 
 /// User-token settings as configured.
@@ -90,6 +94,7 @@ impl Default for Config {
             routing: RoutingConfig::default(),
             lease_ttl_secs: 600,
             jwt: JwtConfig::default(),
+            rate_limit: RateLimitSettings::default(),
         }
     }
 }
@@ -127,6 +132,7 @@ impl Config {
             None => Config::default(),
         };
         config.apply_env(env)?;
+        config.validate()?;
         Ok(config)
     }
 
@@ -167,6 +173,20 @@ impl Config {
         }
         if let Some(v) = env("SKEIN_LEASE_TTL_SECS") {
             self.lease_ttl_secs = parse_num("SKEIN_LEASE_TTL_SECS", &v)?;
+        }
+        if let Some(v) = env("SKEIN_RATE_LIMIT_REQUESTS") {
+            self.rate_limit.requests = parse_num("SKEIN_RATE_LIMIT_REQUESTS", &v)?;
+        }
+        if let Some(v) = env("SKEIN_RATE_LIMIT_WINDOW_SECS") {
+            self.rate_limit.window_secs = parse_num("SKEIN_RATE_LIMIT_WINDOW_SECS", &v)?;
+        }
+        Ok(())
+    }
+
+    /// Rejects combinations no single value can be checked for.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.rate_limit.window_secs == 0 {
+            bail!("rate_limit.window_secs (SKEIN_RATE_LIMIT_WINDOW_SECS) must be at least 1");
         }
         Ok(())
     }
@@ -234,6 +254,39 @@ provider = "local"
         assert_eq!(c.routing.models[0].pattern, "llama*");
         assert!(c.routing.default.is_some());
         assert!(Config::default().routing.providers.is_empty());
+    }
+
+    #[test]
+    fn rate_limits_are_off_by_default_and_configurable() {
+        let c = Config::default();
+        assert_eq!(c.rate_limit.requests, 0);
+        assert_eq!(c.rate_limit.window_secs, 60);
+        assert!(!c.rate_limit.is_enabled());
+
+        let mut c: Config = toml::from_str("[rate_limit]\nrequests = 100\n").unwrap();
+        assert_eq!(c.rate_limit.requests, 100);
+        assert_eq!(c.rate_limit.window_secs, 60);
+        c.apply_env(env(&[
+            ("SKEIN_RATE_LIMIT_REQUESTS", "5"),
+            ("SKEIN_RATE_LIMIT_WINDOW_SECS", "10"),
+        ]))
+        .unwrap();
+        assert_eq!(c.rate_limit.requests, 5);
+        assert_eq!(c.rate_limit.window_secs, 10);
+        c.validate().unwrap();
+
+        c.apply_env(env(&[("SKEIN_RATE_LIMIT_WINDOW_SECS", "0")]))
+            .unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("window_secs"));
+        let err = Config::default()
+            .apply_env(env(&[("SKEIN_RATE_LIMIT_REQUESTS", "many")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("SKEIN_RATE_LIMIT_REQUESTS"));
+        assert!(toml::from_str::<Config>("[rate_limit]\nrequest = 5\n").is_err());
     }
 
     #[test]

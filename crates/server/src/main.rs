@@ -382,6 +382,17 @@ fn serve(config: Config) -> anyhow::Result<()> {
         }
     );
     let lease_secs = i64::try_from(config.lease_ttl_secs).unwrap_or(i64::MAX);
+    let rate_limiter = skein_api::ratelimit::RateLimiter::new(config.rate_limit);
+    if rate_limiter.is_enabled() {
+        let limits = rate_limiter.settings();
+        log::info!(
+            "rate limits: {} requests per {} s for each API key and each token user",
+            limits.requests,
+            limits.window_secs
+        );
+    } else {
+        log::info!("rate limits: off");
+    }
     let state = AppState {
         store,
         limits: config.limits,
@@ -394,6 +405,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         response_ttl: skein_api::state::DEFAULT_RESPONSE_TTL,
         heartbeat: skein_api::state::DEFAULT_HEARTBEAT,
         tokens: tokens.map(std::sync::Arc::new),
+        rate_limiter: std::sync::Arc::new(rate_limiter),
     };
     let metrics = actix_web::web::Data::new(Metrics::default());
     actix_web::rt::System::new().block_on(async move {

@@ -5,6 +5,8 @@
 #[macro_use]
 mod common;
 mod assistants;
+mod isolation;
+mod ratelimit;
 mod tokens;
 
 use common::*;

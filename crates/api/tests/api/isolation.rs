@@ -1,0 +1,289 @@
+//! The isolation matrix: two organizations x two users x (key, token) x
+//! every endpoint of the OpenAPI document. Every access to another user's or
+//! organization's object answers 404 and changes nothing; lists never show
+//! foreign objects. A route the matrix does not know fails the test, so a
+//! new endpoint cannot escape it.
+
+use super::common::*;
+use actix_web::http::Method;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use skein_api::tokens::{JwtSettings, TokenVerifier};
+use skein_api::AppState;
+use skein_domain::{clock, OrganizationId, UserId};
+use skein_persistence::{tenancy, Backend};
+use std::sync::Arc;
+
+skein_persistence::on_both_backends_async!(
+    no_endpoint_reaches_another_users_or_organizations_objects,
+);
+
+const SECRET: &str = "isolation-secret-that-is-at-least-32-bytes";
+
+fn token(user: &str) -> String {
+    let claims = json!({"sub": user, "exp": chrono::Utc::now().timestamp() + 600});
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// How an actor authenticates.
+#[derive(Clone)]
+enum Cred {
+    Key(String),
+    Token(String),
+}
+
+async fn call<S, B>(app: &S, cred: &Cred, method: Method, uri: &str, body: Option<Value>) -> Resp
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let mut req = actix_web::test::TestRequest::default()
+        .method(method)
+        .uri(uri);
+    req = match cred {
+        Cred::Key(k) => req.insert_header(("X-API-Key", k.clone())),
+        Cred::Token(t) => req.insert_header(("Authorization", format!("Bearer {t}"))),
+    };
+    if let Some(b) = body {
+        req = req.set_json(b);
+    }
+    raw_send(app, req).await
+}
+
+async fn no_endpoint_reaches_another_users_or_organizations_objects(backend: Backend) {
+    let (_db, store, app, k) = setup_with!(backend, |s: &mut AppState| {
+        s.tokens = TokenVerifier::from_settings(&JwtSettings {
+            secret: Some(SECRET.into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .map(Arc::new);
+    });
+    {
+        // usr_3 belongs to org_b only.
+        let mut conn = store.conn().unwrap();
+        let (org_b, usr_3) = (
+            OrganizationId::parse(ORG_B).unwrap(),
+            UserId::parse("usr_3").unwrap(),
+        );
+        tenancy::ensure_user(&mut conn, &usr_3, "User 3", clock::now()).unwrap();
+        tenancy::ensure_membership(&mut conn, &org_b, &usr_3, clock::now()).unwrap();
+    }
+    // The owner: usr_1 in org_a, through its key.
+    let owner = Cred::Key(k.a1.clone());
+    let t = call(
+        &app,
+        &owner,
+        Method::POST,
+        "/v1/model/response",
+        Some(json!({"thread": "owned", "inputs": [{"role": "user", "content": "secret"}]})),
+    )
+    .await;
+    assert_eq!(t.status, 200, "{}", t.body);
+    let msgs = call(
+        &app,
+        &owner,
+        Method::GET,
+        "/v1/threads/owned/messages",
+        None,
+    )
+    .await;
+    let message_id = msgs.body["data"][0]["id"].as_str().unwrap().to_string();
+    let asst = call(
+        &app,
+        &owner,
+        Method::POST,
+        "/v1/assistants",
+        Some(json!({"name": "Owned"})),
+    )
+    .await;
+    let assistant_id = asst.body["id"].as_str().unwrap().to_string();
+    let chained = call(
+        &app,
+        &owner,
+        Method::POST,
+        "/v1/model/response",
+        Some(json!({"inputs": [{"role": "user", "content": "chain me"}]})),
+    )
+    .await;
+    let response_id = chained.body["id"].as_str().unwrap().to_string();
+
+    let before = snapshot(&app, &owner, &assistant_id).await;
+
+    let foreigners = [
+        (
+            "other user, same organization, key",
+            Cred::Key(k.a2.clone()),
+        ),
+        (
+            "other user, same organization, token",
+            Cred::Token(token("usr_2")),
+        ),
+        (
+            "same user, other organization, key",
+            Cred::Key(k.b1.clone()),
+        ),
+        ("other organization, token", Cred::Token(token("usr_3"))),
+    ];
+    let spec: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../openapi/openapi.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut checked = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, _) in item.as_object().unwrap() {
+            let uri = path
+                .replace("{thread_id}", "owned")
+                .replace("{message_id}", &message_id)
+                .replace("{assistant_id}", &assistant_id);
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            for (who, cred) in &foreigners {
+                let ctx = format!("{method} {path} by {who}");
+                match (method.as_str(), path.as_str()) {
+                    // Objects named in the path: 404, whatever the body.
+                    ("get" | "patch" | "delete", "/v1/threads/{thread_id}")
+                    | ("post", "/v1/threads/{thread_id}/pin")
+                    | ("post", "/v1/threads/{thread_id}/unpin")
+                    | ("post", "/v1/threads/{thread_id}/generateName")
+                    | ("get" | "post", "/v1/threads/{thread_id}/messages")
+                    | ("patch" | "delete", "/v1/threads/{thread_id}/messages/{message_id}")
+                    | ("post", "/v1/model/response/{thread_id}/cancel")
+                    | ("get" | "put" | "delete", "/v1/assistants/{assistant_id}") => {
+                        let body = json!({"title": "stolen", "metadata": {"x": 1}, "name": "stolen",
+                                          "role": "user", "content": "stolen", "state": "archived"});
+                        let r = call(&app, cred, m.clone(), &uri, Some(body)).await;
+                        assert_eq!(r.status, 404, "{ctx}: {}", r.body);
+                        assert!(r.code().ends_with("_NOT_FOUND"), "{ctx}: {}", r.body);
+                    }
+                    // Lists never show foreign objects.
+                    ("get", "/v1/threads") => {
+                        let r = call(
+                            &app,
+                            cred,
+                            m.clone(),
+                            "/v1/threads?include_deleted=true&limit=100",
+                            None,
+                        )
+                        .await;
+                        let ids: Vec<_> = r.body["data"]
+                            .as_array()
+                            .map(|d| d.iter().map(|t| t["id"].clone()).collect())
+                            .unwrap_or_default();
+                        assert!(!ids.contains(&json!("owned")), "{ctx}: {ids:?}");
+                    }
+                    ("get", "/v1/assistants") => {
+                        let r = call(&app, cred, m.clone(), "/v1/assistants?limit=100", None).await;
+                        let ids: Vec<_> = r.body["data"]
+                            .as_array()
+                            .map(|d| d.iter().map(|a| a["id"].clone()).collect())
+                            .unwrap_or_default();
+                        assert!(!ids.contains(&json!(assistant_id)), "{ctx}: {ids:?}");
+                    }
+                    // Deleting "all" deletes only the caller's own threads.
+                    ("delete", "/v1/threads") => {
+                        let r = call(&app, cred, m.clone(), "/v1/threads", None).await;
+                        assert!(r.status == 200 || r.status == 403, "{ctx}: {}", r.body);
+                    }
+                    // Creating names the owner's organization: refused unless a member.
+                    ("post", "/v1/threads") | ("post", "/v1/assistants") => {
+                        let r = call(
+                            &app,
+                            cred,
+                            m.clone(),
+                            path,
+                            Some(json!({"organization_id": ORG_A, "name": "x"})),
+                        )
+                        .await;
+                        match who.contains("same organization") {
+                            true => {
+                                assert_eq!(r.status, 201, "{ctx}: {}", r.body);
+                                assert_ne!(
+                                    r.body["user_id"].as_str().or(r.body["created_by"].as_str()),
+                                    Some("usr_1"),
+                                    "{ctx}"
+                                );
+                            }
+                            false => assert_eq!(r.status, 403, "{ctx}: {}", r.body),
+                        }
+                    }
+                    // A response naming the owner's thread or response: not found
+                    // in the owner's organization; elsewhere it is the caller's own.
+                    ("post", "/v1/model/response") => {
+                        let r = call(&app, cred, m.clone(), path, Some(json!({"previous_response_id": response_id, "inputs": [{"role": "user", "content": "x"}]}))).await;
+                        assert_eq!(
+                            (r.status, r.code()),
+                            (404, "RESPONSE_NOT_FOUND"),
+                            "{ctx}: {}",
+                            r.body
+                        );
+                        let r = call(&app, cred, m.clone(), path, Some(json!({"thread": "owned", "organization_id": ORG_A, "inputs": [{"role": "user", "content": "x"}]}))).await;
+                        if who.contains("same organization") {
+                            assert_eq!(
+                                (r.status, r.code()),
+                                (404, "THREAD_NOT_FOUND"),
+                                "{ctx}: {}",
+                                r.body
+                            );
+                        } else {
+                            assert_eq!(r.status, 403, "{ctx}: {}", r.body);
+                        }
+                    }
+                    // No per-user objects behind these.
+                    ("get", "/v1/model/response/output-modes")
+                    | ("get", "/v1/model/response/reasoning-levels")
+                    | ("get", "/healthz" | "/readyz" | "/metrics") => {}
+                    _ => panic!("{method} {path} is not in the isolation matrix: classify it"),
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 4 * 24, "only {checked} checks");
+    assert_eq!(
+        snapshot(&app, &owner, &assistant_id).await,
+        before,
+        "nothing of the owner's changed"
+    );
+}
+
+/// The owner's thread, messages and assistant as the owner sees them.
+async fn snapshot<S, B>(app: &S, owner: &Cred, assistant_id: &str) -> (Value, Value, Value)
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let thread = call(app, owner, Method::GET, "/v1/threads/owned", None)
+        .await
+        .body;
+    let messages = call(app, owner, Method::GET, "/v1/threads/owned/messages", None)
+        .await
+        .body;
+    let assistant = call(
+        app,
+        owner,
+        Method::GET,
+        &format!("/v1/assistants/{assistant_id}"),
+        None,
+    )
+    .await
+    .body;
+    assert_eq!(thread["id"], "owned");
+    (thread, messages, assistant)
+}
