@@ -17,6 +17,7 @@ skein_persistence::on_both_backends!(
     the_python_clients_drive_messages_and_responses,
     the_freddy_sdk_creates_and_chains_responses,
     organizations_users_and_memberships_are_managed_from_the_cli,
+    the_sweeper_and_skein_purge_delete_what_is_due,
 );
 
 fn backend_url(db: &TestDb, dir: &Path) -> String {
@@ -502,4 +503,93 @@ fn no_key_token_or_secret_ever_reaches_the_logs() {
             "the {what} appears in the logs"
         );
     }
+}
+
+fn the_sweeper_and_skein_purge_delete_what_is_due(backend: Backend) {
+    let db = TestDb::new(backend);
+    let dir = tempfile::tempdir().unwrap();
+    let url = backend_url(&db, dir.path());
+    let http = Client::new();
+    let create_and_delete = |server: &Server, key: &str| {
+        let created: Value = http
+            .post(server.url("/v1/threads"))
+            .header("X-API-Key", key)
+            .json(&json!({"title": "soon gone"}))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let id = created["id"].as_str().unwrap().to_string();
+        let status = http
+            .delete(server.url(&format!("/v1/threads/{id}")))
+            .header("X-API-Key", key)
+            .send()
+            .unwrap()
+            .status();
+        assert_eq!(status.as_u16(), 204);
+    };
+
+    // The sweeper off: `skein purge` does the work.
+    let server = Server::start_with(&url, dir.path(), &[("SKEIN_SWEEP_INTERVAL", "0s")]);
+    let key = server.bootstrap_key.clone().unwrap();
+    create_and_delete(&server, &key);
+    assert!(server.terminate());
+    let no_grace = |args: &[&str]| {
+        let out = skein(&url, dir.path())
+            .env("SKEIN_DELETED_GRACE", "0s")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let (ok, out) = cli(&url, dir.path(), &["purge", "--dry-run"]);
+    assert!(ok && out.contains("would purge: 0 threads"), "{out}");
+    let out = no_grace(&["purge", "--dry-run"]);
+    assert!(
+        out.contains("would purge: 1 threads, 0 messages, 0 responses"),
+        "{out}"
+    );
+    let out = no_grace(&["purge"]);
+    assert!(out.contains("purged: 1 threads"), "{out}");
+    let out = no_grace(&["purge", "--dry-run"]);
+    assert!(out.contains("would purge: 0 threads"), "{out}");
+    let out = skein(&url, dir.path())
+        .env("SKEIN_DELETED_GRACE", "soon")
+        .args(["purge", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SKEIN_DELETED_GRACE"));
+
+    // The background sweeper, every second, counted in /metrics.
+    let server = Server::start_with(
+        &url,
+        dir.path(),
+        &[
+            ("SKEIN_DELETED_GRACE", "0s"),
+            ("SKEIN_SWEEP_INTERVAL", "1s"),
+        ],
+    );
+    create_and_delete(&server, &key);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let metrics = http
+            .get(server.url("/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        if metrics.contains("skein_purged_threads_total 1\n") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sweeper did not purge in time:\n{metrics}\n{}",
+            server.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(server.logs().contains("retention sweep purged 1 threads"));
+    assert!(server.terminate());
 }

@@ -12,7 +12,8 @@ use actix_web::dev::Payload;
 use actix_web::http::header::{HeaderMap, AUTHORIZATION};
 use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
-use skein_domain::{clock, ApiKeyId, OrganizationId, UserId};
+use skein_domain::retention::Liveness;
+use skein_domain::{ApiKeyId, OrganizationId, UserId};
 use skein_persistence::keys::{self, KEY_PREFIX};
 use skein_persistence::tenancy;
 use skein_persistence::Scope;
@@ -36,6 +37,9 @@ pub struct Caller {
     pub organizations: Vec<OrganizationId>,
     /// How the caller authenticated.
     pub method: AuthMethod,
+    /// The expiry cut-offs at the time of the request: expired threads are
+    /// invisible to it.
+    pub live: Liveness,
 }
 
 impl Caller {
@@ -67,6 +71,7 @@ impl Caller {
         Ok(Scope {
             organization_id: self.organization(requested)?,
             user_id: self.user_id.clone(),
+            live: Some(self.live),
         })
     }
 
@@ -92,20 +97,24 @@ pub async fn thread_scope(
     if requested.is_some() || caller.organizations.len() <= 1 {
         return caller.scope(requested);
     }
-    let (user, orgs, id) = (
+    let (user, orgs, id, live) = (
         caller.user_id.clone(),
         caller.organizations.clone(),
         thread_id.to_string(),
+        caller.live,
     );
     let holding = state
         .store
-        .run(move |conn| skein_persistence::threads::organizations_holding(conn, &user, &orgs, &id))
+        .run(move |conn| {
+            skein_persistence::threads::organizations_holding(conn, &user, &orgs, Some(live), &id)
+        })
         .await?;
     match holding.as_slice() {
         [] => Err(ApiError::ThreadNotFound(thread_id.to_string())),
         [org] => Ok(Scope {
             organization_id: org.clone(),
             user_id: caller.user_id.clone(),
+            live: Some(caller.live),
         }),
         _ => Err(ApiError::AmbiguousOrganization(format!(
             "thread '{thread_id}' exists in several of your organizations: pass organization_id"
@@ -167,11 +176,13 @@ impl FromRequest for Caller {
                     "application state missing".into(),
                 ))
             })?;
+            let now = state.clock.now();
+            let live = state.retention.liveness(now);
             match found {
                 Credential::ApiKey(key) => {
                     let identity = state
                         .store
-                        .run(move |conn| keys::authenticate(conn, &key, clock::now()))
+                        .run(move |conn| keys::authenticate(conn, &key, now))
                         .await?
                         .ok_or(ApiError::InvalidApiKey)?;
                     within_budget(&state, &ratelimit::key_identity(identity.key_id.as_str()))?;
@@ -179,6 +190,7 @@ impl FromRequest for Caller {
                         user_id: identity.user_id,
                         organizations: vec![identity.organization_id],
                         method: AuthMethod::ApiKey(identity.key_id),
+                        live,
                     })
                 }
                 Credential::Token(token) => {
@@ -205,6 +217,7 @@ impl FromRequest for Caller {
                         user_id,
                         organizations,
                         method: AuthMethod::Token,
+                        live,
                     })
                 }
             }

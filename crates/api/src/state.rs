@@ -38,6 +38,10 @@ pub struct AppState {
     pub lease_ttl: TimeDelta,
     /// Responses being generated in this process.
     pub running: Arc<Running>,
+    /// Retention periods (expiry, purge, response TTL).
+    pub retention: skein_domain::retention::RetentionPolicy,
+    /// The service clock (tests move it forward).
+    pub clock: skein_domain::retention::Clock,
     /// Verifies user tokens; `None` when they are not enabled.
     pub tokens: Option<Arc<crate::tokens::TokenVerifier>>,
     /// Silence after which a response stream sends `response.heartbeat`.
@@ -67,6 +71,8 @@ impl AppState {
             response_ttl: DEFAULT_RESPONSE_TTL,
             heartbeat: DEFAULT_HEARTBEAT,
             tokens: None,
+            retention: skein_domain::retention::RetentionPolicy::default(),
+            clock: skein_domain::retention::Clock::system(),
             rate_limiter: Arc::new(RateLimiter::off()),
         }
     }

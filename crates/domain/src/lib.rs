@@ -15,6 +15,7 @@ pub mod limits;
 pub mod message;
 pub mod metadata;
 pub mod naming;
+pub mod retention;
 pub mod thread;
 
 pub use assistant::{

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod messages;
 pub mod migrations;
 pub mod responses;
+pub mod retention;
 pub mod rows;
 pub mod schema;
 pub mod store;

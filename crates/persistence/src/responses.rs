@@ -75,6 +75,7 @@ impl TryFrom<ResponseRow> for StoredResponse {
                 organization_id: skein_domain::OrganizationId::parse(r.organization_id)
                     .map_err(corrupt)?,
                 user_id: skein_domain::UserId::parse(r.user_id).map_err(corrupt)?,
+                live: None,
             },
             id: r.id,
             thread_id: r.thread_id,

@@ -6,17 +6,35 @@ use crate::schema::{memberships, threads};
 use crate::{DbConnection, Missing, StoreError};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use skein_domain::{AssistantId, DomainError, Limits, OrganizationId, Thread, ThreadId, UserId};
+use skein_domain::retention::Liveness;
+use skein_domain::{
+    AssistantId, DomainError, Limits, OrganizationId, Thread, ThreadId, ThreadState, UserId,
+};
 
 type Db = <DbConnection as Connection>::Backend;
 
-/// Whose threads an operation may see: one user in one organization.
+/// Whose threads an operation may see: one user in one organization, and
+/// (for requests) only threads that have not expired.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
     /// The organization.
     pub organization_id: OrganizationId,
     /// The user (threads are private to their creator).
     pub user_id: UserId,
+    /// Expired threads are invisible when set: they answer 404 at once,
+    /// before the sweeper purges them.
+    pub live: Option<Liveness>,
+}
+
+impl Scope {
+    /// A scope that sees expired threads too (tools, tests).
+    pub fn new(organization_id: OrganizationId, user_id: UserId) -> Self {
+        Self {
+            organization_id,
+            user_id,
+            live: None,
+        }
+    }
 }
 
 /// Creation-time order of a list.
@@ -67,20 +85,32 @@ fn visible_to<'a>(scope: &'a Scope, include_deleted: bool) -> threads::BoxedQuer
     owned_by(
         &scope.user_id,
         std::slice::from_ref(&scope.organization_id),
+        scope.live,
         include_deleted,
     )
 }
 
-/// The user's threads in any of `orgs`.
+/// The user's threads in any of `orgs` (live ones only when `live` is set;
+/// the same rule as [`Liveness::admits`], in SQL).
 fn owned_by<'a>(
     user: &'a UserId,
     orgs: &'a [OrganizationId],
+    live: Option<Liveness>,
     include_deleted: bool,
 ) -> threads::BoxedQuery<'a, Db> {
     let mut q = threads::table
         .filter(threads::organization_id.eq_any(orgs.iter().map(OrganizationId::as_str)))
         .filter(threads::user_id.eq(user.as_str()))
         .into_boxed();
+    if let Some(l) = live {
+        q = q
+            .filter(threads::created_at.gt(to_naive(l.created_after)))
+            .filter(
+                threads::state
+                    .eq(ThreadState::Archived.as_str())
+                    .or(threads::updated_at.gt(to_naive(l.active_after))),
+            );
+    }
     if !include_deleted {
         q = q.filter(threads::deleted_at.is_null());
     }
@@ -90,9 +120,10 @@ fn owned_by<'a>(
 fn filtered<'a>(
     user: &'a UserId,
     orgs: &'a [OrganizationId],
+    live: Option<Liveness>,
     query: &'a ThreadQuery,
 ) -> threads::BoxedQuery<'a, Db> {
-    let mut q = owned_by(user, orgs, query.include_deleted);
+    let mut q = owned_by(user, orgs, live, query.include_deleted);
     if let Some(a) = &query.assistant_id {
         q = q.filter(threads::assistant_id.eq(a.as_str()));
     }
@@ -129,9 +160,17 @@ pub fn find(
         .select(ThreadRow::as_select())
         .first(conn)
         .optional()?;
-    row.filter(|r| r.user_id == scope.user_id.as_str())
+    let thread = row
+        .filter(|r| r.user_id == scope.user_id.as_str())
         .map(Thread::try_from)
-        .transpose()
+        .transpose()?;
+    Ok(thread.filter(|t| admitted(scope, t)))
+}
+
+/// Whether the scope may see the thread: always, unless the scope filters
+/// out expired threads and this one has expired.
+fn admitted(scope: &Scope, thread: &Thread) -> bool {
+    scope.live.is_none_or(|l| l.admits(thread))
 }
 
 /// Where a thread lives in storage: its row id and its message sequence.
@@ -167,7 +206,11 @@ pub(crate) fn load_locked(
                 pk: r.pk,
                 last_seq: r.last_seq,
             };
-            Ok((key, Thread::try_from(r)?))
+            let thread = Thread::try_from(r)?;
+            if !admitted(scope, &thread) {
+                return Err(StoreError::NotFound(Missing::Thread));
+            }
+            Ok((key, thread))
         }
         _ => Err(StoreError::NotFound(Missing::Thread)),
     }
@@ -251,6 +294,9 @@ pub fn soft_delete(
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    if find(conn, scope, id)?.is_none() {
+        return Err(StoreError::NotFound(Missing::Thread));
+    }
     let n = diesel::update(
         threads::table
             .filter(threads::organization_id.eq(scope.organization_id.as_str()))
@@ -272,10 +318,11 @@ pub fn soft_delete_all(
     scope: &Scope,
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
+    // Only the threads the caller can see (expired ones are already gone).
+    let pks: Vec<i64> = visible_to(scope, false).select(threads::pk).load(conn)?;
     Ok(diesel::update(
         threads::table
-            .filter(threads::organization_id.eq(scope.organization_id.as_str()))
-            .filter(threads::user_id.eq(scope.user_id.as_str()))
+            .filter(threads::pk.eq_any(pks))
             .filter(threads::deleted_at.is_null()),
     )
     .set(threads::deleted_at.eq(to_naive(now)))
@@ -288,9 +335,10 @@ pub fn organizations_holding(
     conn: &mut DbConnection,
     user: &UserId,
     orgs: &[OrganizationId],
+    live: Option<Liveness>,
     id: &str,
 ) -> Result<Vec<OrganizationId>, StoreError> {
-    owned_by(user, orgs, false)
+    owned_by(user, orgs, live, false)
         .filter(threads::id.eq(id))
         .select(threads::organization_id)
         .load::<String>(conn)?
@@ -305,15 +353,22 @@ pub(crate) fn visible_pk(
     scope: &Scope,
     id: &str,
 ) -> Result<i64, StoreError> {
-    let row: Option<(i64, String)> = threads::table
+    let row: Option<ThreadRow> = threads::table
         .filter(threads::organization_id.eq(scope.organization_id.as_str()))
         .filter(threads::id.eq(id))
         .filter(threads::deleted_at.is_null())
-        .select((threads::pk, threads::user_id))
+        .select(ThreadRow::as_select())
         .first(conn)
         .optional()?;
     match row {
-        Some((pk, user)) if user == scope.user_id.as_str() => Ok(pk),
+        Some(r) if r.user_id == scope.user_id.as_str() => {
+            let pk = r.pk;
+            if admitted(scope, &Thread::try_from(r)?) {
+                Ok(pk)
+            } else {
+                Err(StoreError::NotFound(Missing::Thread))
+            }
+        }
         _ => Err(StoreError::NotFound(Missing::Thread)),
     }
 }
@@ -324,8 +379,9 @@ fn cursor_pk(
     orgs: &[OrganizationId],
     id: &str,
 ) -> Result<i64, StoreError> {
-    // Deleted threads stay valid cursors so that a walk survives deletes.
-    owned_by(user, orgs, true)
+    // Deleted (and expired) threads stay valid cursors so that a walk
+    // survives deletes.
+    owned_by(user, orgs, None, true)
         .filter(threads::id.eq(id))
         .select(threads::pk)
         .first::<i64>(conn)
@@ -345,6 +401,7 @@ pub fn list(
         conn,
         &scope.user_id,
         std::slice::from_ref(&scope.organization_id),
+        scope.live,
         query,
     )
 }
@@ -355,6 +412,7 @@ pub fn list_across(
     conn: &mut DbConnection,
     user: &UserId,
     orgs: &[OrganizationId],
+    live: Option<Liveness>,
     query: &ThreadQuery,
 ) -> Result<ThreadPage, StoreError> {
     let after = query
@@ -367,7 +425,7 @@ pub fn list_across(
         .as_deref()
         .map(|id| cursor_pk(conn, user, orgs, id))
         .transpose()?;
-    let mut q = filtered(user, orgs, query);
+    let mut q = filtered(user, orgs, live, query);
     // Walking backwards (`before`) reads in the opposite order, then flips.
     let backwards = after.is_none() && before.is_some();
     let ascending = (query.order == ListOrder::Asc) != backwards;
@@ -400,7 +458,7 @@ pub fn list_across(
     }
     let total = if query.include_total {
         Some(
-            filtered(user, orgs, query)
+            filtered(user, orgs, live, query)
                 .count()
                 .get_result::<i64>(conn)?,
         )

@@ -2,8 +2,10 @@
 //! environment variables (the environment wins).
 
 use anyhow::{bail, Context};
+use chrono::TimeDelta;
 use serde::Deserialize;
 use skein_api::ratelimit::RateLimitSettings;
+use skein_domain::retention::{parse_duration, RetentionPolicy};
 use skein_domain::Limits;
 use skein_providers::RoutingConfig;
 use std::path::{Path, PathBuf};
@@ -45,6 +47,67 @@ pub struct Config {
     /// Request budgets per API key and token user (`[rate_limit]`:
     /// `requests`, `window_secs`); off unless `requests` is above 0.
     pub rate_limit: RateLimitSettings,
+    /// Retention periods and the purge sweeper (`[retention]`).
+    pub retention: RetentionConfig,
+}
+
+/// Retention settings as configured (`[retention]`), durations written like
+/// `90d`, `12h`, `10m`, `2s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// A thread without activity this long expires, archived threads
+    /// exempt (`SKEIN_THREAD_INACTIVITY_TTL`, default 90d).
+    #[serde(deserialize_with = "skein_domain::retention::duration")]
+    pub thread_inactivity_ttl: TimeDelta,
+    /// A thread this old expires (`SKEIN_THREAD_MAX_AGE`, default 365d).
+    #[serde(deserialize_with = "skein_domain::retention::duration")]
+    pub thread_max_age: TimeDelta,
+    /// Deleted and expired threads are purged this long after
+    /// (`SKEIN_DELETED_GRACE`, default 30d).
+    #[serde(deserialize_with = "skein_domain::retention::duration")]
+    pub deleted_grace: TimeDelta,
+    /// Responses are kept this long (`SKEIN_RESPONSE_TTL`, default 24h).
+    #[serde(deserialize_with = "skein_domain::retention::duration")]
+    pub response_ttl: TimeDelta,
+    /// How often the sweeper runs (`SKEIN_SWEEP_INTERVAL`, default 10m);
+    /// `0s` turns the background sweeper off (`skein purge` still works).
+    #[serde(deserialize_with = "skein_domain::retention::duration")]
+    pub sweep_interval: TimeDelta,
+    /// Threads (and responses) deleted per short transaction
+    /// (`SKEIN_SWEEP_BATCH`, default 500).
+    pub sweep_batch: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        let p = RetentionPolicy::default();
+        Self {
+            thread_inactivity_ttl: p.thread_inactivity_ttl,
+            thread_max_age: p.thread_max_age,
+            deleted_grace: p.deleted_grace,
+            response_ttl: p.response_ttl,
+            sweep_interval: TimeDelta::minutes(10),
+            sweep_batch: 500,
+        }
+    }
+}
+
+impl RetentionConfig {
+    /// The retention periods.
+    pub fn policy(&self) -> RetentionPolicy {
+        RetentionPolicy {
+            thread_inactivity_ttl: self.thread_inactivity_ttl,
+            thread_max_age: self.thread_max_age,
+            deleted_grace: self.deleted_grace,
+            response_ttl: self.response_ttl,
+        }
+    }
+
+    /// The sweep interval, or `None` when the sweeper is off.
+    pub fn sweep_every(&self) -> Option<std::time::Duration> {
+        self.sweep_interval.to_std().ok().filter(|d| !d.is_zero())
+    }
 }
 
 /// User-token settings as configured.
@@ -95,6 +158,7 @@ impl Default for Config {
             lease_ttl_secs: 600,
             jwt: JwtConfig::default(),
             rate_limit: RateLimitSettings::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -105,6 +169,10 @@ fn parse_bool(name: &str, v: &str) -> anyhow::Result<bool> {
         "0" | "false" | "no" | "off" => Ok(false),
         _ => bail!("{name} must be true or false, got '{v}'"),
     }
+}
+
+fn parse_dur(name: &str, v: &str) -> anyhow::Result<TimeDelta> {
+    parse_duration(v).map_err(|e| anyhow::anyhow!("{name}: {e}"))
 }
 
 fn parse_num<T: std::str::FromStr>(name: &str, v: &str) -> anyhow::Result<T> {
@@ -180,6 +248,21 @@ impl Config {
         if let Some(v) = env("SKEIN_RATE_LIMIT_WINDOW_SECS") {
             self.rate_limit.window_secs = parse_num("SKEIN_RATE_LIMIT_WINDOW_SECS", &v)?;
         }
+        let r = &mut self.retention;
+        for (name, field) in [
+            ("SKEIN_THREAD_INACTIVITY_TTL", &mut r.thread_inactivity_ttl),
+            ("SKEIN_THREAD_MAX_AGE", &mut r.thread_max_age),
+            ("SKEIN_DELETED_GRACE", &mut r.deleted_grace),
+            ("SKEIN_RESPONSE_TTL", &mut r.response_ttl),
+            ("SKEIN_SWEEP_INTERVAL", &mut r.sweep_interval),
+        ] {
+            if let Some(v) = env(name) {
+                *field = parse_dur(name, &v)?;
+            }
+        }
+        if let Some(v) = env("SKEIN_SWEEP_BATCH") {
+            r.sweep_batch = parse_num("SKEIN_SWEEP_BATCH", &v)?;
+        }
         Ok(())
     }
 
@@ -187,6 +270,9 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.rate_limit.window_secs == 0 {
             bail!("rate_limit.window_secs (SKEIN_RATE_LIMIT_WINDOW_SECS) must be at least 1");
+        }
+        if self.retention.sweep_batch == 0 {
+            bail!("retention.sweep_batch (SKEIN_SWEEP_BATCH) must be at least 1");
         }
         Ok(())
     }
@@ -287,6 +373,73 @@ provider = "local"
             .unwrap_err();
         assert!(err.to_string().contains("SKEIN_RATE_LIMIT_REQUESTS"));
         assert!(toml::from_str::<Config>("[rate_limit]\nrequest = 5\n").is_err());
+    }
+
+    #[test]
+    fn retention_defaults_file_and_environment() {
+        let c = Config::default();
+        assert_eq!(c.retention.policy(), RetentionPolicy::default());
+        assert_eq!(c.retention.sweep_interval, TimeDelta::minutes(10));
+        assert_eq!(c.retention.sweep_batch, 500);
+        assert_eq!(
+            c.retention.sweep_every(),
+            Some(std::time::Duration::from_secs(600))
+        );
+
+        let mut c: Config = toml::from_str(
+            "[retention]\nthread_inactivity_ttl = \"30d\"\nresponse_ttl = \"12h\"\nsweep_interval = \"2s\"\nsweep_batch = 50\n",
+        )
+        .unwrap();
+        let p = c.retention.policy();
+        assert_eq!(p.thread_inactivity_ttl, TimeDelta::days(30));
+        assert_eq!(p.response_ttl, TimeDelta::hours(12));
+        assert_eq!(p.thread_max_age, TimeDelta::days(365));
+        assert_eq!(c.retention.sweep_interval, TimeDelta::seconds(2));
+        assert_eq!(c.retention.sweep_batch, 50);
+
+        c.apply_env(env(&[
+            ("SKEIN_THREAD_INACTIVITY_TTL", "7d"),
+            ("SKEIN_THREAD_MAX_AGE", "100d"),
+            ("SKEIN_DELETED_GRACE", "1d"),
+            ("SKEIN_RESPONSE_TTL", "2h"),
+            ("SKEIN_SWEEP_INTERVAL", "0s"),
+            ("SKEIN_SWEEP_BATCH", "10"),
+        ]))
+        .unwrap();
+        let p = c.retention.policy();
+        assert_eq!(p.thread_inactivity_ttl, TimeDelta::days(7));
+        assert_eq!(p.thread_max_age, TimeDelta::days(100));
+        assert_eq!(p.deleted_grace, TimeDelta::days(1));
+        assert_eq!(p.response_ttl, TimeDelta::hours(2));
+        assert_eq!(c.retention.sweep_every(), None);
+        assert_eq!(c.retention.sweep_batch, 10);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn bad_retention_values_name_their_variable_or_key() {
+        for name in [
+            "SKEIN_THREAD_INACTIVITY_TTL",
+            "SKEIN_THREAD_MAX_AGE",
+            "SKEIN_DELETED_GRACE",
+            "SKEIN_RESPONSE_TTL",
+            "SKEIN_SWEEP_INTERVAL",
+        ] {
+            let err = Config::default()
+                .apply_env(env(&[(name, "3 weeks")]))
+                .unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
+        let err = toml::from_str::<Config>("[retention]\ndeleted_grace = \"30x\"\n").unwrap_err();
+        assert!(err.to_string().contains("deleted_grace"), "{err}");
+        assert!(toml::from_str::<Config>("[retention]\ngrace = \"30d\"\n").is_err());
+        let mut c = Config::default();
+        c.apply_env(env(&[("SKEIN_SWEEP_BATCH", "0")])).unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("sweep_batch"));
     }
 
     #[test]

@@ -6,8 +6,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use config::Config;
 use skein_api::{AppState, Metrics};
+use skein_domain::retention::{Clock, RetentionPolicy};
 use skein_domain::{clock, OrganizationId, UserId};
 use skein_persistence::connection::redact;
+use skein_persistence::retention::{self, PurgeCounts};
 use skein_persistence::{keys, migrations, tenancy, DbConnection, PoolOptions, Store};
 use skein_providers::Router;
 use std::path::PathBuf;
@@ -50,6 +52,14 @@ enum Command {
     Members {
         #[command(subcommand)]
         command: MembersCommand,
+    },
+    /// Permanently delete what retention says is due now: deleted and
+    /// expired threads past their grace (with their messages and
+    /// responses) and expired responses.
+    Purge {
+        /// Only print how much would be purged; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -154,6 +164,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Orgs { command } => tenancy_command(&config, TenancyCommand::Orgs(command)),
         Command::Users { command } => tenancy_command(&config, TenancyCommand::Users(command)),
         Command::Members { command } => tenancy_command(&config, TenancyCommand::Members(command)),
+        Command::Purge { dry_run } => purge_command(&config, dry_run),
         Command::Serve => serve(config),
     }
 }
@@ -295,6 +306,75 @@ fn tenancy_command(config: &Config, command: TenancyCommand) -> anyhow::Result<(
     Ok(())
 }
 
+/// `90d`, `12h`, `10m` or `2s`: the largest unit that divides exactly.
+fn short_duration(d: chrono::TimeDelta) -> String {
+    let secs = d.num_seconds();
+    [(86_400, "d"), (3_600, "h"), (60, "m")]
+        .into_iter()
+        .find(|(unit, _)| secs != 0 && secs % unit == 0)
+        .map_or_else(
+            || format!("{secs}s"),
+            |(unit, name)| format!("{}{name}", secs / unit),
+        )
+}
+
+fn purge_command(config: &Config, dry_run: bool) -> anyhow::Result<()> {
+    let mut conn = open_direct(config)?;
+    migrations::run_pending(&mut conn)?;
+    let policy = config.retention.policy();
+    let now = Clock::system().now();
+    if dry_run {
+        let due = retention::count_purgeable(&mut conn, &policy, now)?;
+        println!("would purge: {due}");
+    } else {
+        let done = retention::purge_all(&mut conn, &policy, now, config.retention.sweep_batch)?;
+        println!("purged: {done}");
+    }
+    Ok(())
+}
+
+/// The retention sweeper: every `every`, purges in batches (one short
+/// transaction each) until a batch finds nothing, counting what went.
+async fn sweep(
+    store: Store,
+    policy: RetentionPolicy,
+    clock: Clock,
+    metrics: actix_web::web::Data<Metrics>,
+    every: std::time::Duration,
+    batch: u32,
+) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let started = std::time::Instant::now();
+        let mut total = PurgeCounts::default();
+        loop {
+            let now = clock.now();
+            let result = store
+                .run(move |c| retention::purge_batch(c, &policy, now, batch))
+                .await;
+            match result {
+                Ok(done) if done.is_empty() => break,
+                Ok(done) => {
+                    metrics.record_purged(done.threads, done.messages, done.responses);
+                    total += done;
+                }
+                Err(e) => {
+                    log::warn!("retention sweep stopped: {e:#}");
+                    break;
+                }
+            }
+        }
+        if !total.is_empty() {
+            log::info!(
+                "retention sweep purged {total} in {} ms",
+                started.elapsed().as_millis()
+            );
+        }
+    }
+}
+
 /// On an empty database: a default organization, user and key, printed once.
 fn bootstrap(store: &Store, base_url: &str) -> anyhow::Result<()> {
     let mut conn = store.conn()?;
@@ -393,6 +473,19 @@ fn serve(config: Config) -> anyhow::Result<()> {
     } else {
         log::info!("rate limits: off");
     }
+    let policy = config.retention.policy();
+    log::info!(
+        "retention: threads expire after {} without activity or {} after creation, \
+         purged {} after expiry or deletion; responses kept {}; sweeper {}",
+        short_duration(policy.thread_inactivity_ttl),
+        short_duration(policy.thread_max_age),
+        short_duration(policy.deleted_grace),
+        short_duration(policy.response_ttl),
+        match config.retention.sweep_every() {
+            Some(_) => format!("every {}", short_duration(config.retention.sweep_interval)),
+            None => "off".into(),
+        }
+    );
     let state = AppState {
         store,
         limits: config.limits,
@@ -402,14 +495,30 @@ fn serve(config: Config) -> anyhow::Result<()> {
             .context("SKEIN_LEASE_TTL_SECS is too large")?,
         running: Default::default(),
         quick_cancel: skein_api::state::DEFAULT_QUICK_CANCEL,
-        response_ttl: skein_api::state::DEFAULT_RESPONSE_TTL,
+        response_ttl: policy.response_ttl,
         heartbeat: skein_api::state::DEFAULT_HEARTBEAT,
         tokens: tokens.map(std::sync::Arc::new),
+        retention: policy,
+        clock: Clock::system(),
         rate_limiter: std::sync::Arc::new(rate_limiter),
     };
     let metrics = actix_web::web::Data::new(Metrics::default());
+    let sweeper = config.retention.sweep_every().map(|every| {
+        let s = &state;
+        sweep(
+            s.store.clone(),
+            s.retention,
+            s.clock.clone(),
+            metrics.clone(),
+            every,
+            config.retention.sweep_batch,
+        )
+    });
     actix_web::rt::System::new().block_on(async move {
         let signals = ShutdownSignals::install()?;
+        if let Some(sweeper) = sweeper {
+            actix_web::rt::spawn(sweeper);
+        }
         let mut server = actix_web::HttpServer::new(move || {
             skein_api::build_app(state.clone(), metrics.clone())
         })

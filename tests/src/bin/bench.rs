@@ -204,6 +204,7 @@ fn responses_by_history_length(
         organization_id: OrganizationId::parse(banner_value(&server.banner, "organization:"))
             .unwrap(),
         user_id: UserId::parse(banner_value(&server.banner, "user:")).unwrap(),
+        live: None,
     };
     let seed_start = Instant::now();
     for len in lengths {

@@ -10,7 +10,7 @@ use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{JsonBody, QueryParams};
 use crate::state::AppState;
 use actix_web::{delete, get, post, put, web, HttpResponse};
-use skein_domain::{clock, Assistant};
+use skein_domain::Assistant;
 use skein_persistence::assistants::{self, AssistantQuery};
 use skein_persistence::StoreError;
 
@@ -52,12 +52,13 @@ pub async fn create_assistant(
     caller: Caller,
     body: JsonBody<CreateAssistantRequest>,
 ) -> Result<HttpResponse> {
+    let now = state.clock.now();
     let body = body.0;
     let organization_id = caller.organization(body.organization_id.as_deref())?;
     let spec = body
         .into_spec(&state.limits.metadata)
         .map_err(ApiError::Validation)?;
-    let assistant = Assistant::new(organization_id, caller.user_id.clone(), spec, clock::now());
+    let assistant = Assistant::new(organization_id, caller.user_id.clone(), spec, now);
     let assistant = state
         .store
         .run(move |conn| -> Result<Assistant> {
@@ -175,6 +176,7 @@ pub async fn update_assistant(
     query: QueryParams<OrganizationQuery>,
     body: JsonBody<UpdateAssistantRequest>,
 ) -> Result<web::Json<AssistantResponse>> {
+    let now = state.clock.now();
     let id = path.into_inner();
     let scope = caller.scope(query.0.organization_id.as_deref())?;
     let fields = body
@@ -185,9 +187,7 @@ pub async fn update_assistant(
     let assistant = state
         .store
         .run(move |conn| {
-            assistants::modify(conn, &scope, &lookup, clock::now(), |current| {
-                fields.over(current)
-            })
+            assistants::modify(conn, &scope, &lookup, now, |current| fields.over(current))
         })
         .await
         .map_err(ApiError::from)

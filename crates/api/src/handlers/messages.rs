@@ -12,7 +12,7 @@ use crate::extract::{JsonBody, QueryParams};
 use crate::state::AppState;
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use skein_domain::limits::DEFAULT_PAGE_SIZE;
-use skein_domain::{clock, DomainError, MessagePatch, MessageRole, Metadata, NewMessage};
+use skein_domain::{DomainError, MessagePatch, MessageRole, Metadata, NewMessage};
 use skein_persistence::messages::{self, MessageQuery};
 use skein_providers::tokens;
 
@@ -114,6 +114,7 @@ pub async fn create_message(
     query: QueryParams<OrganizationQuery>,
     body: JsonBody<CreateMessageRequest>,
 ) -> Result<HttpResponse> {
+    let now = state.clock.now();
     let thread_id = path.into_inner();
     let scope = thread_scope(
         &state,
@@ -149,7 +150,7 @@ pub async fn create_message(
     let id = thread_id.clone();
     let (_, mut stored) = state
         .store
-        .run(move |conn| messages::append(conn, &scope, &id, vec![new], &limits, clock::now()))
+        .run(move |conn| messages::append(conn, &scope, &id, vec![new], &limits, now))
         .await
         .map_err(ApiError::from)
         .map_err(named(&thread_id, None))?;
@@ -189,6 +190,7 @@ pub async fn update_message(
     query: QueryParams<OrganizationQuery>,
     body: JsonBody<UpdateMessageRequest>,
 ) -> Result<web::Json<MessageResponse>> {
+    let now = state.clock.now();
     let (thread_id, message_id) = path.into_inner();
     let scope = thread_scope(
         &state,
@@ -218,9 +220,7 @@ pub async fn update_message(
     let message = state
         .store
         .run(move |conn| {
-            messages::update(conn, &scope, &tid, &mid, |m| {
-                m.apply(patch, &limits, clock::now())
-            })
+            messages::update(conn, &scope, &tid, &mid, |m| m.apply(patch, &limits, now))
         })
         .await
         .map_err(ApiError::from)
@@ -255,6 +255,7 @@ pub async fn delete_message(
     path: web::Path<(String, String)>,
     query: QueryParams<OrganizationQuery>,
 ) -> Result<web::Json<DeleteMessageResponse>> {
+    let now = state.clock.now();
     let (thread_id, message_id) = path.into_inner();
     let scope = thread_scope(
         &state,
@@ -266,7 +267,7 @@ pub async fn delete_message(
     let (tid, mid) = (thread_id.clone(), message_id.clone());
     state
         .store
-        .run(move |conn| messages::delete(conn, &scope, &tid, &mid, clock::now()))
+        .run(move |conn| messages::delete(conn, &scope, &tid, &mid, now))
         .await
         .map_err(ApiError::from)
         .map_err(named(&thread_id, Some(&message_id)))?;

@@ -19,8 +19,8 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use skein_domain::context::{ContextBuilder, ContextItem, ContextRole};
 use skein_domain::{
-    clock, Assistant, AssistantId, DomainError, MessageId, MessageRole, Metadata, NewMessage,
-    ResponseId, ThreadId, ThreadState,
+    Assistant, AssistantId, DomainError, MessageId, MessageRole, Metadata, NewMessage, ResponseId,
+    ThreadId, ThreadState,
 };
 use skein_persistence::responses::{self, StoredInput, StoredResponse};
 use skein_persistence::turns::{self, FinishedTurn, TurnStart};
@@ -186,6 +186,7 @@ pub async fn create_response(
     caller: Caller,
     body: JsonBody<CreateResponseRequest>,
 ) -> Result<HttpResponse> {
+    let now = state.clock.now();
     let body = body.0;
     // A token user in several organizations may name an existing thread
     // without organization_id; a new one needs it.
@@ -350,7 +351,7 @@ pub async fn create_response(
             let s = scope.clone();
             let (_, created) = state
                 .store
-                .run(move |conn| turns::begin(conn, &s, &start, &limits, clock::now()))
+                .run(move |conn| turns::begin(conn, &s, &start, &limits, now))
                 .await
                 .map_err(ApiError::from)
                 .map_err(|e| match e {
@@ -372,7 +373,7 @@ pub async fn create_response(
                 state
                     .store
                     .run(move |conn| {
-                        let not_before = clock::now() - ttl;
+                        let not_before = now - ttl;
                         if responses::find(conn, &s, &prev, not_before)?.is_none() {
                             return Err(ApiError::ResponseNotFound(prev));
                         }
@@ -425,7 +426,7 @@ pub async fn create_response(
     let generation = Generation {
         state: state.clone(),
         scope,
-        created_at: clock::now().timestamp(),
+        created_at: now.timestamp(),
         response_id,
         model_name,
         resolved,
@@ -645,16 +646,17 @@ async fn run(
                 model: g.model_name.clone(),
                 thread_state: g.thread_state,
             };
-            let (s, t, r, limits) = (
+            let (s, t, r, limits, now) = (
                 g.scope.clone(),
                 tid.clone(),
                 g.response_id.to_string(),
                 g.state.limits,
+                g.state.clock.now(),
             );
             let saved = g
                 .state
                 .store
-                .run(move |conn| turns::finish(conn, &s, &t, &r, turn, &limits, clock::now()))
+                .run(move |conn| turns::finish(conn, &s, &t, &r, turn, &limits, now))
                 .await;
             match saved {
                 Ok((_, stored)) => stored.last().map(|m| m.id.clone()).unwrap_or(assistant_id),
@@ -693,7 +695,7 @@ async fn run(
             output_text: output.text.clone(),
             output_tokens: output.usage.output_tokens,
             metadata: g.metadata.clone(),
-            created_at: clock::now(),
+            created_at: g.state.clock.now(),
         };
         if let Err(e) = g
             .state
@@ -795,16 +797,17 @@ async fn cancel_turn(g: &Generation, partial: &str) -> CancelOutcome {
         model: g.model_name.clone(),
         thread_state: None,
     };
-    let (s, t, r, limits) = (
+    let (s, t, r, limits, now) = (
         g.scope.clone(),
         tid.clone(),
         g.response_id.to_string(),
         g.state.limits,
+        g.state.clock.now(),
     );
     match g
         .state
         .store
-        .run(move |conn| turns::finish(conn, &s, &t, &r, turn, &limits, clock::now()))
+        .run(move |conn| turns::finish(conn, &s, &t, &r, turn, &limits, now))
         .await
     {
         Ok(_) => CancelOutcome {

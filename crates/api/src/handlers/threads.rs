@@ -12,7 +12,7 @@ use crate::extract::{JsonBody, QueryParams};
 use crate::state::AppState;
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use skein_domain::{
-    clock, naming, AssistantId, DomainError, MessageRole, Metadata, NewThread, Thread, ThreadId,
+    naming, AssistantId, DomainError, MessageRole, Metadata, NewThread, Thread, ThreadId,
     ThreadPatch, ThreadTitle,
 };
 use skein_persistence::{threads, Scope, ThreadQuery};
@@ -78,6 +78,7 @@ pub async fn create_thread(
     caller: Caller,
     body: JsonBody<CreateThreadRequest>,
 ) -> Result<HttpResponse> {
+    let now = state.clock.now();
     let body = body.0;
     let organization_id = caller.organization(body.organization_id.as_deref())?;
     if body.visible_in_ui.is_some() {
@@ -102,7 +103,7 @@ pub async fn create_thread(
             assistant_id,
             visible_in_ui: body.visible_in_ui.unwrap_or(true),
         },
-        clock::now(),
+        now,
     );
     let thread = state
         .store
@@ -111,6 +112,7 @@ pub async fn create_thread(
                 let owner = Scope {
                     organization_id: thread.organization_id.clone(),
                     user_id: thread.user_id.clone(),
+                    live: None,
                 };
                 check_assistant(conn, &owner, a)?;
             }
@@ -186,7 +188,7 @@ pub async fn list_threads(
         None if caller.organizations.is_empty() => vec![caller.organization(None)?],
         None => caller.organizations.clone(),
     };
-    let user = caller.user_id.clone();
+    let (user, live) = (caller.user_id.clone(), caller.live);
     if q.after.is_some() && q.before.is_some() {
         return Err(ApiError::InvalidRequest(
             "use either 'after' or 'before', not both".into(),
@@ -206,7 +208,7 @@ pub async fn list_threads(
     };
     let page = state
         .store
-        .run(move |conn| threads::list_across(conn, &user, &orgs, &query))
+        .run(move |conn| threads::list_across(conn, &user, &orgs, Some(live), &query))
         .await?;
     Ok(web::Json(ThreadListResponse::new(page, limit)))
 }
@@ -242,6 +244,7 @@ pub async fn update_thread(
     query: QueryParams<OrganizationQuery>,
     body: JsonBody<UpdateThreadRequest>,
 ) -> Result<web::Json<ThreadResponse>> {
+    let now = state.clock.now();
     let id = path.into_inner();
     let scope = thread_scope(&state, &caller, query.0.organization_id.as_deref(), &id).await?;
     let body = body.0;
@@ -264,7 +267,7 @@ pub async fn update_thread(
                 check_assistant(conn, &scope, a)?;
             }
             Ok(threads::update(conn, &scope, &lookup, |t| {
-                t.apply(patch, &limits, clock::now())
+                t.apply(patch, &limits, now)
             })?)
         })
         .await
@@ -296,12 +299,13 @@ pub async fn delete_thread(
     path: web::Path<String>,
     query: QueryParams<OrganizationQuery>,
 ) -> Result<HttpResponse> {
+    let now = state.clock.now();
     let id = path.into_inner();
     let scope = thread_scope(&state, &caller, query.0.organization_id.as_deref(), &id).await?;
     let lookup = id.clone();
     state
         .store
-        .run(move |conn| threads::soft_delete(conn, &scope, &lookup, clock::now()))
+        .run(move |conn| threads::soft_delete(conn, &scope, &lookup, now))
         .await
         .map_err(ApiError::from)
         .map_err(not_found(&id))?;
@@ -329,10 +333,11 @@ pub async fn delete_all_threads(
     caller: Caller,
     query: QueryParams<OrganizationQuery>,
 ) -> Result<web::Json<DeleteAllResponse>> {
+    let now = state.clock.now();
     let scope = caller.scope(query.0.organization_id.as_deref())?;
     let deleted = state
         .store
-        .run(move |conn| threads::soft_delete_all(conn, &scope, clock::now()))
+        .run(move |conn| threads::soft_delete_all(conn, &scope, now))
         .await?;
     Ok(web::Json(DeleteAllResponse {
         deleted,
@@ -375,13 +380,14 @@ pub async fn pin_thread(
     path: web::Path<String>,
     query: QueryParams<OrganizationQuery>,
 ) -> Result<web::Json<PinResponse>> {
+    let now = state.clock.now();
     let id = path.into_inner();
     let scope = thread_scope(&state, &caller, query.0.organization_id.as_deref(), &id).await?;
     let limits = state.limits;
     let lookup = id.clone();
     let thread = state
         .store
-        .run(move |conn| threads::pin(conn, &scope, &lookup, &limits, clock::now()))
+        .run(move |conn| threads::pin(conn, &scope, &lookup, &limits, now))
         .await
         .map_err(ApiError::from)
         .map_err(not_found(&id))?;
@@ -455,6 +461,7 @@ pub async fn generate_thread_name(
     query: QueryParams<GenerateNameQuery>,
     body: JsonBody<GenerateNameRequest>,
 ) -> Result<web::Json<GenerateNameResponse>> {
+    let now = state.clock.now();
     use skein_persistence::messages::{self, MessageQuery};
     use skein_providers::{ChatMessage, ModelRequest, ProviderError, Role};
 
@@ -573,11 +580,7 @@ pub async fn generate_thread_name(
     let tid = id.clone();
     state
         .store
-        .run(move |conn| {
-            threads::update(conn, &scope, &tid, |t| {
-                t.apply(patch, &limits, clock::now())
-            })
-        })
+        .run(move |conn| threads::update(conn, &scope, &tid, |t| t.apply(patch, &limits, now)))
         .await
         .map_err(ApiError::from)
         .map_err(not_found(&id))?;

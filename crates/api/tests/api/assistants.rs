@@ -35,6 +35,7 @@ fn scope(org: &str, user: &str) -> Scope {
     Scope {
         organization_id: OrganizationId::parse(org).unwrap(),
         user_id: UserId::parse(user).unwrap(),
+        live: None,
     }
 }
 

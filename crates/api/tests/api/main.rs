@@ -7,6 +7,7 @@ mod common;
 mod assistants;
 mod isolation;
 mod ratelimit;
+mod retention;
 mod tokens;
 
 use common::*;
@@ -450,6 +451,7 @@ async fn assistant_binding_rules(backend: Backend) {
         let scope = Scope {
             organization_id: OrganizationId::parse(ORG_A).unwrap(),
             user_id: UserId::parse("usr_1").unwrap(),
+            live: None,
         };
         threads::update(&mut conn, &scope, id, |t| {
             let mut t = t.clone();
@@ -2005,6 +2007,7 @@ async fn a_busy_thread_answers_409_and_an_expired_lease_does_not_block(backend: 
     let scope = Scope {
         organization_id: OrganizationId::parse(ORG_A).unwrap(),
         user_id: UserId::parse("usr_1").unwrap(),
+        live: None,
     };
     let start = |lease: &str, ttl: chrono::TimeDelta| skein_persistence::turns::TurnStart {
         thread_id: skein_domain::ThreadId::parse("busy").unwrap(),

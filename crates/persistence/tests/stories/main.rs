@@ -1,6 +1,8 @@
 //! The persistence story, run on SQLite and on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod retention;
+
 use serde_json::json;
 use skein_domain::{
     clock, DomainError, Limits, Metadata, NewThread, OrganizationId, Thread, ThreadId, ThreadPatch,
@@ -38,6 +40,7 @@ fn scope(org: &str, user: &str) -> Scope {
     Scope {
         organization_id: OrganizationId::parse(org).unwrap(),
         user_id: UserId::parse(user).unwrap(),
+        live: None,
     }
 }
 

@@ -1,0 +1,260 @@
+//! The purge side of retention: permanently deleting soft-deleted and
+//! expired threads (with their messages and responses) once their grace
+//! period is over, and responses older than the response TTL.
+//!
+//! What goes, at `now`:
+//! - a thread soft-deleted before `now - deleted_grace`;
+//! - a thread expired for longer than the grace: not archived and last
+//!   active (`updated_at`) before `now - thread_inactivity_ttl -
+//!   deleted_grace`, or created before `now - thread_max_age -
+//!   deleted_grace`;
+//! - with each such thread: its messages and its rows in `responses`;
+//! - any response created before `now - response_ttl`.
+//!
+//! [`purge_batch`] deletes a bounded number of rows in one short write
+//! transaction, so that a sweeper calling it in a loop never holds a lock
+//! long enough to stall requests.
+
+use crate::connection::write_transaction;
+use crate::rows::to_naive;
+use crate::schema::{messages, responses, threads};
+use crate::{DbConnection, StoreError};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use skein_domain::retention::RetentionPolicy;
+use skein_domain::ThreadState;
+use std::collections::BTreeMap;
+
+/// How many rows of each kind were (or would be) purged.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PurgeCounts {
+    /// Threads.
+    pub threads: u64,
+    /// Messages of those threads.
+    pub messages: u64,
+    /// Responses: those of the purged threads and the expired ones.
+    pub responses: u64,
+}
+
+impl PurgeCounts {
+    /// True when nothing at all is counted.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl std::ops::Add for PurgeCounts {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            threads: self.threads + other.threads,
+            messages: self.messages + other.messages,
+            responses: self.responses + other.responses,
+        }
+    }
+}
+
+impl std::ops::AddAssign for PurgeCounts {
+    fn add_assign(&mut self, other: Self) {
+        *self = *self + other;
+    }
+}
+
+impl std::fmt::Display for PurgeCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} threads, {} messages, {} responses",
+            self.threads, self.messages, self.responses
+        )
+    }
+}
+
+/// The cut-off times of one purge at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cutoffs {
+    deleted_before: NaiveDateTime,
+    inactive_before: NaiveDateTime,
+    created_before: NaiveDateTime,
+    responses_before: NaiveDateTime,
+}
+
+impl Cutoffs {
+    fn new(policy: &RetentionPolicy, now: DateTime<Utc>) -> Self {
+        let grace = policy.deleted_grace;
+        Self {
+            deleted_before: to_naive(policy.purge_deleted_before(now)),
+            inactive_before: to_naive(now - policy.thread_inactivity_ttl - grace),
+            created_before: to_naive(now - policy.thread_max_age - grace),
+            responses_before: to_naive(policy.responses_before(now)),
+        }
+    }
+}
+
+/// The condition on `threads` rows that are due for purging (a macro so
+/// that it can be used in plain and joined queries alike).
+macro_rules! purgeable_thread {
+    ($c:expr) => {
+        threads::deleted_at
+            .lt($c.deleted_before)
+            .or(threads::state
+                .ne(ThreadState::Archived.as_str())
+                .and(threads::updated_at.lt($c.inactive_before))
+                .nullable())
+            .or(threads::created_at.lt($c.created_before).nullable())
+            .assume_not_null()
+    };
+}
+
+fn to_u64(n: impl TryInto<u64>) -> u64 {
+    n.try_into().unwrap_or(0)
+}
+
+/// Purges at most `batch` due threads (with their messages and responses)
+/// and at most `batch` expired responses. Candidates are found first
+/// without a transaction; the write transaction then only re-checks and
+/// deletes those rows by key, so it stays short however large the tables
+/// are. Returns what it deleted: call it again until it returns
+/// [`PurgeCounts::is_empty`].
+pub fn purge_batch(
+    conn: &mut DbConnection,
+    policy: &RetentionPolicy,
+    now: DateTime<Utc>,
+    batch: u32,
+) -> Result<PurgeCounts, StoreError> {
+    let c = Cutoffs::new(policy, now);
+    let limit = i64::from(batch.max(1));
+    let candidates: Vec<i64> = threads::table
+        .filter(purgeable_thread!(c))
+        .limit(limit)
+        .select(threads::pk)
+        .load(conn)?;
+    let expired: Vec<String> = responses::table
+        .filter(responses::created_at.lt(c.responses_before))
+        .limit(limit)
+        .select(responses::id)
+        .load(conn)?;
+    if candidates.is_empty() && expired.is_empty() {
+        return Ok(PurgeCounts::default());
+    }
+    write_transaction(conn, |conn| {
+        let mut counts = PurgeCounts::default();
+        if !candidates.is_empty() {
+            // Re-checked under the write lock: still there and still due.
+            let due: Vec<(i64, String, String)> = threads::table
+                .filter(threads::pk.eq_any(&candidates))
+                .filter(purgeable_thread!(c))
+                .select((threads::pk, threads::organization_id, threads::id))
+                .load(conn)?;
+            counts += purge_threads(conn, &due)?;
+        }
+        if !expired.is_empty() {
+            counts.responses += to_u64(
+                diesel::delete(
+                    responses::table
+                        .filter(responses::id.eq_any(&expired))
+                        .filter(responses::created_at.lt(c.responses_before)),
+                )
+                .execute(conn)?,
+            );
+        }
+        Ok(counts)
+    })
+}
+
+/// Deletes these threads (pk, organization, id) with their messages and
+/// responses. Runs inside the caller's transaction.
+fn purge_threads(
+    conn: &mut DbConnection,
+    due: &[(i64, String, String)],
+) -> Result<PurgeCounts, StoreError> {
+    let mut counts = PurgeCounts::default();
+    if due.is_empty() {
+        return Ok(counts);
+    }
+    let pks: Vec<i64> = due.iter().map(|(pk, _, _)| *pk).collect();
+    // Explicit, not left to the foreign key: SQLite may run without
+    // foreign-key enforcement.
+    counts.messages = to_u64(
+        diesel::delete(messages::table.filter(messages::thread_pk.eq_any(&pks))).execute(conn)?,
+    );
+    let mut by_org: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (_, org, id) in due {
+        by_org.entry(org.as_str()).or_default().push(id.as_str());
+    }
+    for (org, ids) in by_org {
+        counts.responses += to_u64(
+            diesel::delete(
+                responses::table
+                    .filter(responses::organization_id.eq(org))
+                    .filter(responses::thread_id.eq_any(ids)),
+            )
+            .execute(conn)?,
+        );
+    }
+    counts.threads =
+        to_u64(diesel::delete(threads::table.filter(threads::pk.eq_any(&pks))).execute(conn)?);
+    Ok(counts)
+}
+
+/// Runs [`purge_batch`] until a batch deletes nothing; returns the total.
+/// Each batch is its own transaction.
+pub fn purge_all(
+    conn: &mut DbConnection,
+    policy: &RetentionPolicy,
+    now: DateTime<Utc>,
+    batch: u32,
+) -> Result<PurgeCounts, StoreError> {
+    let mut total = PurgeCounts::default();
+    loop {
+        let done = purge_batch(conn, policy, now, batch)?;
+        if done.is_empty() {
+            return Ok(total);
+        }
+        total += done;
+    }
+}
+
+/// What a purge at `now` would delete; deletes nothing (`--dry-run`).
+pub fn count_purgeable(
+    conn: &mut DbConnection,
+    policy: &RetentionPolicy,
+    now: DateTime<Utc>,
+) -> Result<PurgeCounts, StoreError> {
+    let c = Cutoffs::new(policy, now);
+    let threads_due: i64 = threads::table
+        .filter(purgeable_thread!(c))
+        .count()
+        .get_result(conn)?;
+    let messages_due: i64 = messages::table
+        .filter(
+            messages::thread_pk.eq_any(
+                threads::table
+                    .filter(purgeable_thread!(c))
+                    .select(threads::pk),
+            ),
+        )
+        .count()
+        .get_result(conn)?;
+    let expired_responses: i64 = responses::table
+        .filter(responses::created_at.lt(c.responses_before))
+        .count()
+        .get_result(conn)?;
+    // Responses still within their TTL that go with a purged thread.
+    let thread_responses: i64 = responses::table
+        .inner_join(
+            threads::table.on(threads::organization_id
+                .eq(responses::organization_id)
+                .and(responses::thread_id.eq(threads::id.nullable()))),
+        )
+        .filter(responses::created_at.ge(c.responses_before))
+        .filter(purgeable_thread!(c))
+        .count()
+        .get_result(conn)?;
+    Ok(PurgeCounts {
+        threads: to_u64(threads_due),
+        messages: to_u64(messages_due),
+        responses: to_u64(expired_responses) + to_u64(thread_responses),
+    })
+}
