@@ -10,6 +10,7 @@ pub mod assistants;
 pub mod connection;
 pub mod error;
 pub mod keys;
+mod keyset;
 pub mod messages;
 pub mod migrations;
 pub mod responses;

@@ -2,6 +2,7 @@
 //! newest-first history read used to build a model's context.
 
 use crate::connection::write_transaction;
+use crate::keyset::{apply_keyset, Keyset};
 use crate::rows::{to_naive, to_utc, MessageRow, NewMessageRow};
 use crate::schema::{messages, threads};
 use crate::threads::{load_locked, save, visible_pk, ThreadKey};
@@ -109,38 +110,19 @@ pub fn list(
         .as_deref()
         .map(|id| cursor_seq(conn, pk, id))
         .transpose()?;
-    let backwards = after.is_none() && before.is_some();
-    let ascending = (query.order == ListOrder::Asc) != backwards;
-    let mut q = messages::table
+    let keyset = Keyset {
+        after,
+        before,
+        order: query.order,
+        limit: query.limit,
+    };
+    let q = messages::table
         .filter(messages::thread_pk.eq(pk))
         .into_boxed();
-    if let Some(a) = after {
-        q = match query.order {
-            ListOrder::Asc => q.filter(messages::seq.gt(a)),
-            ListOrder::Desc => q.filter(messages::seq.lt(a)),
-        };
-    }
-    if let Some(b) = before {
-        q = match query.order {
-            ListOrder::Asc => q.filter(messages::seq.lt(b)),
-            ListOrder::Desc => q.filter(messages::seq.gt(b)),
-        };
-    }
-    q = if ascending {
-        q.order(messages::seq.asc())
-    } else {
-        q.order(messages::seq.desc())
-    };
-    let limit = i64::from(query.limit);
-    let mut rows: Vec<MessageRow> = q
-        .limit(limit + 1)
+    let rows: Vec<MessageRow> = apply_keyset!(q, messages::seq, keyset)
         .select(MessageRow::as_select())
         .load(conn)?;
-    let has_more = rows.len() as i64 > limit;
-    rows.truncate(query.limit as usize);
-    if backwards {
-        rows.reverse();
-    }
+    let (rows, has_more) = keyset.finish(rows);
     let tid = ThreadId::parse(thread_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(MessagePage {
         messages: rows

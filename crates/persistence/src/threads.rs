@@ -1,6 +1,7 @@
 //! Thread queries: create, get, keyset-paginated list, updates, pins, soft delete.
 
 use crate::connection::write_transaction;
+use crate::keyset::{apply_keyset, Keyset};
 use crate::rows::{to_naive, NewThreadRow, ThreadChangeset, ThreadRow};
 use crate::schema::{memberships, threads};
 use crate::{DbConnection, Missing, StoreError};
@@ -425,37 +426,17 @@ pub fn list_across(
         .as_deref()
         .map(|id| cursor_pk(conn, user, orgs, id))
         .transpose()?;
-    let mut q = filtered(user, orgs, live, query);
-    // Walking backwards (`before`) reads in the opposite order, then flips.
-    let backwards = after.is_none() && before.is_some();
-    let ascending = (query.order == ListOrder::Asc) != backwards;
-    if let Some(a) = after {
-        q = match query.order {
-            ListOrder::Desc => q.filter(threads::pk.lt(a)),
-            ListOrder::Asc => q.filter(threads::pk.gt(a)),
-        };
-    }
-    if let Some(b) = before {
-        q = match query.order {
-            ListOrder::Desc => q.filter(threads::pk.gt(b)),
-            ListOrder::Asc => q.filter(threads::pk.lt(b)),
-        };
-    }
-    q = if ascending {
-        q.order(threads::pk.asc())
-    } else {
-        q.order(threads::pk.desc())
+    let keyset = Keyset {
+        after,
+        before,
+        order: query.order,
+        limit: query.limit,
     };
-    let limit = i64::from(query.limit);
-    let mut rows: Vec<ThreadRow> = q
-        .limit(limit + 1)
-        .select(ThreadRow::as_select())
-        .load(conn)?;
-    let has_more = rows.len() as i64 > limit;
-    rows.truncate(query.limit as usize);
-    if backwards {
-        rows.reverse();
-    }
+    let rows: Vec<ThreadRow> =
+        apply_keyset!(filtered(user, orgs, live, query), threads::pk, keyset)
+            .select(ThreadRow::as_select())
+            .load(conn)?;
+    let (rows, has_more) = keyset.finish(rows);
     let total = if query.include_total {
         Some(
             filtered(user, orgs, live, query)
