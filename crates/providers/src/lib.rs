@@ -56,6 +56,10 @@ pub struct ChatMessage {
     pub role: Role,
     /// Its text.
     pub content: String,
+    /// Its token count when already known (Skein counts every message once,
+    /// when it is written); providers that report usage themselves use it
+    /// instead of counting again.
+    pub tokens: Option<u32>,
 }
 
 impl ChatMessage {
@@ -64,7 +68,13 @@ impl ChatMessage {
         Self {
             role,
             content: content.into(),
+            tokens: None,
         }
+    }
+
+    /// The token count: the known one, or counted now.
+    pub fn token_count(&self) -> u32 {
+        self.tokens.unwrap_or_else(|| tokens::count(&self.content))
     }
 }
 
@@ -101,7 +111,7 @@ impl Usage {
     pub fn estimate(messages: &[ChatMessage], text: &str) -> Self {
         let input_tokens = messages
             .iter()
-            .map(|m| tokens::count(&m.content))
+            .map(ChatMessage::token_count)
             .fold(0u32, u32::saturating_add);
         let output_tokens = tokens::count(text);
         Self {

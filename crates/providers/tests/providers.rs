@@ -985,3 +985,17 @@ async fn a_stream_that_stalls_longer_than_the_timeout_is_a_timeout() {
         "{events:?}"
     );
 }
+
+#[test]
+fn usage_uses_known_token_counts_and_counts_the_rest() {
+    let known = ChatMessage {
+        tokens: Some(1_000),
+        ..ChatMessage::new(Role::User, "hello world")
+    };
+    let unknown = ChatMessage::new(Role::User, "hello world");
+    let usage = skein_providers::Usage::estimate(&[known, unknown], "hello world");
+    // 1,000 as given, plus "hello world" counted (2 tokens).
+    assert_eq!(usage.input_tokens, 1_002);
+    assert_eq!(usage.output_tokens, 2);
+    assert_eq!(usage.total_tokens, 1_004);
+}

@@ -589,6 +589,7 @@ async fn run(
             .map(|c| ChatMessage {
                 role: provider_role(c.role),
                 content: c.content.clone(),
+                tokens: Some(c.tokens),
             })
             .collect(),
         temperature: g.temperature,

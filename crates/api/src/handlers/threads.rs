@@ -537,21 +537,15 @@ pub async fn generate_thread_name(
     {
         None => naming::title_from_text(&first_user),
         Some(resolved) => {
-            let mut conversation = vec![ChatMessage {
-                role: Role::System,
-                content: NAMING_PROMPT.into(),
-            }];
-            conversation.extend(recent.iter().map(|(r, t)| ChatMessage {
-                role: match r {
+            let mut conversation = vec![ChatMessage::new(Role::System, NAMING_PROMPT)];
+            conversation.extend(recent.iter().map(|(r, t)| {
+                let role = match r {
                     MessageRole::User => Role::User,
                     MessageRole::Assistant => Role::Assistant,
-                },
-                content: t.clone(),
+                };
+                ChatMessage::new(role, t.clone())
             }));
-            conversation.push(ChatMessage {
-                role: Role::User,
-                content: NAMING_PROMPT.into(),
-            });
+            conversation.push(ChatMessage::new(Role::User, NAMING_PROMPT));
             let answer = resolved
                 .provider
                 .complete(ModelRequest {
