@@ -100,9 +100,15 @@ fn owned_by<'a>(
     include_deleted: bool,
 ) -> threads::BoxedQuery<'a, Db> {
     let mut q = threads::table
-        .filter(threads::organization_id.eq_any(orgs.iter().map(OrganizationId::as_str)))
         .filter(threads::user_id.eq(user.as_str()))
         .into_boxed();
+    // One organization (every API key, most tokens) is a plain equality, so
+    // PostgreSQL walks the (organization_id, user_id, pk) index in order;
+    // with `= ANY(...)` it sorts the user's whole set for page one.
+    q = match orgs {
+        [one] => q.filter(threads::organization_id.eq(one.as_str())),
+        many => q.filter(threads::organization_id.eq_any(many.iter().map(OrganizationId::as_str))),
+    };
     if let Some(l) = live {
         q = q
             .filter(threads::created_at.gt(to_naive(l.created_after)))
