@@ -198,3 +198,50 @@ pub fn insert_assistant(store: &skein_persistence::Store, id: &str, org: &str) {
     )
     .unwrap();
 }
+
+/// Like [`send`], authenticated with `Authorization: Bearer <token>`.
+pub async fn send_bearer<S, B>(
+    app: &S,
+    method: Method,
+    uri: &str,
+    token: &str,
+    body: Option<Value>,
+) -> Resp
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let mut req = test::TestRequest::default()
+        .method(method)
+        .uri(uri)
+        .insert_header(("Authorization", format!("Bearer {token}")));
+    if let Some(b) = body {
+        req = req.set_json(b);
+    }
+    raw_send(app, req).await
+}
+
+/// The HS256 secret of the test token configuration.
+pub const JWT_SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
+
+/// Accepts HS256 tokens signed with [`JWT_SECRET`] (no issuer or audience).
+pub fn enable_tokens(state: &mut skein_api::AppState) {
+    state.tokens =
+        skein_api::tokens::TokenVerifier::from_settings(&skein_api::tokens::JwtSettings {
+            secret: Some(JWT_SECRET.into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .map(std::sync::Arc::new);
+}
+
+/// A token for `user` signed with [`JWT_SECRET`], expiring in `expires_in` seconds.
+pub fn token_for(user: &str, expires_in: i64) -> String {
+    let claims = json!({"sub": user, "exp": chrono::Utc::now().timestamp() + expires_in});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap()
+}

@@ -3,10 +3,8 @@
 
 use super::common::*;
 use actix_web::http::Method;
-use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::json;
 use skein_api::ratelimit::{RateLimitSettings, RateLimiter};
-use skein_api::tokens::{JwtSettings, TokenVerifier};
 use skein_api::AppState;
 use skein_domain::{clock, OrganizationId, UserId};
 use skein_persistence::{keys, Backend};
@@ -17,8 +15,6 @@ skein_persistence::on_both_backends_async!(
     a_token_user_has_one_budget_for_all_its_tokens,
     off_by_default_every_request_passes,
 );
-
-const SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
 
 fn budget_of_3(s: &mut AppState) {
     s.rate_limiter = Arc::new(RateLimiter::new(RateLimitSettings {
@@ -103,16 +99,6 @@ async fn the_request_after_the_budget_is_refused_with_retry_after(backend: Backe
     assert_error(&again, 429, "RATE_LIMITED");
 }
 
-fn hs256(sub: &str, exp_offset: i64) -> String {
-    let claims = json!({"sub": sub, "exp": chrono::Utc::now().timestamp() + exp_offset});
-    encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
-}
-
 async fn with_token<S, B>(app: &S, token: &str) -> Resp
 where
     S: actix_web::dev::Service<
@@ -122,24 +108,23 @@ where
     >,
     B: actix_web::body::MessageBody,
 {
-    let req = actix_web::test::TestRequest::get()
-        .uri("/v1/threads?organization_id=org_a")
-        .insert_header(("Authorization", format!("Bearer {token}")));
-    raw_send(app, req).await
+    send_bearer(
+        app,
+        Method::GET,
+        "/v1/threads?organization_id=org_a",
+        token,
+        None,
+    )
+    .await
 }
 
 async fn a_token_user_has_one_budget_for_all_its_tokens(backend: Backend) {
     let (_db, _store, app, k) = setup_with!(backend, |s: &mut AppState| {
         budget_of_3(s);
-        s.tokens = TokenVerifier::from_settings(&JwtSettings {
-            secret: Some(SECRET.into()),
-            ..Default::default()
-        })
-        .unwrap()
-        .map(Arc::new);
+        enable_tokens(s);
     });
     // Two different tokens of usr_1 share the user's budget.
-    let (first, second) = (hs256("usr_1", 600), hs256("usr_1", 900));
+    let (first, second) = (token_for("usr_1", 600), token_for("usr_1", 900));
     assert_ne!(first, second);
     for token in [&first, &second, &first] {
         let r = with_token(&app, token).await;
@@ -149,12 +134,12 @@ async fn a_token_user_has_one_budget_for_all_its_tokens(backend: Backend) {
     assert_error(&refused, 429, "RATE_LIMITED");
     assert!((1..=60).contains(&retry_after(&refused)));
     // Another user's token, and usr_1's API key, are counted apart.
-    let other = with_token(&app, &hs256("usr_2", 600)).await;
+    let other = with_token(&app, &token_for("usr_2", 600)).await;
     assert_eq!(other.status, 200, "{}", other.body);
     let key = send(&app, Method::GET, "/v1/threads", Some(&k.a1), None).await;
     assert_eq!(key.status, 200, "{}", key.body);
     // An invalid token is a 401, not a 429, even for a spent user.
-    let expired = with_token(&app, &hs256("usr_1", -600)).await;
+    let expired = with_token(&app, &token_for("usr_1", -600)).await;
     assert_error(&expired, 401, "TOKEN_EXPIRED");
 }
 

@@ -70,35 +70,14 @@ where
     >,
     B: actix_web::body::MessageBody,
 {
-    let req = actix_web::test::TestRequest::get()
-        .uri(&format!("/v1/threads{query}"))
-        .insert_header(("Authorization", format!("Bearer {token}")));
-    raw_send(app, req).await
-}
-
-async fn with_token<S, B>(
-    app: &S,
-    method: Method,
-    uri: &str,
-    token: &str,
-    body: Option<Value>,
-) -> Resp
-where
-    S: actix_web::dev::Service<
-        actix_http::Request,
-        Response = actix_web::dev::ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
-    B: actix_web::body::MessageBody,
-{
-    let mut req = actix_web::test::TestRequest::default()
-        .method(method)
-        .uri(uri)
-        .insert_header(("Authorization", format!("Bearer {token}")));
-    if let Some(b) = body {
-        req = req.set_json(b);
-    }
-    raw_send(app, req).await
+    send_bearer(
+        app,
+        Method::GET,
+        &format!("/v1/threads{query}"),
+        token,
+        None,
+    )
+    .await
 }
 
 async fn token_edge_cases_answer_401_with_the_right_code(backend: Backend) {
@@ -230,7 +209,7 @@ async fn a_user_in_several_organizations_names_one_or_is_told_to(backend: Backen
     let (_db, _store, app, k) = setup_with!(backend, with_secret);
     // usr_1 is a member of org_a and org_b.
     let token = hs256(claims("usr_1"));
-    let r = with_token(
+    let r = send_bearer(
         &app,
         Method::POST,
         "/v1/threads",
@@ -239,7 +218,7 @@ async fn a_user_in_several_organizations_names_one_or_is_told_to(backend: Backen
     )
     .await;
     assert_error(&r, 400, "AMBIGUOUS_ORGANIZATION");
-    let r = with_token(
+    let r = send_bearer(
         &app,
         Method::POST,
         "/v1/threads",
@@ -248,7 +227,7 @@ async fn a_user_in_several_organizations_names_one_or_is_told_to(backend: Backen
     )
     .await;
     assert_error(&r, 403, "ORGANIZATION_ACCESS_DENIED");
-    let in_b = with_token(
+    let in_b = send_bearer(
         &app,
         Method::POST,
         "/v1/threads",
@@ -266,7 +245,7 @@ async fn a_user_in_several_organizations_names_one_or_is_told_to(backend: Backen
     assert_eq!(only_a.body["data"].as_array().unwrap().len(), 1);
     // A thread id is found in whichever organization holds it.
     let id_b = in_b.body["id"].as_str().unwrap();
-    let got = with_token(
+    let got = send_bearer(
         &app,
         Method::GET,
         &format!("/v1/threads/{id_b}"),
@@ -275,7 +254,7 @@ async fn a_user_in_several_organizations_names_one_or_is_told_to(backend: Backen
     )
     .await;
     assert_eq!(got.body["organization_id"], ORG_B);
-    let patched = with_token(
+    let patched = send_bearer(
         &app,
         Method::PATCH,
         &format!("/v1/threads/{id_b}"),
@@ -286,12 +265,12 @@ async fn a_user_in_several_organizations_names_one_or_is_told_to(backend: Backen
     assert_eq!(patched.body["title"], "renamed");
     // The same client-chosen id in both organizations needs organization_id.
     for org in [ORG_A, ORG_B] {
-        let r = with_token(&app, Method::POST, "/v1/model/response", &token, Some(json!({"thread": "twin", "organization_id": org, "inputs": [{"role": "user", "content": org}]}))).await;
+        let r = send_bearer(&app, Method::POST, "/v1/model/response", &token, Some(json!({"thread": "twin", "organization_id": org, "inputs": [{"role": "user", "content": org}]}))).await;
         assert_eq!(r.status, 200, "{}", r.body);
     }
-    let r = with_token(&app, Method::GET, "/v1/threads/twin", &token, None).await;
+    let r = send_bearer(&app, Method::GET, "/v1/threads/twin", &token, None).await;
     assert_error(&r, 400, "AMBIGUOUS_ORGANIZATION");
-    let r = with_token(
+    let r = send_bearer(
         &app,
         Method::GET,
         "/v1/threads/twin/messages?organization_id=org_b",
@@ -300,7 +279,7 @@ async fn a_user_in_several_organizations_names_one_or_is_told_to(backend: Backen
     )
     .await;
     assert_eq!(r.body["data"][0]["content"], ORG_B);
-    let r = with_token(
+    let r = send_bearer(
         &app,
         Method::POST,
         "/v1/model/response",
@@ -310,7 +289,7 @@ async fn a_user_in_several_organizations_names_one_or_is_told_to(backend: Backen
     .await;
     assert_error(&r, 400, "AMBIGUOUS_ORGANIZATION");
     // An existing thread in one organization is continued without naming it.
-    let r = with_token(
+    let r = send_bearer(
         &app,
         Method::POST,
         "/v1/model/response",
@@ -342,7 +321,7 @@ async fn a_user_in_several_organizations_names_one_or_is_told_to(backend: Backen
 async fn visible_in_ui_can_be_set_with_a_token(backend: Backend) {
     let (_db, _store, app, k) = setup_with!(backend, with_secret);
     let token = hs256(claims("usr_2"));
-    let hidden = with_token(
+    let hidden = send_bearer(
         &app,
         Method::POST,
         "/v1/threads",
@@ -353,7 +332,7 @@ async fn visible_in_ui_can_be_set_with_a_token(backend: Backend) {
     assert_eq!(hidden.status, 201, "{}", hidden.body);
     assert_eq!(hidden.body["visible_in_ui"], false);
     let id = hidden.body["id"].as_str().unwrap();
-    let shown = with_token(
+    let shown = send_bearer(
         &app,
         Method::PATCH,
         &format!("/v1/threads/{id}"),
@@ -377,7 +356,7 @@ async fn visible_in_ui_can_be_set_with_a_token(backend: Backend) {
 async fn a_removed_membership_ends_access_at_once(backend: Backend) {
     let (_db, store, app, _k) = setup_with!(backend, with_secret);
     let token = hs256(claims("usr_2"));
-    let t = with_token(
+    let t = send_bearer(
         &app,
         Method::POST,
         "/v1/threads",
@@ -396,7 +375,7 @@ async fn a_removed_membership_ends_access_at_once(backend: Backend) {
         .unwrap();
         assert!(removed);
     }
-    let r = with_token(
+    let r = send_bearer(
         &app,
         Method::GET,
         &format!("/v1/threads/{id}"),
@@ -405,7 +384,7 @@ async fn a_removed_membership_ends_access_at_once(backend: Backend) {
     )
     .await;
     assert_error(&r, 403, "ORGANIZATION_ACCESS_DENIED");
-    let r = with_token(
+    let r = send_bearer(
         &app,
         Method::GET,
         &format!("/v1/threads/{id}?organization_id=org_a"),
