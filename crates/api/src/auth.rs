@@ -171,11 +171,8 @@ impl FromRequest for Caller {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
             let found = found.ok_or(ApiError::AuthenticationRequired)?;
-            let state = state.ok_or_else(|| {
-                ApiError::Internal(skein_persistence::StoreError::Corrupt(
-                    "application state missing".into(),
-                ))
-            })?;
+            let state =
+                state.ok_or_else(|| ApiError::Internal("application state missing".into()))?;
             let now = state.clock.now();
             let live = state.retention.liveness(now);
             match found {

@@ -6,7 +6,9 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use serde_json::{json, Value};
 use skein_domain::DomainError;
+use skein_engine::EngineError;
 use skein_persistence::{Missing, StoreError};
+use skein_providers::ProviderError;
 use utoipa::ToSchema;
 
 /// One entry of the FastAPI-style `detail` list of a 422 answer.
@@ -114,9 +116,13 @@ pub enum ApiError {
     /// The database cannot be reached.
     #[error("service unavailable")]
     Unavailable(#[source] StoreError),
+    /// A concurrent change won (a storage uniqueness conflict); retrying
+    /// may succeed.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// Anything unexpected; logged, never shown.
     #[error("internal error")]
-    Internal(#[source] StoreError),
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl ApiError {
@@ -146,6 +152,7 @@ impl ApiError {
             Self::InvalidRequest(_) => "INVALID_REQUEST",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
+            Self::Conflict(_) => "CONFLICT",
             Self::Internal(_) => "INTERNAL_ERROR",
         }
     }
@@ -201,6 +208,7 @@ impl ApiError {
                 "Too many requests: retry after the Retry-After delay".into()
             }
             Self::Unavailable(_) => "Service temporarily unavailable".into(),
+            Self::Conflict(_) => "A concurrent change conflicted with this one; retry".into(),
             Self::Internal(_) => "Internal server error".into(),
         }
     }
@@ -227,18 +235,39 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound(Missing::Thread) => Self::ThreadNotFound(String::new()),
-            StoreError::NotFound(Missing::Assistant) => Self::AssistantNotFound(String::new()),
-            StoreError::NotFound(Missing::Message) => Self::MessageNotFound(String::new()),
-            StoreError::InvalidCursor(id) => {
-                Self::InvalidRequest(format!("cursor '{id}' does not name one of your threads"))
-            }
+            StoreError::NotFound(missing) => match missing {
+                Missing::Thread(id) => Self::ThreadNotFound(id),
+                Missing::Assistant(id) => Self::AssistantNotFound(id),
+                Missing::Message(id) => Self::MessageNotFound(id),
+                other @ (Missing::Organization(_) | Missing::ApiKey(_)) => {
+                    Self::Internal(Box::new(StoreError::NotFound(other)))
+                }
+            },
+            StoreError::InvalidCursor { list, id } => Self::InvalidRequest(format!(
+                "cursor '{id}' does not name one of your {}",
+                list.noun()
+            )),
             StoreError::Rule(rule) => Self::Rule(rule),
-            StoreError::Conflict(_) => {
-                Self::InvalidRequest("an object with this id already exists".into())
-            }
+            StoreError::Conflict(what) => Self::Conflict(what),
             e @ StoreError::Unavailable(_) => Self::Unavailable(e),
-            other => Self::Internal(other),
+            other => Self::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Store(e) => e.into(),
+            EngineError::ModelNotFound(model) => Self::ModelNotFound(model),
+            EngineError::ContextTooLong(e) => Self::ContextLengthExceeded(e.to_string()),
+            EngineError::ResponseNotFound(id) => Self::ResponseNotFound(id),
+            EngineError::Invalid(why) => Self::InvalidRequest(why),
+            EngineError::Upstream(ProviderError::Upstream(why)) => Self::Upstream(why),
+            EngineError::Upstream(ProviderError::Timeout(why)) => Self::UpstreamTimeout(why),
+            EngineError::Cancelled => Self::InvalidRequest("the response was cancelled".into()),
+            EngineError::NotRunning(thread) => Self::ThreadNotFound(thread),
+            e @ EngineError::Panicked(_) => Self::Internal(Box::new(e)),
         }
     }
 }
@@ -276,32 +305,30 @@ impl ResponseError for ApiError {
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
+        self.respond(&self.report())
+    }
+}
+
+impl ApiError {
+    /// The error envelope (and its headers) for an error already reported.
+    pub fn respond(&self, public: &PublicError) -> HttpResponse {
         let status = self.status_code();
-        let trace_id = request_id::current();
-        if status.is_server_error() {
-            log::error!("request {trace_id} failed: {}", error_chain(self));
-        }
-        // 5xx answers never carry internals.
-        let system_message = if status.is_server_error() {
-            self.message()
-        } else {
-            self.to_string()
-        };
         let mut body = json!({
             "success": false,
             "error": {
-                "code": self.code(),
-                "message": self.message(),
-                "system_message": system_message,
+                "code": public.code,
+                "message": public.message,
+                "system_message": public.system_message,
                 "type": if status.is_server_error() { "server_error" } else { "client_error" },
                 "status": status.as_u16(),
                 "details": {},
-                "trace_id": trace_id,
+                "trace_id": public.trace_id,
                 "timestamp": crate::dto::timestamp(skein_domain::clock::now()),
             }
         });
@@ -320,6 +347,51 @@ impl ResponseError for ApiError {
             _ => {}
         }
         response.json(body)
+    }
+}
+
+/// What a client may see of an error: the code and the public messages.
+/// 5xx answers never carry internals (no upstream URL or body, no SQL, no
+/// transport detail); their cause chain goes to the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicError {
+    /// The contract's code.
+    pub code: &'static str,
+    /// A short message for people.
+    pub message: String,
+    /// A more precise message for developers (the public message on 5xx).
+    pub system_message: String,
+    /// The request id.
+    pub trace_id: String,
+}
+
+impl ApiError {
+    /// The one reporting path of every error, for JSON answers and stream
+    /// events alike: logs a 5xx once, with its cause chain, and returns what
+    /// the client may see.
+    pub fn report(&self) -> PublicError {
+        let public = self.public();
+        if self.status_code().is_server_error() {
+            log::error!("request {} failed: {}", public.trace_id, error_chain(self));
+        }
+        public
+    }
+
+    /// What the client may see, without logging (for an error that was
+    /// reported already).
+    pub fn public(&self) -> PublicError {
+        let trace_id = request_id::current();
+        let server = self.status_code().is_server_error();
+        PublicError {
+            code: self.code(),
+            message: self.message(),
+            system_message: if server {
+                self.message()
+            } else {
+                self.to_string()
+            },
+            trace_id,
+        }
     }
 }
 

@@ -13,7 +13,6 @@ pub mod metrics;
 pub mod openapi;
 pub mod ratelimit;
 pub mod request_id;
-pub mod running;
 pub mod state;
 pub mod tokens;
 

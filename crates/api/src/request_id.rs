@@ -21,6 +21,12 @@ pub fn current() -> String {
         .unwrap_or_else(|_| generate())
 }
 
+/// Runs `f` as part of request `id` (for work that outlives the handler,
+/// such as a response stream: its errors carry the request's id).
+pub fn within<R>(id: String, f: impl FnOnce() -> R) -> R {
+    REQUEST_ID.sync_scope(id, f)
+}
+
 fn generate() -> String {
     format!("req_{}", random_base62(24))
 }

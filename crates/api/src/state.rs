@@ -1,9 +1,9 @@
 //! Shared application state.
 
 use crate::ratelimit::RateLimiter;
-use crate::running::Running;
 use chrono::TimeDelta;
 use skein_domain::Limits;
+use skein_engine::{Engine, Running};
 use skein_persistence::Store;
 use skein_providers::Router;
 use std::sync::Arc;
@@ -57,6 +57,22 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The turn engine over this state's store, models and settings (a
+    /// cheap view: every field is shared).
+    pub fn engine(&self) -> Engine {
+        Engine {
+            store: self.store.clone(),
+            router: self.router.clone(),
+            limits: self.limits,
+            clock: self.clock.clone(),
+            lease_ttl: self.lease_ttl,
+            response_ttl: self.response_ttl,
+            heartbeat: self.heartbeat,
+            quick_cancel: self.quick_cancel,
+            running: Arc::clone(&self.running),
+        }
+    }
+
     /// State with the contract's default limits and the echo model for
     /// every model name.
     pub fn new(store: Store) -> Self {

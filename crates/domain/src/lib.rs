@@ -17,6 +17,7 @@ pub mod metadata;
 pub mod naming;
 pub mod retention;
 pub mod thread;
+pub mod turn;
 
 pub use assistant::{
     Assistant, AssistantError, AssistantName, AssistantSpec, Instructions, Temperature,

@@ -148,6 +148,21 @@ pub struct Lease {
     pub expires_at: DateTime<Utc>,
 }
 
+impl Lease {
+    /// The one place `THREAD_BUSY`'s `Retry-After` is computed. The lease
+    /// bounds a crashed response, not a running one: a response usually
+    /// ends within seconds, so retrying clients are told to come back soon
+    /// (1 to [`MAX_BUSY_RETRY_AFTER_SECS`] s) rather than when the lease
+    /// lapses.
+    pub fn busy(&self, now: DateTime<Utc>) -> DomainError {
+        let remaining = (self.expires_at - now).num_milliseconds().max(0);
+        let secs = u64::try_from((remaining + 999) / 1000).unwrap_or(1);
+        DomainError::ThreadBusy {
+            retry_after_secs: secs.clamp(1, MAX_BUSY_RETRY_AFTER_SECS),
+        }
+    }
+}
+
 /// A conversation thread.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Thread {
@@ -308,14 +323,7 @@ impl Thread {
     ) -> Result<Thread, DomainError> {
         self.check_writable()?;
         if let Some(lease) = self.lease.as_ref().filter(|l| l.expires_at > now) {
-            // The lease bounds a crashed response, not a running one: a
-            // response usually ends within seconds, so retrying clients are
-            // told to come back soon rather than when the lease lapses.
-            let remaining = (lease.expires_at - now).num_milliseconds().max(0);
-            let secs = u64::try_from((remaining + 999) / 1000).unwrap_or(1);
-            return Err(DomainError::ThreadBusy {
-                retry_after_secs: secs.clamp(1, MAX_BUSY_RETRY_AFTER_SECS),
-            });
+            return Err(lease.busy(now));
         }
         Ok(Thread {
             lease: Some(Lease {
@@ -325,6 +333,20 @@ impl Thread {
             status: ThreadStatus::Streaming,
             ..self.clone()
         })
+    }
+
+    /// The lease-holder rule of a turn's save: `id` may write the turn when
+    /// it still holds the lease, or when no other response holds an
+    /// unexpired one (its own lease lapsed and nobody took it over).
+    pub fn check_lease_holder(&self, id: &str, now: DateTime<Utc>) -> Result<(), DomainError> {
+        match self
+            .lease
+            .as_ref()
+            .filter(|l| l.id != id && l.expires_at > now)
+        {
+            Some(other) => Err(other.busy(now)),
+            None => Ok(()),
+        }
     }
 
     /// Gives the lease back (a no-op when `id` no longer holds it).

@@ -7,7 +7,7 @@
 use crate::connection::write_transaction;
 use crate::rows::{AssistantChangeset, AssistantRow};
 use crate::schema::assistants;
-use crate::{DbConnection, Missing, Scope, StoreError};
+use crate::{DbConnection, ListKind, Missing, Scope, StoreError};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use skein_domain::{Assistant, AssistantId, AssistantSpec};
@@ -64,6 +64,25 @@ pub fn find(
         .transpose()
 }
 
+/// The assistant whose settings a model turn applies: the one the request
+/// names, which must be the scope's (`NotFound` otherwise), else the one
+/// the thread is bound to, if it still exists (a bound assistant deleted
+/// since only means no defaults).
+pub fn for_turn(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    requested: Option<&AssistantId>,
+    bound: Option<&AssistantId>,
+) -> Result<Option<Assistant>, StoreError> {
+    match (requested, bound) {
+        (Some(a), _) => find(conn, scope, a)?
+            .map(Some)
+            .ok_or_else(|| StoreError::NotFound(Missing::Assistant(a.to_string()))),
+        (None, Some(b)) => find(conn, scope, b),
+        (None, None) => Ok(None),
+    }
+}
+
 /// Whether the scope's user has an assistant with this id in the organization.
 pub fn exists(
     conn: &mut DbConnection,
@@ -87,7 +106,10 @@ fn cursor(
         .select((assistants::created_at, assistants::id))
         .first::<(NaiveDateTime, String)>(conn)
         .optional()?
-        .ok_or_else(|| StoreError::InvalidCursor(id.to_string()))
+        .ok_or_else(|| StoreError::InvalidCursor {
+            list: ListKind::Assistants,
+            id: id.to_string(),
+        })
 }
 
 /// One page of the scope's assistants, newest first, by keyset pagination
@@ -143,7 +165,8 @@ where
     F: FnOnce(&Assistant) -> AssistantSpec,
 {
     write_transaction(conn, |conn| {
-        let current = find(conn, scope, id)?.ok_or(StoreError::NotFound(Missing::Assistant))?;
+        let current = find(conn, scope, id)?
+            .ok_or(StoreError::NotFound(Missing::Assistant(id.to_string())))?;
         let spec = change(&current);
         let next = current.replace(spec, now);
         // Confined to the scope again, so a delete that won the race reads
@@ -157,7 +180,7 @@ where
         .set(AssistantChangeset::from(&next))
         .execute(conn)?;
         if n == 0 {
-            return Err(StoreError::NotFound(Missing::Assistant));
+            return Err(StoreError::NotFound(Missing::Assistant(id.to_string())));
         }
         Ok(next)
     })
@@ -173,7 +196,7 @@ pub fn delete(conn: &mut DbConnection, scope: &Scope, id: &str) -> Result<(), St
     )
     .execute(conn)?;
     if n == 0 {
-        return Err(StoreError::NotFound(Missing::Assistant));
+        return Err(StoreError::NotFound(Missing::Assistant(id.to_string())));
     }
     Ok(())
 }

@@ -144,7 +144,12 @@ impl r2d2::ManageConnection for Manager {
 
     fn connect(&self) -> Result<DbConnection, r2d2::Error> {
         self.url.connect(self.busy_timeout).map_err(|e| match e {
-            StoreError::Query(q) => r2d2::Error::QueryError(q),
+            StoreError::Query(q) => match std::sync::Arc::try_unwrap(q) {
+                Ok(q) => r2d2::Error::QueryError(q),
+                Err(q) => r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(
+                    q.to_string(),
+                )),
+            },
             other => r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(
                 other.to_string(),
             )),
@@ -169,14 +174,15 @@ impl r2d2::ManageConnection for Manager {
 pub fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
-    E: From<diesel::result::Error>,
+    E: From<StoreError>,
 {
-    match conn {
+    let begun = match conn {
         DbConnection::Sqlite(c) => {
-            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
         }
-        DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c)?,
-    }
+        DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c),
+    };
+    begun.map_err(|e| E::from(e.into()))?;
     let result = f(conn);
     let end = match (&result, &mut *conn) {
         (Ok(_), DbConnection::Sqlite(c)) => AnsiTransactionManager::commit_transaction(c),
@@ -186,7 +192,7 @@ where
     };
     match (result, end) {
         (Ok(v), Ok(())) => Ok(v),
-        (Ok(_), Err(e)) => Err(e.into()),
+        (Ok(_), Err(e)) => Err(E::from(e.into())),
         // The rule error is what the caller needs; a failed rollback leaves
         // the connection marked broken and r2d2 discards it.
         (Err(e), _) => Err(e),

@@ -1,31 +1,61 @@
 //! The storage layer's error type.
 
 use skein_domain::DomainError;
+use std::sync::Arc;
 
-/// What was looked for and not found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What was looked for and not found, with the id the caller gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Missing {
     /// A thread (or one the caller may not see).
-    Thread,
+    Thread(String),
     /// A message.
-    Message,
+    Message(String),
     /// An assistant.
-    Assistant,
+    Assistant(String),
     /// An organization.
-    Organization,
+    Organization(String),
     /// An API key.
-    ApiKey,
+    ApiKey(String),
 }
 
-/// Everything that can go wrong in the storage layer.
-#[derive(Debug, thiserror::Error)]
+/// Which list a pagination cursor was meant for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    /// Thread lists.
+    Threads,
+    /// A thread's messages.
+    Messages,
+    /// Assistant lists.
+    Assistants,
+}
+
+impl ListKind {
+    /// The plural noun for messages: "threads", "messages", "assistants".
+    pub fn noun(self) -> &'static str {
+        match self {
+            Self::Threads => "threads",
+            Self::Messages => "messages",
+            Self::Assistants => "assistants",
+        }
+    }
+}
+
+/// Everything that can go wrong in the storage layer. Cheap to clone (the
+/// driver's errors are shared), so that one failure can be reported both to
+/// a waiting caller and to a stream.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The object does not exist (or is not visible to the caller).
     #[error("{0:?} not found")]
     NotFound(Missing),
     /// A pagination cursor names no item of the list.
-    #[error("cursor '{0}' does not name an item of this list")]
-    InvalidCursor(String),
+    #[error("cursor '{id}' does not name an item of this list of {}", list.noun())]
+    InvalidCursor {
+        /// The list the cursor was given to.
+        list: ListKind,
+        /// The cursor as given.
+        id: String,
+    },
     /// A uniqueness rule was violated.
     #[error("conflict: {0}")]
     Conflict(String),
@@ -40,13 +70,13 @@ pub enum StoreError {
     Corrupt(String),
     /// The database rejected a query.
     #[error("database error")]
-    Query(#[source] diesel::result::Error),
+    Query(#[source] Arc<diesel::result::Error>),
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migration(String),
-    /// A blocking task failed to complete.
+    /// A blocking task failed to complete (it panicked).
     #[error("blocking task failed")]
-    Task(#[source] tokio::task::JoinError),
+    Task(#[source] Arc<tokio::task::JoinError>),
 }
 
 impl From<diesel::result::Error> for StoreError {
@@ -59,7 +89,7 @@ impl From<diesel::result::Error> for StoreError {
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 StoreError::Unavailable(info.message().to_string())
             }
-            other => StoreError::Query(other),
+            other => StoreError::Query(Arc::new(other)),
         }
     }
 }

@@ -154,7 +154,7 @@ pub fn revoke(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> Result<(
     .set(api_keys::revoked_at.eq(to_naive(now)))
     .execute(conn)?;
     if n == 0 {
-        return Err(StoreError::NotFound(crate::Missing::ApiKey));
+        return Err(StoreError::NotFound(crate::Missing::ApiKey(id.to_string())));
     }
     Ok(())
 }

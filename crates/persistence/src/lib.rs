@@ -25,6 +25,6 @@ pub mod threads;
 pub mod turns;
 
 pub use connection::{Backend, DatabaseUrl, DbConnection};
-pub use error::{Missing, StoreError};
+pub use error::{ListKind, Missing, StoreError};
 pub use store::{open_direct, PoolOptions, Store};
 pub use threads::{ListOrder, Scope, ThreadPage, ThreadQuery};

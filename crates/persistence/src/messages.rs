@@ -6,7 +6,7 @@ use crate::keyset::{apply_keyset, Keyset};
 use crate::rows::{to_naive, to_utc, MessageRow, NewMessageRow};
 use crate::schema::{messages, threads};
 use crate::threads::{load_locked, save, visible_pk, ThreadKey};
-use crate::{DbConnection, ListOrder, Missing, Scope, StoreError};
+use crate::{DbConnection, ListKind, ListOrder, Missing, Scope, StoreError};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use skein_domain::{DomainError, Limits, Message, NewMessage, Thread, ThreadId};
@@ -88,7 +88,10 @@ fn cursor_seq(conn: &mut DbConnection, thread_pk: i64, id: &str) -> Result<i64, 
         .select(messages::seq)
         .first::<i64>(conn)
         .optional()?
-        .ok_or_else(|| StoreError::InvalidCursor(id.to_string()))
+        .ok_or_else(|| StoreError::InvalidCursor {
+            list: ListKind::Messages,
+            id: id.to_string(),
+        })
 }
 
 /// One page of a thread's messages, by keyset pagination on
@@ -144,7 +147,7 @@ fn load_message(
         .select(MessageRow::as_select())
         .first(conn)
         .optional()?
-        .ok_or(StoreError::NotFound(Missing::Message))
+        .ok_or_else(|| StoreError::NotFound(Missing::Message(message_id.to_string())))
 }
 
 /// Changes one message of an open thread.
@@ -211,13 +214,27 @@ pub fn history_newest_first<F>(
     scope: &Scope,
     thread_id: &str,
     chunk: u32,
-    mut take: F,
+    take: F,
 ) -> Result<(), StoreError>
 where
     F: FnMut(Message) -> bool,
 {
     let pk = visible_pk(conn, scope, thread_id)?;
     let tid = ThreadId::parse(thread_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    history_at(conn, pk, &tid, chunk, take)
+}
+
+/// [`history_newest_first`] for a thread already looked up (by row id).
+pub(crate) fn history_at<F>(
+    conn: &mut DbConnection,
+    pk: i64,
+    tid: &ThreadId,
+    chunk: u32,
+    mut take: F,
+) -> Result<(), StoreError>
+where
+    F: FnMut(Message) -> bool,
+{
     let mut below: Option<i64> = None;
     loop {
         let mut q = messages::table

@@ -111,12 +111,21 @@ fn to_u64(n: impl TryInto<u64>) -> u64 {
     n.try_into().unwrap_or(0)
 }
 
+/// Messages deleted per write transaction while purging: a few thousand
+/// rows, so that no purge transaction holds SQLite's write lock (or
+/// PostgreSQL's row locks) for long, however long the purged threads are.
+pub const MESSAGE_CHUNK: i64 = 2_000;
+
 /// Purges at most `batch` due threads (with their messages and responses)
 /// and at most `batch` expired responses. Candidates are found first
-/// without a transaction; the write transaction then only re-checks and
-/// deletes those rows by key, so it stays short however large the tables
-/// are. Returns what it deleted: call it again until it returns
-/// [`PurgeCounts::is_empty`].
+/// without a transaction; then their messages go in chunks of
+/// [`MESSAGE_CHUNK`] rows, each chunk its own short write transaction, and
+/// finally the threads and their responses in one more. Every transaction
+/// re-checks that the threads are still due, and deletes by key only, so
+/// each stays short however large the tables are. An interrupted purge
+/// leaves threads that are still due (and invisible) with fewer messages:
+/// the next run finishes them. Returns what it deleted: call it again
+/// until it returns [`PurgeCounts::is_empty`].
 pub fn purge_batch(
     conn: &mut DbConnection,
     policy: &RetentionPolicy,
@@ -135,36 +144,63 @@ pub fn purge_batch(
         .limit(limit)
         .select(responses::id)
         .load(conn)?;
-    if candidates.is_empty() && expired.is_empty() {
-        return Ok(PurgeCounts::default());
-    }
-    write_transaction(conn, |conn| {
-        let mut counts = PurgeCounts::default();
-        if !candidates.is_empty() {
+    let mut counts = PurgeCounts::default();
+    if !candidates.is_empty() {
+        loop {
+            let deleted = write_transaction(conn, |conn| -> Result<u64, StoreError> {
+                let chunk: Vec<i64> = messages::table
+                    .filter(
+                        messages::thread_pk.eq_any(
+                            threads::table
+                                .filter(threads::pk.eq_any(&candidates))
+                                .filter(purgeable_thread!(c))
+                                .select(threads::pk),
+                        ),
+                    )
+                    .limit(MESSAGE_CHUNK)
+                    .select(messages::pk)
+                    .load(conn)?;
+                if chunk.is_empty() {
+                    return Ok(0);
+                }
+                Ok(to_u64(
+                    diesel::delete(messages::table.filter(messages::pk.eq_any(&chunk)))
+                        .execute(conn)?,
+                ))
+            })?;
+            counts.messages += deleted;
+            if deleted < to_u64(MESSAGE_CHUNK) {
+                break;
+            }
+        }
+        counts += write_transaction(conn, |conn| {
             // Re-checked under the write lock: still there and still due.
             let due: Vec<(i64, String, String)> = threads::table
                 .filter(threads::pk.eq_any(&candidates))
                 .filter(purgeable_thread!(c))
                 .select((threads::pk, threads::organization_id, threads::id))
                 .load(conn)?;
-            counts += purge_threads(conn, &due)?;
-        }
-        if !expired.is_empty() {
-            counts.responses += to_u64(
+            purge_threads(conn, &due)
+        })?;
+    }
+    if !expired.is_empty() {
+        counts.responses += write_transaction(conn, |conn| -> Result<u64, StoreError> {
+            Ok(to_u64(
                 diesel::delete(
                     responses::table
                         .filter(responses::id.eq_any(&expired))
                         .filter(responses::created_at.lt(c.responses_before)),
                 )
                 .execute(conn)?,
-            );
-        }
-        Ok(counts)
-    })
+            ))
+        })?;
+    }
+    Ok(counts)
 }
 
-/// Deletes these threads (pk, organization, id) with their messages and
-/// responses. Runs inside the caller's transaction.
+/// Deletes these threads (pk, organization, id) with their responses (and
+/// any message left, normally none: their messages went in chunks before).
+/// Runs inside the caller's transaction.
 fn purge_threads(
     conn: &mut DbConnection,
     due: &[(i64, String, String)],
@@ -199,7 +235,7 @@ fn purge_threads(
 }
 
 /// Runs [`purge_batch`] until a batch deletes nothing; returns the total.
-/// Each batch is its own transaction.
+/// Each batch is a few short transactions.
 pub fn purge_all(
     conn: &mut DbConnection,
     policy: &RetentionPolicy,

@@ -4,7 +4,9 @@ use crate::connection::{redact, Manager};
 use crate::{migrations, Backend, DatabaseUrl, DbConnection, StoreError};
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{Pool, PooledConnection};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
 /// Pool settings.
 #[derive(Debug, Clone, Copy)]
@@ -58,10 +60,19 @@ pub fn open_direct(url: &str, busy_timeout: Duration) -> Result<DbConnection, St
 
 /// A connection pool plus the async facade that runs queries off the async
 /// workers. Cheap to clone.
+///
+/// A request first waits for one of `max_size` permits (an async semaphore,
+/// so waiting parks no thread), and only then hops to the blocking pool,
+/// where a connection is free for it: a burst waits in line instead of
+/// parking a blocking thread per request in `pool.get()`. A request that
+/// cannot get a permit within `connection_timeout` fails with
+/// [`StoreError::Unavailable`] (503 with `Retry-After` in the API).
 #[derive(Clone)]
 pub struct Store {
     pool: Pool<Manager>,
     backend: Backend,
+    gate: Arc<Semaphore>,
+    wait: Duration,
 }
 
 impl std::fmt::Debug for Store {
@@ -85,7 +96,13 @@ impl Store {
             .min_idle(Some(1))
             .connection_timeout(options.connection_timeout)
             .build(Manager::new(parsed, options.busy_timeout))?;
-        Ok(Self { pool, backend })
+        let permits = usize::try_from(options.max_size).unwrap_or(1).max(1);
+        Ok(Self {
+            pool,
+            backend,
+            gate: Arc::new(Semaphore::new(permits)),
+            wait: options.connection_timeout,
+        })
     }
 
     /// The backend in use.
@@ -105,20 +122,39 @@ impl Store {
 
     /// Runs `f` with a pooled connection on the blocking thread pool, so that
     /// neither waiting for a connection nor the query itself ever blocks an
-    /// async worker.
+    /// async worker. At most `max_size` calls are on the blocking pool at
+    /// once; the others wait for a permit without a thread, up to the
+    /// connection timeout.
     pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
+        let permit = match tokio::time::timeout(self.wait, self.gate.clone().acquire_owned()).await
+        {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_closed)) => {
+                return Err(E::from(StoreError::Unavailable(
+                    "the store is closed".into(),
+                )))
+            }
+            Err(_elapsed) => {
+                return Err(E::from(StoreError::Unavailable(format!(
+                    "all {} database connections stayed busy for {} ms",
+                    self.pool.max_size(),
+                    self.wait.as_millis()
+                ))))
+            }
+        };
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let mut conn = pool.get().map_err(StoreError::from)?;
             f(&mut conn)
         })
         .await
-        .map_err(|e| E::from(StoreError::Task(e)))?
+        .map_err(|e| E::from(StoreError::Task(Arc::new(e))))?
     }
 
     /// True when the database answers a trivial query.

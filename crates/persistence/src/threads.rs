@@ -4,7 +4,7 @@ use crate::connection::write_transaction;
 use crate::keyset::{apply_keyset, Keyset};
 use crate::rows::{to_naive, NewThreadRow, ThreadChangeset, ThreadRow};
 use crate::schema::{memberships, threads};
-use crate::{DbConnection, Missing, StoreError};
+use crate::{DbConnection, ListKind, Missing, StoreError};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use skein_domain::retention::Liveness;
@@ -82,6 +82,19 @@ pub struct ThreadPage {
     pub total: Option<i64>,
 }
 
+/// The SQL form of [`Liveness::admits`] (the domain's rule): created after
+/// the age cut-off, and archived or active after the inactivity cut-off.
+/// The one place this condition is written in SQL.
+macro_rules! admitted_by {
+    ($live:expr) => {
+        threads::created_at.gt(to_naive($live.created_after)).and(
+            threads::state
+                .eq(ThreadState::Archived.as_str())
+                .or(threads::updated_at.gt(to_naive($live.active_after))),
+        )
+    };
+}
+
 fn visible_to<'a>(scope: &'a Scope, include_deleted: bool) -> threads::BoxedQuery<'a, Db> {
     owned_by(
         &scope.user_id,
@@ -110,13 +123,7 @@ fn owned_by<'a>(
         many => q.filter(threads::organization_id.eq_any(many.iter().map(OrganizationId::as_str))),
     };
     if let Some(l) = live {
-        q = q
-            .filter(threads::created_at.gt(to_naive(l.created_after)))
-            .filter(
-                threads::state
-                    .eq(ThreadState::Archived.as_str())
-                    .or(threads::updated_at.gt(to_naive(l.active_after))),
-            );
+        q = q.filter(admitted_by!(l));
     }
     if !include_deleted {
         q = q.filter(threads::deleted_at.is_null());
@@ -153,31 +160,19 @@ pub fn insert(conn: &mut DbConnection, thread: &Thread) -> Result<(), StoreError
     Ok(())
 }
 
-/// One indexed lookup: the thread if it exists, is not deleted and belongs to
-/// the scope's user. Someone else's thread is `None`, exactly like a missing one.
+/// One indexed lookup: the thread if it exists, is not deleted, belongs to
+/// the scope's user and (for requests) has not expired. Someone else's
+/// thread is `None`, exactly like a missing one.
 pub fn find(
     conn: &mut DbConnection,
     scope: &Scope,
     id: &str,
 ) -> Result<Option<Thread>, StoreError> {
-    let row: Option<ThreadRow> = threads::table
-        .filter(threads::organization_id.eq(scope.organization_id.as_str()))
-        .filter(threads::id.eq(id))
-        .filter(threads::deleted_at.is_null())
-        .select(ThreadRow::as_select())
-        .first(conn)
-        .optional()?;
-    let thread = row
-        .filter(|r| r.user_id == scope.user_id.as_str())
-        .map(Thread::try_from)
-        .transpose()?;
-    Ok(thread.filter(|t| admitted(scope, t)))
-}
-
-/// Whether the scope may see the thread: always, unless the scope filters
-/// out expired threads and this one has expired.
-fn admitted(scope: &Scope, thread: &Thread) -> bool {
-    scope.live.is_none_or(|l| l.admits(thread))
+    match load_live(conn, scope, id, false) {
+        Ok((_, thread)) => Ok(Some(thread)),
+        Err(StoreError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Where a thread lives in storage: its row id and its message sequence.
@@ -187,14 +182,20 @@ pub(crate) struct ThreadKey {
     pub(crate) last_seq: i64,
 }
 
-/// Loads the caller's thread inside a write transaction, locking its row on
-/// PostgreSQL (SQLite already holds the write lock from `BEGIN IMMEDIATE`).
-pub(crate) fn load_locked(
+/// The one lookup of "the caller's live thread `id`" behind every
+/// single-thread read and write: one indexed read by `(organization_id,
+/// id)`, then the owner and the domain's liveness rule
+/// ([`Liveness::admits`]; lists apply the same rule in SQL, in
+/// [`owned_by`]). With `lock`, inside a write transaction, the row is
+/// locked on PostgreSQL (SQLite already holds the write lock from `BEGIN
+/// IMMEDIATE`). Anything else is `NotFound` with the id.
+fn load_live(
     conn: &mut DbConnection,
     scope: &Scope,
     id: &str,
+    lock: bool,
 ) -> Result<(ThreadKey, Thread), StoreError> {
-    macro_rules! live_thread {
+    macro_rules! by_id {
         () => {
             threads::table
                 .filter(threads::organization_id.eq(scope.organization_id.as_str()))
@@ -204,23 +205,54 @@ pub(crate) fn load_locked(
         };
     }
     let row = match conn {
-        DbConnection::Postgresql(c) => live_thread!().for_update().first(c).optional()?,
-        DbConnection::Sqlite(c) => live_thread!().first(c).optional()?,
+        DbConnection::Postgresql(c) if lock => by_id!().for_update().first(c).optional()?,
+        other => by_id!().first(other).optional()?,
     };
-    match row {
-        Some(r) if r.user_id == scope.user_id.as_str() => {
-            let key = ThreadKey {
-                pk: r.pk,
-                last_seq: r.last_seq,
-            };
-            let thread = Thread::try_from(r)?;
-            if !admitted(scope, &thread) {
-                return Err(StoreError::NotFound(Missing::Thread));
-            }
-            Ok((key, thread))
-        }
-        _ => Err(StoreError::NotFound(Missing::Thread)),
+    let missing = || StoreError::NotFound(Missing::Thread(id.to_string()));
+    let row = row
+        .filter(|r| r.user_id == scope.user_id.as_str())
+        .ok_or_else(missing)?;
+    let key = ThreadKey {
+        pk: row.pk,
+        last_seq: row.last_seq,
+    };
+    let thread = Thread::try_from(row)?;
+    if scope.live.is_none_or(|l| l.admits(&thread)) {
+        Ok((key, thread))
+    } else {
+        Err(missing())
     }
+}
+
+/// Loads the caller's thread inside a write transaction, locking its row.
+pub(crate) fn load_locked(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    id: &str,
+) -> Result<(ThreadKey, Thread), StoreError> {
+    load_live(conn, scope, id, true)
+}
+
+/// Stores a thread unless its id is taken in its organization (by anyone,
+/// live or deleted); returns whether it was stored. A concurrent insert of
+/// the same id makes this wait for that transaction (PostgreSQL) and then
+/// store nothing, instead of failing: the caller then reads the winner's row.
+pub(crate) fn insert_if_absent(
+    conn: &mut DbConnection,
+    thread: &Thread,
+) -> Result<bool, StoreError> {
+    let row = NewThreadRow::from(thread);
+    let n = match conn {
+        DbConnection::Postgresql(c) => diesel::insert_into(threads::table)
+            .values(&row)
+            .on_conflict_do_nothing()
+            .execute(c)?,
+        DbConnection::Sqlite(c) => diesel::insert_into(threads::table)
+            .values(&row)
+            .on_conflict_do_nothing()
+            .execute(c)?,
+    };
+    Ok(n == 1)
 }
 
 pub(crate) fn save(conn: &mut DbConnection, pk: i64, thread: &Thread) -> Result<(), StoreError> {
@@ -301,39 +333,40 @@ pub fn soft_delete(
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    if find(conn, scope, id)?.is_none() {
-        return Err(StoreError::NotFound(Missing::Thread));
-    }
+    let (key, _) = load_live(conn, scope, id, false)?;
     let n = diesel::update(
         threads::table
-            .filter(threads::organization_id.eq(scope.organization_id.as_str()))
-            .filter(threads::id.eq(id))
-            .filter(threads::user_id.eq(scope.user_id.as_str()))
+            .filter(threads::pk.eq(key.pk))
             .filter(threads::deleted_at.is_null()),
     )
     .set(threads::deleted_at.eq(to_naive(now)))
     .execute(conn)?;
     if n == 0 {
-        return Err(StoreError::NotFound(Missing::Thread));
+        return Err(StoreError::NotFound(Missing::Thread(id.to_string())));
     }
     Ok(())
 }
 
-/// Soft-deletes every live thread of the scope's user; returns how many.
+/// Soft-deletes every live thread of the scope's user in one set-based
+/// statement (no id list is bound, however many threads there are); returns
+/// how many.
 pub fn soft_delete_all(
     conn: &mut DbConnection,
     scope: &Scope,
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
+    let owned = threads::table
+        .filter(threads::user_id.eq(scope.user_id.as_str()))
+        .filter(threads::organization_id.eq(scope.organization_id.as_str()))
+        .filter(threads::deleted_at.is_null());
+    let deleted_at = threads::deleted_at.eq(to_naive(now));
     // Only the threads the caller can see (expired ones are already gone).
-    let pks: Vec<i64> = visible_to(scope, false).select(threads::pk).load(conn)?;
-    Ok(diesel::update(
-        threads::table
-            .filter(threads::pk.eq_any(pks))
-            .filter(threads::deleted_at.is_null()),
-    )
-    .set(threads::deleted_at.eq(to_naive(now)))
-    .execute(conn)?)
+    Ok(match scope.live {
+        Some(l) => diesel::update(owned.filter(admitted_by!(l)))
+            .set(deleted_at)
+            .execute(conn)?,
+        None => diesel::update(owned).set(deleted_at).execute(conn)?,
+    })
 }
 
 /// The organizations among `orgs` where `user` has a live thread `id`
@@ -360,24 +393,7 @@ pub(crate) fn visible_pk(
     scope: &Scope,
     id: &str,
 ) -> Result<i64, StoreError> {
-    let row: Option<ThreadRow> = threads::table
-        .filter(threads::organization_id.eq(scope.organization_id.as_str()))
-        .filter(threads::id.eq(id))
-        .filter(threads::deleted_at.is_null())
-        .select(ThreadRow::as_select())
-        .first(conn)
-        .optional()?;
-    match row {
-        Some(r) if r.user_id == scope.user_id.as_str() => {
-            let pk = r.pk;
-            if admitted(scope, &Thread::try_from(r)?) {
-                Ok(pk)
-            } else {
-                Err(StoreError::NotFound(Missing::Thread))
-            }
-        }
-        _ => Err(StoreError::NotFound(Missing::Thread)),
-    }
+    Ok(load_live(conn, scope, id, false)?.0.pk)
 }
 
 fn cursor_pk(
@@ -393,7 +409,10 @@ fn cursor_pk(
         .select(threads::pk)
         .first::<i64>(conn)
         .optional()?
-        .ok_or_else(|| StoreError::InvalidCursor(id.to_string()))
+        .ok_or_else(|| StoreError::InvalidCursor {
+            list: ListKind::Threads,
+            id: id.to_string(),
+        })
 }
 
 /// One page of the scope's threads in creation order, by keyset pagination
@@ -472,7 +491,7 @@ pub fn check_assistant(
     if crate::assistants::exists(conn, scope, id)? {
         Ok(())
     } else {
-        Err(StoreError::NotFound(Missing::Assistant))
+        Err(StoreError::NotFound(Missing::Assistant(id.to_string())))
     }
 }
 

@@ -1,18 +1,21 @@
-//! The storage side of a model response in a thread: take the busy lease,
-//! then save the whole turn and give the lease back in one transaction, or
-//! just give the lease back when the model failed.
+//! The storage side of a model turn: open it (the thread found or created,
+//! the assistant bound, the busy lease taken) in one write transaction,
+//! then commit it (messages, counters, state, the stored response, the
+//! lease given back) in another, or just give the lease back when the turn
+//! failed.
 
 use crate::connection::write_transaction;
-use crate::messages::insert_after;
-use crate::threads::{load_locked, save};
-use crate::{DbConnection, Missing, Scope, StoreError};
+use crate::messages::{history_at, insert_after};
+use crate::responses::{self, StoredResponse};
+use crate::threads::{insert_if_absent, load_locked, save};
+use crate::{assistants, DbConnection, Scope, StoreError};
 use chrono::{DateTime, TimeDelta, Utc};
 use skein_domain::{
-    AssistantId, DomainError, Limits, Message, Metadata, NewMessage, NewThread, Thread, ThreadId,
-    ThreadPatch, ThreadState,
+    Assistant, AssistantId, DomainError, Limits, Message, Metadata, NewMessage, NewThread, Thread,
+    ThreadId, ThreadPatch, ThreadState,
 };
 
-/// How a response opens its turn.
+/// How a response opens its turn in a thread.
 #[derive(Debug, Clone)]
 pub struct TurnStart {
     /// The thread id (server-made or chosen by the client).
@@ -30,23 +33,71 @@ pub struct TurnStart {
     pub new_messages: u32,
 }
 
-/// Opens a turn: finds the caller's thread or creates it with the client's
-/// id, binds the assistant on an empty thread (a different one on a thread
-/// with messages is `ASSISTANT_BINDING_LOCKED`), checks the lifecycle and
-/// takes the busy lease under `lease_id`. Returns the thread and whether it
-/// was created.
-pub fn begin(
+/// A turn opened in a thread: the leased thread, whether this turn created
+/// it, what the caller's plan made of it, and its history.
+#[derive(Debug)]
+pub struct OpenedTurn<P> {
+    /// The thread as saved, holding the lease.
+    pub thread: Thread,
+    /// The thread was created by this turn (a failed turn removes it again).
+    pub created: bool,
+    /// The caller's plan for the turn.
+    pub plan: P,
+    /// The thread's stored messages.
+    pub history: History,
+}
+
+/// The stored messages of a thread already looked up (read by row id,
+/// without looking the thread up again).
+#[derive(Debug, Clone)]
+pub struct History {
+    pk: i64,
+    thread_id: ThreadId,
+}
+
+impl History {
+    /// The messages newest first, handed to `take` until it returns false
+    /// (see [`crate::messages::history_newest_first`]).
+    pub fn newest_first<F>(
+        &self,
+        conn: &mut DbConnection,
+        chunk: u32,
+        take: F,
+    ) -> Result<(), StoreError>
+    where
+        F: FnMut(Message) -> bool,
+    {
+        history_at(conn, self.pk, &self.thread_id, chunk, take)
+    }
+}
+
+/// Opens a turn in one write transaction: finds the caller's thread or
+/// creates it under the client's id (a concurrent first use of the same id
+/// waits for the winner and then sees its thread: busy, never missing),
+/// binds the requested assistant on an empty thread (a different one on a
+/// thread with messages is `ASSISTANT_BINDING_LOCKED`), then hands the
+/// thread and the assistant whose settings apply to `plan`. Only if the
+/// plan succeeds does it check the lifecycle and the message cap and take
+/// the busy lease under `lease_id`; any error rolls the whole transaction
+/// back, the creation included.
+pub fn open<P, E, F>(
     conn: &mut DbConnection,
     scope: &Scope,
     start: &TurnStart,
     limits: &Limits,
     now: DateTime<Utc>,
-) -> Result<(Thread, bool), StoreError> {
+    plan: F,
+) -> Result<OpenedTurn<P>, E>
+where
+    F: FnOnce(&Thread, Option<&Assistant>) -> Result<P, E>,
+    E: From<StoreError>,
+{
     write_transaction(conn, |conn| {
-        let (key, current, created) = match load_locked(conn, scope, start.thread_id.as_str()) {
-            Ok((key, t)) => (Some(key), t, false),
-            Err(StoreError::NotFound(Missing::Thread)) => {
-                let t = Thread::new(
+        let id = start.thread_id.as_str();
+        let (key, current, created) = match load_locked(conn, scope, id) {
+            Ok((key, thread)) => (key, thread, false),
+            Err(StoreError::NotFound(_)) => {
+                let fresh = Thread::new(
                     NewThread {
                         id: start.thread_id.clone(),
                         organization_id: scope.organization_id.clone(),
@@ -58,37 +109,68 @@ pub fn begin(
                     },
                     now,
                 );
-                // Someone else's thread with this id makes the insert fail
-                // on the unique index; to the caller it does not exist.
-                crate::threads::insert(conn, &t).map_err(|e| match e {
-                    StoreError::Conflict(_) => StoreError::NotFound(Missing::Thread),
-                    other => other,
-                })?;
-                (None, t, true)
+                let created = insert_if_absent(conn, &fresh)?;
+                // Someone else's (or a deleted) thread holding the id stays
+                // invisible: NotFound, as if it did not exist.
+                let (key, thread) = load_locked(conn, scope, id)?;
+                (key, thread, created)
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         let bound = match &start.assistant {
-            Some(a) => current.apply(
-                ThreadPatch {
-                    assistant_id: Some(a.clone()),
-                    ..ThreadPatch::default()
-                },
-                limits,
-                now,
-            )?,
+            Some(a) => current
+                .apply(
+                    ThreadPatch {
+                        assistant_id: Some(a.clone()),
+                        ..ThreadPatch::default()
+                    },
+                    limits,
+                    now,
+                )
+                .map_err(StoreError::from)?,
             None => current,
         };
-        let leased = bound.acquire_lease(start.lease_id.clone(), start.lease_ttl, now)?;
+        let assistant = assistants::for_turn(
+            conn,
+            scope,
+            start.assistant.as_ref(),
+            bound.assistant_id.as_ref(),
+        )?;
+        let plan = plan(&bound, assistant.as_ref())?;
+        let leased = bound
+            .acquire_lease(start.lease_id.clone(), start.lease_ttl, now)
+            .map_err(StoreError::from)?;
         // Fail before the model runs if the turn cannot fit.
-        leased.record_appended(start.new_messages, limits, now)?;
-        let pk = match key {
-            Some(k) => k.pk,
-            None => load_locked(conn, scope, start.thread_id.as_str())?.0.pk,
-        };
-        save(conn, pk, &leased)?;
-        Ok((leased, created))
+        leased
+            .record_appended(start.new_messages, limits, now)
+            .map_err(StoreError::from)?;
+        save(conn, key.pk, &leased)?;
+        Ok(OpenedTurn {
+            thread: leased,
+            created,
+            plan,
+            history: History {
+                pk: key.pk,
+                thread_id: start.thread_id.clone(),
+            },
+        })
     })
+}
+
+/// [`open`] without a plan: takes the lease (creating the thread on first
+/// use) and returns the leased thread and whether it was created. For
+/// tools and tests that need a thread held by a response.
+pub fn begin(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    start: &TurnStart,
+    limits: &Limits,
+    now: DateTime<Utc>,
+) -> Result<(Thread, bool), StoreError> {
+    open(conn, scope, start, limits, now, |_, _| {
+        Ok::<_, StoreError>(())
+    })
+    .map(|opened| (opened.thread, opened.created))
 }
 
 /// What a finished turn saves.
@@ -100,43 +182,48 @@ pub struct FinishedTurn {
     pub model: String,
     /// A lifecycle state to apply after saving.
     pub thread_state: Option<ThreadState>,
+    /// The response to keep (for chains and reconnects), if it is kept.
+    pub response: Option<StoredResponse>,
 }
 
-/// Saves a whole turn and releases the lease, in one transaction: the
-/// messages, `message_count`, `last_message_at`, `last_model_used` and the
-/// requested state all land together or not at all. The lease must still
-/// be `lease_id`'s (an expired lease taken over by another response makes
-/// this turn's save fail with `ThreadBusy`).
-pub fn finish(
+/// Commits a turn in one transaction. In a thread: the messages,
+/// `message_count`, `last_message_at`, `last_model_used`, the requested
+/// state and the lease's release land together or not at all, and only
+/// while `lease_id` may still write (an expired lease taken over by another
+/// response makes this fail with `ThreadBusy`). The stored response, if
+/// any, is written in the same transaction. Returns the saved thread and
+/// messages (none without a thread).
+pub fn commit(
     conn: &mut DbConnection,
     scope: &Scope,
-    thread_id: &ThreadId,
+    thread_id: Option<&ThreadId>,
     lease_id: &str,
     turn: FinishedTurn,
     limits: &Limits,
     now: DateTime<Utc>,
-) -> Result<(Thread, Vec<Message>), StoreError> {
+) -> Result<(Option<Thread>, Vec<Message>), StoreError> {
     write_transaction(conn, |conn| {
-        let (key, current) = load_locked(conn, scope, thread_id.as_str())?;
-        if let Some(lease) = current.lease.as_ref().filter(|l| l.id != lease_id) {
-            if lease.expires_at > now {
-                let remaining = (lease.expires_at - now).num_seconds().max(1);
-                return Err(DomainError::ThreadBusy {
-                    retry_after_secs: u64::try_from(remaining).unwrap_or(1),
+        let saved = match thread_id {
+            Some(id) => {
+                let (key, current) = load_locked(conn, scope, id.as_str())?;
+                current.check_lease_holder(lease_id, now)?;
+                let count = u32::try_from(turn.messages.len()).unwrap_or(u32::MAX);
+                let mut next = current.record_appended(count, limits, now)?;
+                next.last_model_used = Some(turn.model);
+                if let Some(state) = turn.thread_state {
+                    next.state = next.state.transition(state).map_err(DomainError::from)?;
                 }
-                .into());
+                let next = next.release_lease(lease_id);
+                let stored = insert_after(conn, key, id, turn.messages, now)?;
+                save(conn, key.pk, &next)?;
+                (Some(next), stored)
             }
+            None => (None, Vec::new()),
+        };
+        if let Some(response) = &turn.response {
+            responses::insert(conn, response)?;
         }
-        let count = u32::try_from(turn.messages.len()).unwrap_or(u32::MAX);
-        let mut next = current.record_appended(count, limits, now)?;
-        next.last_model_used = Some(turn.model);
-        if let Some(state) = turn.thread_state {
-            next.state = next.state.transition(state).map_err(DomainError::from)?;
-        }
-        let next = next.release_lease(lease_id);
-        let stored = insert_after(conn, key, thread_id, turn.messages, now)?;
-        save(conn, key.pk, &next)?;
-        Ok((next, stored))
+        Ok(saved)
     })
 }
 

@@ -121,9 +121,9 @@ struct NamedProvider {
 /// Resolves model names to providers; built once at start-up, cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Router {
-    providers: BTreeMap<String, NamedProvider>,
-    routes: Vec<ModelRoute>,
-    default: Option<ModelRoute>,
+    providers: Arc<BTreeMap<String, NamedProvider>>,
+    routes: Arc<[ModelRoute]>,
+    default: Option<Arc<ModelRoute>>,
 }
 
 fn check_route(
@@ -179,9 +179,9 @@ impl Router {
             check_route(route, "(default)", &providers)?;
         }
         Ok(Router {
-            providers,
-            routes: cfg.models.clone(),
-            default: cfg.default.clone(),
+            providers: Arc::new(providers),
+            routes: cfg.models.clone().into(),
+            default: cfg.default.clone().map(Arc::new),
         })
     }
 
@@ -198,14 +198,14 @@ impl Router {
             },
         );
         Router {
-            providers,
-            routes: Vec::new(),
-            default: Some(ModelRoute {
+            providers: Arc::new(providers),
+            routes: Arc::new([]),
+            default: Some(Arc::new(ModelRoute {
                 pattern: "*".to_owned(),
                 provider: ECHO_PROVIDER_NAME.to_owned(),
                 upstream_model: None,
                 context_window: DEFAULT_CONTEXT_WINDOW,
-            }),
+            })),
         }
     }
 
@@ -216,7 +216,7 @@ impl Router {
             .routes
             .iter()
             .find(|route| glob_match(&route.pattern, model))
-            .or(self.default.as_ref())?;
+            .or(self.default.as_deref())?;
         let named = self.providers.get(&route.provider)?;
         Some(ResolvedModel {
             provider_name: route.provider.clone(),

@@ -435,6 +435,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
     if !applied.is_empty() {
         log::info!("applied migrations: {}", applied.join(", "));
     }
+    // The token encoder is built before the port opens, not by the first
+    // request that needs it.
+    skein_providers::tokens::warm();
     let listener = std::net::TcpListener::bind(&config.bind)
         .with_context(|| format!("cannot listen on {}", config.bind))?;
     let addr = listener.local_addr()?;

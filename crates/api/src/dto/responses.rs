@@ -1,8 +1,13 @@
 //! Wire types of `/v1/model/response`.
 
-use super::content::{ContentInput, TextPart};
+use super::content::{text_of, ContentInput, TextPart};
+use crate::error::{ApiError, FieldError};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
+use skein_domain::context::ContextRole;
+use skein_domain::turn::RequestedSettings;
+use skein_domain::{AssistantId, DomainError, Limits, Metadata, ThreadId};
+use skein_engine::{CancelOutcome, Completed, Target, TurnInput, TurnRequest};
 use utoipa::ToSchema;
 
 /// One input item: a role and its text, as `content` (string or blocks) or
@@ -269,4 +274,148 @@ pub struct ResponseStreamEvent {
     /// `response.error`: what went wrong.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl CreateResponseRequest {
+    /// The thread this request names, if any.
+    pub fn thread_id(&self) -> Option<&str> {
+        self.thread.as_ref().map(|t| match t {
+            ThreadRef::Id(id) | ThreadRef::Object { id, .. } => id.as_str(),
+        })
+    }
+
+    /// The wire request as the engine's [`TurnRequest`]: every field
+    /// parsed, every rule of the wire checked (422 with `loc`, or 400 for
+    /// fields that exclude each other).
+    pub fn into_turn(self, limits: &Limits) -> Result<TurnRequest, ApiError> {
+        if self.inputs.is_empty() {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                &["body", "inputs"],
+                "inputs must not be empty",
+            )]));
+        }
+        let inputs = self
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let at = |field: &str| vec![json!("body"), json!("inputs"), json!(i), json!(field)];
+                let role = match item.role.as_str() {
+                    "user" => ContextRole::User,
+                    "assistant" => ContextRole::Assistant,
+                    "system" => ContextRole::System,
+                    "developer" => ContextRole::Developer,
+                    _ => {
+                        return Err(ApiError::Validation(vec![FieldError {
+                            loc: at("role"),
+                            msg: "role must be user, assistant, system or developer".into(),
+                            kind: "value_error".into(),
+                        }]))
+                    }
+                };
+                let text = text_of(item.content.as_ref(), item.texts.as_deref()).ok_or_else(|| {
+                    ApiError::Validation(vec![FieldError {
+                        loc: at("content"),
+                        msg: "text content is required (content as a string or text blocks, or texts)".into(),
+                        kind: "value_error".into(),
+                    }])
+                })?;
+                Ok(TurnInput { role, text })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        let target = match (self.thread, self.previous_response_id) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::InvalidRequest(
+                    "use either a thread or previous_response_id, not both".into(),
+                ))
+            }
+            (Some(thread), None) => {
+                let (id, metadata) = match thread {
+                    ThreadRef::Id(id) => (id, None),
+                    ThreadRef::Object { id, metadata } => (id, metadata),
+                };
+                let id = ThreadId::parse(id).map_err(|e| {
+                    ApiError::Validation(vec![FieldError::new(&["body", "thread"], e.to_string())])
+                })?;
+                let metadata = metadata
+                    .map(|m| Metadata::parse(m, &limits.metadata))
+                    .transpose()
+                    .map_err(DomainError::from)?
+                    .unwrap_or_default();
+                Target::Thread { id, metadata }
+            }
+            (None, Some(previous_response_id)) => Target::Chain {
+                previous_response_id,
+            },
+            (None, None) => Target::Threadless,
+        };
+        let assistant = self
+            .assistant_id
+            .map(|a| AssistantId::parse(a.clone()).map_err(|_| ApiError::AssistantNotFound(a)))
+            .transpose()?;
+        let settings = RequestedSettings::new(
+            self.model,
+            self.instructions,
+            self.temperature,
+            self.top_p,
+            self.max_output_synapses,
+        )
+        .map_err(|e| {
+            ApiError::Validation(vec![FieldError::new(&["body", e.field()], e.to_string())])
+        })?;
+        Ok(TurnRequest {
+            target,
+            inputs,
+            assistant,
+            settings,
+            thread_state: self.thread_state.map(Into::into),
+            store: self.store.unwrap_or(true),
+            metadata: self.metadata.unwrap_or_default(),
+        })
+    }
+}
+
+impl From<Completed> for ResponseObject {
+    fn from(c: Completed) -> Self {
+        Self {
+            id: c.response_id,
+            object: "response".into(),
+            created_at: c.created_at.timestamp(),
+            status: "completed".into(),
+            model: c.model,
+            thread_id: c.thread_id,
+            previous_response_id: c.previous_response_id,
+            output: vec![OutputMessage {
+                kind: "message".into(),
+                id: c.message_id,
+                status: "completed".into(),
+                role: "assistant".into(),
+                content: vec![OutputText {
+                    kind: "output_text".into(),
+                    text: c.text,
+                    annotations: Vec::new(),
+                }],
+            }],
+            usage: UsageDto {
+                input_tokens: c.usage.input_tokens,
+                output_tokens: c.usage.output_tokens,
+                total_tokens: c.usage.total_tokens,
+            },
+            error: None,
+            metadata: c.metadata,
+        }
+    }
+}
+
+impl From<CancelOutcome> for CancelResponse {
+    fn from(o: CancelOutcome) -> Self {
+        Self {
+            success: true,
+            cancel_mode: o.mode.as_str().into(),
+            elapsed_seconds: o.elapsed_seconds,
+            user_message_deleted: o.user_message_deleted,
+            assistant_response_deleted: o.assistant_response_deleted,
+            partial_content_saved: o.partial_content_saved,
+        }
+    }
 }

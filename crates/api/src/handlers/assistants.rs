@@ -12,17 +12,8 @@ use crate::state::AppState;
 use actix_web::{delete, get, post, put, web, HttpResponse};
 use skein_domain::Assistant;
 use skein_persistence::assistants::{self, AssistantQuery};
-use skein_persistence::StoreError;
 
 type Result<T> = std::result::Result<T, ApiError>;
-
-/// Names the missing assistant in the 404.
-fn named(id: &str) -> impl Fn(ApiError) -> ApiError + '_ {
-    move |e| match e {
-        ApiError::AssistantNotFound(_) => ApiError::AssistantNotFound(id.to_string()),
-        other => other,
-    }
-}
 
 /// Create an assistant.
 ///
@@ -136,13 +127,7 @@ pub async fn list_assistants(
     let page = state
         .store
         .run(move |conn| assistants::list(conn, &scope, &query))
-        .await
-        .map_err(|e| match e {
-            StoreError::InvalidCursor(id) => ApiError::InvalidRequest(format!(
-                "cursor '{id}' does not name one of your assistants"
-            )),
-            other => other.into(),
-        })?;
+        .await?;
     Ok(web::Json(page.into()))
 }
 
@@ -190,8 +175,7 @@ pub async fn update_assistant(
             assistants::modify(conn, &scope, &lookup, now, |current| fields.over(current))
         })
         .await
-        .map_err(ApiError::from)
-        .map_err(named(&id))?;
+        .map_err(ApiError::from)?;
     Ok(web::Json(assistant.into()))
 }
 
@@ -225,7 +209,6 @@ pub async fn delete_assistant(
         .store
         .run(move |conn| assistants::delete(conn, &scope, &lookup))
         .await
-        .map_err(ApiError::from)
-        .map_err(named(&id))?;
+        .map_err(ApiError::from)?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -13,23 +13,10 @@ use crate::state::AppState;
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use skein_domain::limits::DEFAULT_PAGE_SIZE;
 use skein_domain::{DomainError, MessagePatch, MessageRole, Metadata, NewMessage};
+use skein_engine::cpu;
 use skein_persistence::messages::{self, MessageQuery};
-use skein_providers::tokens;
 
 type Result<T> = std::result::Result<T, ApiError>;
-
-/// Names the missing thread or message in the 404.
-fn named(thread_id: &str, message_id: Option<&str>) -> impl Fn(ApiError) -> ApiError {
-    let thread_id = thread_id.to_string();
-    let message_id = message_id.map(str::to_string);
-    move |e| match e {
-        ApiError::ThreadNotFound(_) => ApiError::ThreadNotFound(thread_id.clone()),
-        ApiError::MessageNotFound(_) => {
-            ApiError::MessageNotFound(message_id.clone().unwrap_or_default())
-        }
-        other => other,
-    }
-}
 
 /// List messages.
 ///
@@ -74,8 +61,7 @@ pub async fn list_messages(
         .store
         .run(move |conn| messages::list(conn, &scope, &id, &query))
         .await
-        .map_err(ApiError::from)
-        .map_err(named(&thread_id, None))?;
+        .map_err(ApiError::from)?;
     let data: Vec<MessageResponse> = page.messages.into_iter().map(Into::into).collect();
     Ok(web::Json(MessageListResponse {
         object: "list".into(),
@@ -142,7 +128,7 @@ pub async fn create_message(
         .transpose()
         .map_err(DomainError::from)?
         .unwrap_or_default();
-    let token_count = tokens::count(&content);
+    let (content, token_count) = cpu::count_one(content).await?;
     let new = NewMessage {
         metadata,
         ..NewMessage::text(role, content, token_count)
@@ -152,8 +138,7 @@ pub async fn create_message(
         .store
         .run(move |conn| messages::append(conn, &scope, &id, vec![new], &limits, now))
         .await
-        .map_err(ApiError::from)
-        .map_err(named(&thread_id, None))?;
+        .map_err(ApiError::from)?;
     let message = stored
         .pop()
         .ok_or_else(|| ApiError::InvalidRequest("nothing was stored".into()))?;
@@ -208,11 +193,12 @@ pub async fn update_message(
             &["body", "content"],
         )?),
     };
+    let content = match content {
+        Some(c) => Some(cpu::count_one(c).await?),
+        None => None,
+    };
     let patch = MessagePatch {
-        content: content.map(|c| {
-            let n = tokens::count(&c);
-            (c, n)
-        }),
+        content,
         metadata: body.metadata,
     };
     let limits = state.limits;
@@ -223,8 +209,7 @@ pub async fn update_message(
             messages::update(conn, &scope, &tid, &mid, |m| m.apply(patch, &limits, now))
         })
         .await
-        .map_err(ApiError::from)
-        .map_err(named(&thread_id, Some(&message_id)))?;
+        .map_err(ApiError::from)?;
     Ok(web::Json(message.into()))
 }
 
@@ -269,8 +254,7 @@ pub async fn delete_message(
         .store
         .run(move |conn| messages::delete(conn, &scope, &tid, &mid, now))
         .await
-        .map_err(ApiError::from)
-        .map_err(named(&thread_id, Some(&message_id)))?;
+        .map_err(ApiError::from)?;
     Ok(web::Json(DeleteMessageResponse {
         id: message_id,
         deleted: true,

@@ -32,26 +32,6 @@ fn parse_assistant(id: Option<String>) -> Result<Option<AssistantId>> {
         .transpose()
 }
 
-/// The assistant must be the caller's own in the organization (404 naming it
-/// otherwise).
-fn check_assistant(
-    conn: &mut skein_persistence::DbConnection,
-    scope: &Scope,
-    assistant: &AssistantId,
-) -> Result<()> {
-    threads::check_assistant(conn, scope, assistant).map_err(|e| match ApiError::from(e) {
-        ApiError::AssistantNotFound(_) => ApiError::AssistantNotFound(assistant.to_string()),
-        other => other,
-    })
-}
-
-fn not_found(id: &str) -> impl Fn(ApiError) -> ApiError + '_ {
-    move |e| match e {
-        ApiError::ThreadNotFound(_) => ApiError::ThreadNotFound(id.to_string()),
-        other => other,
-    }
-}
-
 /// Create a thread.
 ///
 /// Creates an empty conversation thread owned by the caller. Every field is
@@ -114,7 +94,7 @@ pub async fn create_thread(
                     user_id: thread.user_id.clone(),
                     live: None,
                 };
-                check_assistant(conn, &owner, a)?;
+                threads::check_assistant(conn, &owner, a)?;
             }
             threads::insert(conn, &thread)?;
             Ok(thread)
@@ -264,14 +244,13 @@ pub async fn update_thread(
         .store
         .run(move |conn| -> Result<Thread> {
             if let Some(a) = &patch.assistant_id {
-                check_assistant(conn, &scope, a)?;
+                threads::check_assistant(conn, &scope, a)?;
             }
             Ok(threads::update(conn, &scope, &lookup, |t| {
                 t.apply(patch, &limits, now)
             })?)
         })
-        .await
-        .map_err(not_found(&id))?;
+        .await?;
     Ok(web::Json(thread.into()))
 }
 
@@ -307,8 +286,7 @@ pub async fn delete_thread(
         .store
         .run(move |conn| threads::soft_delete(conn, &scope, &lookup, now))
         .await
-        .map_err(ApiError::from)
-        .map_err(not_found(&id))?;
+        .map_err(ApiError::from)?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -389,8 +367,7 @@ pub async fn pin_thread(
         .store
         .run(move |conn| threads::pin(conn, &scope, &lookup, &limits, now))
         .await
-        .map_err(ApiError::from)
-        .map_err(not_found(&id))?;
+        .map_err(ApiError::from)?;
     Ok(web::Json(pin_response(thread, "Thread pinned")))
 }
 
@@ -422,8 +399,7 @@ pub async fn unpin_thread(
         .store
         .run(move |conn| threads::update(conn, &scope, &lookup, |t| Ok(t.unpin())))
         .await
-        .map_err(ApiError::from)
-        .map_err(not_found(&id))?;
+        .map_err(ApiError::from)?;
     Ok(web::Json(pin_response(thread, "Thread unpinned")))
 }
 
@@ -463,7 +439,7 @@ pub async fn generate_thread_name(
 ) -> Result<web::Json<GenerateNameResponse>> {
     let now = state.clock.now();
     use skein_persistence::messages::{self, MessageQuery};
-    use skein_providers::{ChatMessage, ModelRequest, ProviderError, Role};
+    use skein_providers::{ChatMessage, ModelRequest, Role};
 
     let id = path.into_inner();
     let scope = thread_scope(&state, &caller, query.0.organization_id.as_deref(), &id).await?;
@@ -556,10 +532,7 @@ pub async fn generate_thread_name(
                     max_output_tokens: Some(24),
                 })
                 .await
-                .map_err(|e| match e {
-                    ProviderError::Upstream(m) => ApiError::Upstream(m),
-                    ProviderError::Timeout(m) => ApiError::UpstreamTimeout(m),
-                })?;
+                .map_err(skein_engine::EngineError::from)?;
             naming::clean_model_title(&answer.text).or_else(|| naming::title_from_text(&first_user))
         }
     }
@@ -576,8 +549,7 @@ pub async fn generate_thread_name(
         .store
         .run(move |conn| threads::update(conn, &scope, &tid, |t| t.apply(patch, &limits, now)))
         .await
-        .map_err(ApiError::from)
-        .map_err(not_found(&id))?;
+        .map_err(ApiError::from)?;
     Ok(web::Json(GenerateNameResponse {
         success: true,
         thread_id: id,

@@ -1,16 +1,15 @@
-//! Responses being generated right now, per thread, so that a cancel request
-//! can reach the task generating it.
+//! Responses being generated right now in this process, per thread, so
+//! that a cancel request can reach the task generating it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Instant;
 use tokio::sync::oneshot;
 
 /// What a cancelled generation did with its turn.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CancelOutcome {
-    /// `quick_edit` (nothing kept) or `keep_partial` (partial answer saved).
-    pub mode: &'static str,
+    /// What was kept.
+    pub mode: CancelMode,
     /// Seconds from the start of the response to the cancel.
     pub elapsed_seconds: f64,
     /// The turn's user input was not saved.
@@ -21,12 +20,30 @@ pub struct CancelOutcome {
     pub partial_content_saved: bool,
 }
 
+/// What a cancel kept of the turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelMode {
+    /// Cancelled within the quick-cancel window: nothing was kept.
+    QuickEdit,
+    /// Cancelled later: the user input and the partial answer were saved.
+    KeepPartial,
+}
+
+impl CancelMode {
+    /// `quick_edit` or `keep_partial`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::QuickEdit => "quick_edit",
+            Self::KeepPartial => "keep_partial",
+        }
+    }
+}
+
 /// A cancel request: the generation answers on the enclosed channel.
 pub type CancelRequest = oneshot::Sender<CancelOutcome>;
 
 struct Entry {
     response_id: String,
-    started: Instant,
     cancel: oneshot::Sender<CancelRequest>,
 }
 
@@ -57,7 +74,6 @@ impl Running {
                 (organization.to_string(), thread.to_string()),
                 Entry {
                     response_id: response_id.to_string(),
-                    started: Instant::now(),
                     cancel: tx,
                 },
             );
@@ -76,13 +92,9 @@ impl Running {
     }
 
     /// Takes the cancel handle of the thread's running generation.
-    pub fn take(
-        &self,
-        organization: &str,
-        thread: &str,
-    ) -> Option<(oneshot::Sender<CancelRequest>, Instant)> {
+    pub fn take(&self, organization: &str, thread: &str) -> Option<oneshot::Sender<CancelRequest>> {
         let mut map = self.entries.lock().ok()?;
         map.remove(&(organization.to_string(), thread.to_string()))
-            .map(|e| (e.cancel, e.started))
+            .map(|e| e.cancel)
     }
 }

@@ -1,0 +1,284 @@
+//! The events of a running turn, in a dialect-neutral form that each front
+//! door renders its own way.
+//!
+//! A turn writes its events into an [`EventLog`] and never waits for a
+//! reader: a slow client cannot stall the generation, a cancel or the
+//! upstream's timeout. Readers follow the log at their own pace. While
+//! readers keep up, every delta is an event of its own; once
+//! [`BACKLOG`] events wait unread, new deltas are merged into the last
+//! unread one, so a slow client receives fewer, larger deltas instead of
+//! holding the turn back, and the log grows with the answer's size, not
+//! with its number of tokens.
+
+use crate::turn::Completed;
+use crate::EngineError;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use tokio::sync::watch;
+
+/// What happened in a turn.
+#[derive(Debug, Clone)]
+pub enum TurnEvent {
+    /// The turn started (always the first event).
+    Created {
+        /// The response id.
+        response_id: String,
+        /// The thread, if the turn runs in one.
+        thread_id: Option<String>,
+    },
+    /// The next piece of the answer.
+    Delta(String),
+    /// The model has been silent for the heartbeat interval.
+    Heartbeat,
+    /// The turn was saved (terminal).
+    Completed(Box<Completed>),
+    /// The turn failed and nothing was saved (terminal).
+    Failed(EngineError),
+    /// The turn was cancelled (terminal).
+    Cancelled,
+}
+
+impl TurnEvent {
+    /// True for the events that end a turn.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Self::Completed(_) | Self::Failed(_) | Self::Cancelled)
+    }
+}
+
+/// An event and its place in the turn (1, 2, ...).
+#[derive(Debug, Clone)]
+pub struct Sequenced {
+    /// Grows by one per event; merged deltas keep the last one's number.
+    pub sequence: u64,
+    /// The event.
+    pub event: TurnEvent,
+}
+
+/// Unread events after which new deltas are merged into the last one.
+pub const BACKLOG: usize = 32;
+
+#[derive(Debug, Default)]
+struct LogState {
+    events: Vec<Sequenced>,
+    /// The highest sequence number any reader has taken: events up to it
+    /// are sealed (a delta after it may still grow).
+    seen: u64,
+    closed: bool,
+}
+
+/// The events of one turn. Writers never block on readers.
+#[derive(Debug)]
+pub struct EventLog {
+    state: Mutex<LogState>,
+    wake: watch::Sender<u64>,
+}
+
+impl EventLog {
+    /// An empty log.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(LogState::default()),
+            wake: watch::Sender::new(0),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LogState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends an event (ignored once a terminal event was appended). A
+    /// delta is merged into the last event when that is an unread delta and
+    /// [`BACKLOG`] events wait unread.
+    pub fn push(&self, event: TurnEvent) {
+        let version = {
+            let mut st = self.lock();
+            if st.closed {
+                return;
+            }
+            let next = st.events.last().map_or(1, |e| e.sequence + 1);
+            let seen = st.seen;
+            let unread = st.events.len() - st.events.partition_point(|e| e.sequence <= seen);
+            let unread_delta = unread >= BACKLOG
+                && matches!(
+                    st.events.last(),
+                    Some(Sequenced {
+                        event: TurnEvent::Delta(_),
+                        ..
+                    })
+                );
+            match event {
+                TurnEvent::Delta(more) if unread_delta => {
+                    if let Some(Sequenced {
+                        event: TurnEvent::Delta(text),
+                        ..
+                    }) = st.events.last_mut()
+                    {
+                        text.push_str(&more);
+                    }
+                }
+                event => {
+                    st.closed = event.is_terminal();
+                    st.events.push(Sequenced {
+                        sequence: next,
+                        event,
+                    });
+                }
+            }
+            st.events.last().map_or(0, |e| e.sequence)
+        };
+        self.wake.send_replace(version);
+    }
+
+    /// A reader of the events with sequence numbers above `after`.
+    pub fn reader(self: &Arc<Self>, after: u64) -> EventReader {
+        EventReader {
+            log: Arc::clone(self),
+            wake: self.wake.subscribe(),
+            after,
+            done: false,
+        }
+    }
+}
+
+/// Follows an [`EventLog`].
+#[derive(Debug)]
+pub struct EventReader {
+    log: Arc<EventLog>,
+    wake: watch::Receiver<u64>,
+    after: u64,
+    done: bool,
+}
+
+impl EventReader {
+    /// The events this reader has not seen yet, in order, waiting for at
+    /// least one. `None` after the terminal event has been returned.
+    pub async fn next(&mut self) -> Option<Vec<Sequenced>> {
+        if self.done {
+            return None;
+        }
+        loop {
+            // Marked seen before looking, so a push after the look wakes us.
+            self.wake.borrow_and_update();
+            if let Some(batch) = self.take() {
+                return Some(batch);
+            }
+            if self.wake.changed().await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    fn take(&mut self) -> Option<Vec<Sequenced>> {
+        let mut st = self.log.lock();
+        let start = st.events.partition_point(|e| e.sequence <= self.after);
+        let batch = st.events.get(start..).filter(|b| !b.is_empty())?.to_vec();
+        let last = batch.last().map_or(self.after, |e| e.sequence);
+        st.seen = st.seen.max(last);
+        self.after = last;
+        self.done = batch.iter().any(|e| e.event.is_terminal());
+        Some(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn texts(batch: &[Sequenced]) -> Vec<(u64, String)> {
+        batch
+            .iter()
+            .map(|e| {
+                let what = match &e.event {
+                    TurnEvent::Delta(t) => t.clone(),
+                    TurnEvent::Heartbeat => "<heartbeat>".into(),
+                    TurnEvent::Cancelled => "<cancelled>".into(),
+                    other => format!("{other:?}"),
+                };
+                (e.sequence, what)
+            })
+            .collect()
+    }
+
+    async fn next(r: &mut EventReader) -> Option<Vec<Sequenced>> {
+        tokio::time::timeout(Duration::from_secs(5), r.next())
+            .await
+            .expect("a reader with events waiting does not block")
+    }
+
+    #[tokio::test]
+    async fn deltas_stay_apart_while_readers_keep_up() {
+        let log = EventLog::new();
+        let mut reader = log.reader(0);
+        for piece in ["a", "b", "c"] {
+            log.push(TurnEvent::Delta(piece.into()));
+        }
+        assert_eq!(
+            texts(&next(&mut reader).await.unwrap()),
+            [(1, "a".into()), (2, "b".into()), (3, "c".into())]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_backlog_merges_new_deltas_until_the_reader_catches_up() {
+        let log = EventLog::new();
+        let mut reader = log.reader(0);
+        let pieces: Vec<String> = (0..BACKLOG + 10).map(|i| format!("{i} ")).collect();
+        for piece in &pieces {
+            log.push(TurnEvent::Delta(piece.clone()));
+        }
+        log.push(TurnEvent::Heartbeat);
+        let batch = texts(&next(&mut reader).await.unwrap());
+        assert_eq!(batch.len(), BACKLOG + 1, "{batch:?}");
+        assert_eq!(
+            batch[BACKLOG - 1],
+            (BACKLOG as u64, pieces[BACKLOG - 1..].concat()),
+            "the deltas after the backlog merged into the last unread one"
+        );
+        assert_eq!(batch[BACKLOG], (BACKLOG as u64 + 1, "<heartbeat>".into()));
+        // Caught up: deltas are events of their own again.
+        log.push(TurnEvent::Delta("x".into()));
+        log.push(TurnEvent::Delta("y".into()));
+        assert_eq!(
+            texts(&next(&mut reader).await.unwrap()),
+            [
+                (BACKLOG as u64 + 2, "x".into()),
+                (BACKLOG as u64 + 3, "y".into())
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn readers_end_after_the_terminal_event_and_later_pushes_are_ignored() {
+        let log = EventLog::new();
+        let mut reader = log.reader(0);
+        log.push(TurnEvent::Delta("a".into()));
+        log.push(TurnEvent::Cancelled);
+        log.push(TurnEvent::Delta("late".into()));
+        assert_eq!(
+            texts(&next(&mut reader).await.unwrap()),
+            [(1, "a".into()), (2, "<cancelled>".into())]
+        );
+        assert!(next(&mut reader).await.is_none());
+        let mut replay = log.reader(1);
+        assert_eq!(
+            texts(&next(&mut replay).await.unwrap()),
+            [(2, "<cancelled>".into())]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_waiting_reader_wakes_on_the_next_push() {
+        let log = EventLog::new();
+        let mut reader = log.reader(0);
+        let writer = Arc::clone(&log);
+        let waiting = tokio::spawn(async move { next(&mut reader).await });
+        tokio::task::yield_now().await;
+        writer.push(TurnEvent::Delta("hello".into()));
+        let got = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(texts(&got), [(1, "hello".into())]);
+    }
+}

@@ -1,0 +1,787 @@
+//! The model turn: opened (one trip to the database), generated (the
+//! provider's stream, cancel, heartbeats, events), committed (one
+//! transaction, one trip).
+//!
+//! ```text
+//! let turn = engine.open(scope, request).await?;   // thread or chain, first-use create,
+//!                                                  // assistant, lease, history: one trip
+//! let task = turn.spawn(events);                   // generate, then commit: one trip
+//! ```
+//!
+//! The busy lease belongs to a [`LeaseGuard`]: whatever ends the turn
+//! (provider failure, a failed save, a quick cancel, a panic, the task being
+//! dropped) gives it back through the guard's one release path, and a
+//! thread the turn created is removed again if it is still empty.
+
+use crate::events::{EventLog, TurnEvent};
+use crate::running::{CancelMode, CancelOutcome, CancelRequest};
+use crate::{cpu, Engine, EngineError};
+use chrono::{DateTime, Utc};
+use futures_util::{FutureExt, StreamExt};
+use serde_json::{Map, Value};
+use skein_domain::context::{ContextBuilder, ContextItem, ContextRole};
+use skein_domain::turn::{effective_settings, EffectiveSettings, RequestedSettings};
+use skein_domain::{
+    Assistant, AssistantId, MessageId, MessageRole, Metadata, NewMessage, ResponseId, ThreadId,
+    ThreadState,
+};
+use skein_persistence::responses::{self, StoredInput, StoredResponse};
+use skein_persistence::turns::{self, FinishedTurn, TurnStart};
+use skein_persistence::{assistants, DbConnection, Scope, Store};
+use skein_providers::{
+    tokens, ChatMessage, ModelOutput, ModelRequest, ProviderError, ResolvedModel, Role,
+    StreamEvent, Usage,
+};
+use std::panic::AssertUnwindSafe;
+use std::time::Instant;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// History is read newest-first in chunks of this many messages.
+const HISTORY_CHUNK: u32 = 64;
+
+/// Where a turn's history comes from and where it is saved.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// No history, nothing saved but the response itself (if stored).
+    Threadless,
+    /// A thread, created with this metadata on first use.
+    Thread {
+        /// The thread id.
+        id: ThreadId,
+        /// Metadata for a thread this turn creates.
+        metadata: Metadata,
+    },
+    /// The conversation that led to a stored response.
+    Chain {
+        /// The response to continue.
+        previous_response_id: String,
+    },
+}
+
+/// One new input of a turn.
+#[derive(Debug, Clone)]
+pub struct TurnInput {
+    /// Who speaks.
+    pub role: ContextRole,
+    /// The text.
+    pub text: String,
+}
+
+/// A turn as a front door asks for it, already parsed.
+#[derive(Debug, Clone)]
+pub struct TurnRequest {
+    /// History source and destination.
+    pub target: Target,
+    /// The new inputs, in order (system and developer inputs apply to this
+    /// request only; user and assistant inputs are saved).
+    pub inputs: Vec<TurnInput>,
+    /// The assistant the request names.
+    pub assistant: Option<AssistantId>,
+    /// Model, instructions and sampling as requested.
+    pub settings: RequestedSettings,
+    /// A lifecycle state to apply with the save.
+    pub thread_state: Option<ThreadState>,
+    /// Keep the response (for chains); a thread's turns are always saved.
+    pub store: bool,
+    /// Stored with the response.
+    pub metadata: Map<String, Value>,
+}
+
+/// A saved turn: what both front doors render as their response object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completed {
+    /// The response id.
+    pub response_id: String,
+    /// When the turn started.
+    pub created_at: DateTime<Utc>,
+    /// The model name the turn ran with (as requested, not as routed).
+    pub model: String,
+    /// The thread, if any.
+    pub thread_id: Option<String>,
+    /// The response continued, if any.
+    pub previous_response_id: Option<String>,
+    /// The id of the saved answer message.
+    pub message_id: String,
+    /// The answer.
+    pub text: String,
+    /// Token accounting.
+    pub usage: Usage,
+    /// The request's metadata.
+    pub metadata: Value,
+}
+
+/// An open turn: the lease is held (in a thread) and the context is built.
+#[derive(Debug)]
+pub struct Turn {
+    engine: Engine,
+    scope: Scope,
+    response_id: ResponseId,
+    created_at: DateTime<Utc>,
+    target: Option<ThreadId>,
+    previous_response_id: Option<String>,
+    settings: EffectiveSettings,
+    model: ResolvedModel,
+    context: Vec<ContextItem>,
+    inputs: Vec<NewMessage>,
+    thread_state: Option<ThreadState>,
+    store: bool,
+    metadata: Value,
+    lease: Option<LeaseGuard>,
+}
+
+/// What the generation ended with.
+enum Generated {
+    Answer(ModelOutput),
+    Failed(EngineError),
+    Cancelled {
+        partial: String,
+        reply: CancelRequest,
+    },
+}
+
+/// The part of opening that depends on the stored state: which settings
+/// apply, which model serves them, and the context budget.
+struct Plan {
+    settings: EffectiveSettings,
+    model: ResolvedModel,
+    builder: ContextBuilder,
+}
+
+/// What the one trip of [`Engine::open`] brings back.
+struct Opened {
+    settings: EffectiveSettings,
+    model: ResolvedModel,
+    context: Vec<ContextItem>,
+    lease: Option<LeaseGuard>,
+}
+
+impl Plan {
+    fn finish(self, lease: Option<LeaseGuard>) -> Opened {
+        Opened {
+            settings: self.settings,
+            model: self.model,
+            context: self.builder.finish(),
+            lease,
+        }
+    }
+}
+
+impl Engine {
+    /// Opens a turn: counts the new inputs (off the async workers), then in
+    /// one trip to the database resolves the thread or the chain, creates a
+    /// client-named thread on first use, binds the assistant, applies the
+    /// settings' precedence, routes the model, checks that the inputs fit,
+    /// takes the busy lease and reads as much history as the window holds.
+    pub async fn open(&self, scope: Scope, request: TurnRequest) -> Result<Turn, EngineError> {
+        let TurnRequest {
+            target,
+            inputs,
+            assistant,
+            settings,
+            thread_state,
+            store,
+            metadata,
+        } = request;
+        let response_id = ResponseId::generate();
+        let now = self.clock.now();
+        let (texts, counts) = cpu::count_tokens(
+            inputs
+                .iter()
+                .map(|i| i.text.clone())
+                .chain(settings.instructions.clone())
+                .collect(),
+        )
+        .await?;
+        let mut preamble = Vec::new();
+        let mut new_items = Vec::new();
+        let mut to_store = Vec::new();
+        for ((input, text), tokens) in inputs.iter().zip(texts).zip(counts.iter().copied()) {
+            let item = ContextItem {
+                role: input.role,
+                content: text,
+                tokens,
+            };
+            match input.role {
+                ContextRole::System | ContextRole::Developer => preamble.push(item),
+                ContextRole::User | ContextRole::Assistant => {
+                    let role = if input.role == ContextRole::User {
+                        MessageRole::User
+                    } else {
+                        MessageRole::Assistant
+                    };
+                    to_store.push(NewMessage {
+                        response_id: Some(response_id.to_string()),
+                        ..NewMessage::text(role, item.content.clone(), tokens)
+                    });
+                    new_items.push(item);
+                }
+            }
+        }
+        let request_instruction_tokens = counts.get(inputs.len()).copied();
+        let planner = Planner {
+            router: self.router.clone(),
+            requested: settings,
+            request_instruction_tokens,
+            preamble,
+            new_items,
+        };
+        let previous_response_id = match &target {
+            Target::Chain {
+                previous_response_id,
+            } => Some(previous_response_id.clone()),
+            _ => None,
+        };
+        let thread_id = match &target {
+            Target::Thread { id, .. } => Some(id.clone()),
+            _ => None,
+        };
+        let trip = OpenTrip {
+            store: self.store.clone(),
+            scope: scope.clone(),
+            target,
+            assistant,
+            lease_id: response_id.to_string(),
+            lease_ttl: self.lease_ttl,
+            new_messages: u32::try_from(to_store.len() + 1).unwrap_or(u32::MAX),
+            limits: self.limits,
+            response_ttl: self.response_ttl,
+            now,
+        };
+        let opened = self.store.run(move |conn| trip.run(conn, planner)).await?;
+        Ok(Turn {
+            engine: self.clone(),
+            scope,
+            response_id,
+            created_at: now,
+            target: thread_id,
+            previous_response_id,
+            settings: opened.settings,
+            model: opened.model,
+            context: opened.context,
+            inputs: to_store,
+            thread_state,
+            store,
+            metadata: Value::Object(metadata),
+            lease: opened.lease,
+        })
+    }
+}
+
+/// Chooses the settings and the model once the stored state is known.
+struct Planner {
+    router: skein_providers::Router,
+    requested: RequestedSettings,
+    request_instruction_tokens: Option<u32>,
+    preamble: Vec<ContextItem>,
+    new_items: Vec<ContextItem>,
+}
+
+impl Planner {
+    fn plan(self, assistant: Option<&Assistant>) -> Result<Plan, EngineError> {
+        let settings = effective_settings(&self.requested, assistant);
+        let model = self
+            .router
+            .resolve(&settings.model)
+            .ok_or_else(|| EngineError::ModelNotFound(settings.model.clone()))?;
+        let mut preamble = self.preamble;
+        if let Some(instructions) = &settings.instructions {
+            let tokens = match self.request_instruction_tokens {
+                Some(n) if self.requested.instructions.as_ref() == Some(instructions) => n,
+                // The assistant's instructions (bounded in length).
+                _ => tokens::count(instructions),
+            };
+            preamble.insert(
+                0,
+                ContextItem {
+                    role: ContextRole::System,
+                    content: instructions.clone(),
+                    tokens,
+                },
+            );
+        }
+        let builder = ContextBuilder::new(
+            model.context_window,
+            settings.max_output_tokens.unwrap_or(0),
+            preamble,
+            self.new_items,
+        )?;
+        Ok(Plan {
+            settings,
+            model,
+            builder,
+        })
+    }
+}
+
+/// Everything the open trip needs, moved onto the blocking pool.
+struct OpenTrip {
+    store: Store,
+    scope: Scope,
+    target: Target,
+    assistant: Option<AssistantId>,
+    lease_id: String,
+    lease_ttl: chrono::TimeDelta,
+    new_messages: u32,
+    limits: skein_domain::Limits,
+    response_ttl: chrono::TimeDelta,
+    now: DateTime<Utc>,
+}
+
+impl OpenTrip {
+    fn run(self, conn: &mut DbConnection, planner: Planner) -> Result<Opened, EngineError> {
+        let Self {
+            store,
+            scope,
+            target,
+            assistant,
+            lease_id,
+            lease_ttl,
+            new_messages,
+            limits,
+            response_ttl,
+            now,
+        } = self;
+        match target {
+            Target::Thread { id, metadata } => {
+                let start = TurnStart {
+                    thread_id: id.clone(),
+                    metadata,
+                    assistant,
+                    lease_id: lease_id.clone(),
+                    lease_ttl,
+                    new_messages,
+                };
+                let turns::OpenedTurn {
+                    created,
+                    mut plan,
+                    history,
+                    ..
+                } = turns::open(conn, &scope, &start, &limits, now, |_, assistant| {
+                    planner.plan(assistant)
+                })?;
+                // From here on the lease is held: the guard gives it back on
+                // any failure, even if the caller has gone away.
+                let lease = LeaseGuard {
+                    store,
+                    scope,
+                    thread_id: id,
+                    lease_id,
+                    created,
+                    armed: true,
+                };
+                history.newest_first(conn, HISTORY_CHUNK, |m| plan.builder.offer(&m))?;
+                Ok(plan.finish(Some(lease)))
+            }
+            Target::Chain {
+                previous_response_id,
+            } => {
+                let assistant = assistants::for_turn(conn, &scope, assistant.as_ref(), None)?;
+                let mut plan = planner.plan(assistant.as_ref())?;
+                let not_before = now - response_ttl;
+                if responses::find(conn, &scope, &previous_response_id, not_before)?.is_none() {
+                    return Err(EngineError::ResponseNotFound(previous_response_id));
+                }
+                let builder = &mut plan.builder;
+                // Newest first: each response's output, then its inputs.
+                responses::walk_chain(conn, &scope, &previous_response_id, not_before, |r| {
+                    builder.offer_item(ContextItem {
+                        role: ContextRole::Assistant,
+                        content: r.output_text.clone(),
+                        tokens: r.output_tokens,
+                    }) && r.inputs.iter().rev().all(|i| {
+                        builder.offer_item(ContextItem {
+                            role: i.role.into(),
+                            content: i.content.clone(),
+                            tokens: i.tokens,
+                        })
+                    })
+                })?;
+                Ok(plan.finish(None))
+            }
+            Target::Threadless => {
+                let assistant = assistants::for_turn(conn, &scope, assistant.as_ref(), None)?;
+                Ok(planner.plan(assistant.as_ref())?.finish(None))
+            }
+        }
+    }
+}
+
+impl Turn {
+    /// The response id.
+    pub fn response_id(&self) -> &str {
+        self.response_id.as_str()
+    }
+
+    /// The thread the turn runs in, if any.
+    pub fn thread_id(&self) -> Option<&ThreadId> {
+        self.target.as_ref()
+    }
+
+    /// Runs the turn on its own task (a caller that goes away drops its
+    /// interest, not the turn): the `Created` event, the generation, the
+    /// commit, then exactly one terminal event into `events`. A panic
+    /// anywhere in it releases the lease and ends the turn as
+    /// [`EngineError::Panicked`].
+    pub fn spawn(
+        self,
+        events: std::sync::Arc<EventLog>,
+    ) -> JoinHandle<Result<Completed, EngineError>> {
+        events.push(TurnEvent::Created {
+            response_id: self.response_id.to_string(),
+            thread_id: self.target.as_ref().map(ToString::to_string),
+        });
+        let running = std::sync::Arc::clone(&self.engine.running);
+        let key = self.target.as_ref().map(|t| {
+            (
+                self.scope.organization_id.to_string(),
+                t.to_string(),
+                self.response_id.to_string(),
+            )
+        });
+        let cancel = key
+            .as_ref()
+            .map(|(org, thread, response)| running.register(org, thread, response));
+        tokio::spawn(async move {
+            let result = AssertUnwindSafe(self.run(&events, cancel))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    Err(EngineError::Panicked(crate::error::panic_message(
+                        panic.as_ref(),
+                    )))
+                });
+            if let Some((org, thread, response)) = &key {
+                running.finish(org, thread, response);
+            }
+            events.push(match &result {
+                Ok(done) => TurnEvent::Completed(Box::new(done.clone())),
+                Err(EngineError::Cancelled) => TurnEvent::Cancelled,
+                Err(e) => TurnEvent::Failed(e.clone()),
+            });
+            result
+        })
+    }
+
+    async fn run(
+        mut self,
+        events: &EventLog,
+        cancel: Option<oneshot::Receiver<CancelRequest>>,
+    ) -> Result<Completed, EngineError> {
+        let started = Instant::now();
+        match self.generate(events, cancel).await {
+            Generated::Answer(output) => self.commit(output).await,
+            Generated::Failed(e) => {
+                self.release().await;
+                Err(e)
+            }
+            Generated::Cancelled { partial, reply } => {
+                let outcome = self.cancel(started, partial).await;
+                // The canceller may have given up waiting; nothing to do then.
+                let _ = reply.send(outcome);
+                Err(EngineError::Cancelled)
+            }
+        }
+    }
+
+    /// The provider's stream until its answer, an error or a cancel. Events
+    /// go into the log without waiting for anyone, so a cancel, the
+    /// heartbeat and the upstream's own timeout always stay live.
+    async fn generate(
+        &mut self,
+        events: &EventLog,
+        cancel: Option<oneshot::Receiver<CancelRequest>>,
+    ) -> Generated {
+        let request = ModelRequest {
+            model: self.model.upstream_model.clone(),
+            messages: self
+                .context
+                .iter()
+                .map(|c| ChatMessage {
+                    role: provider_role(c.role),
+                    content: c.content.clone(),
+                    tokens: Some(c.tokens),
+                })
+                .collect(),
+            temperature: self.settings.temperature,
+            top_p: self.settings.top_p,
+            max_output_tokens: self.settings.max_output_tokens,
+        };
+        // Starting a stream may be CPU work (the echo model counts its
+        // answer, which quotes the user's text): not on an async worker.
+        let provider = std::sync::Arc::clone(&self.model.provider);
+        let mut stream = match cpu::run(move || provider.stream(request)).await {
+            Ok(stream) => stream,
+            Err(e) => return Generated::Failed(e),
+        };
+        let mut cancel = cancel.map(FutureExt::fuse);
+        let heartbeat = self.engine.heartbeat;
+        let mut text = String::new();
+        loop {
+            let cancelled = async {
+                match cancel.as_mut() {
+                    Some(rx) => rx.await.ok(),
+                    None => None,
+                }
+            };
+            tokio::select! {
+                biased;
+                Some(reply) = cancelled => return Generated::Cancelled { partial: text, reply },
+                next = tokio::time::timeout(heartbeat, stream.next()) => match next {
+                    Err(_silence) => events.push(TurnEvent::Heartbeat),
+                    Ok(Some(Ok(StreamEvent::Delta(delta)))) => {
+                        text.push_str(&delta);
+                        events.push(TurnEvent::Delta(delta));
+                    }
+                    Ok(Some(Ok(StreamEvent::Completed(output)))) => return Generated::Answer(output),
+                    Ok(Some(Err(e))) => return Generated::Failed(e.into()),
+                    Ok(None) => {
+                        return Generated::Failed(
+                            ProviderError::Upstream("the model stream ended without an answer".into())
+                                .into(),
+                        )
+                    }
+                },
+            }
+        }
+    }
+
+    /// The turn's one commit: its messages, the counters, the requested
+    /// state, the stored response and the lease's release, in one
+    /// transaction. On failure the lease is released and nothing is saved.
+    async fn commit(mut self, output: ModelOutput) -> Result<Completed, EngineError> {
+        let mut messages = self.inputs.clone();
+        messages.push(NewMessage {
+            response_id: Some(self.response_id.to_string()),
+            model: Some(self.settings.model.clone()),
+            ..NewMessage::text(
+                MessageRole::Assistant,
+                output.text.clone(),
+                output.usage.output_tokens,
+            )
+        });
+        let response = self.store.then(|| self.stored_response(&output));
+        let turn = FinishedTurn {
+            messages,
+            model: self.settings.model.clone(),
+            thread_state: self.thread_state,
+            response,
+        };
+        let saved = self.save(turn).await;
+        match saved {
+            Ok(stored) => Ok(Completed {
+                response_id: self.response_id.to_string(),
+                created_at: self.created_at,
+                model: self.settings.model.clone(),
+                thread_id: self.target.as_ref().map(ToString::to_string),
+                previous_response_id: self.previous_response_id.clone(),
+                message_id: stored
+                    .last()
+                    .map(|m| m.id.to_string())
+                    .unwrap_or_else(|| MessageId::generate().to_string()),
+                text: output.text,
+                usage: output.usage,
+                metadata: self.metadata.clone(),
+            }),
+            Err(e) => {
+                self.release().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops the turn: within the quick-cancel window nothing is kept;
+    /// later the user inputs and the partial answer are saved.
+    async fn cancel(&mut self, started: Instant, partial: String) -> CancelOutcome {
+        let elapsed = started.elapsed();
+        let quick = CancelOutcome {
+            mode: CancelMode::QuickEdit,
+            elapsed_seconds: elapsed.as_secs_f64(),
+            user_message_deleted: true,
+            assistant_response_deleted: true,
+            partial_content_saved: false,
+        };
+        if self.target.is_none() || elapsed < self.engine.quick_cancel {
+            self.release().await;
+            return quick;
+        }
+        let mut messages = self.inputs.clone();
+        let keep_answer = !partial.is_empty();
+        if keep_answer {
+            let (partial, tokens) = match cpu::count_one(partial).await {
+                Ok(counted) => counted,
+                Err(e) => {
+                    log::error!(
+                        "could not count the partial answer of {}: {e}",
+                        self.response_id
+                    );
+                    self.release().await;
+                    return quick;
+                }
+            };
+            messages.push(NewMessage {
+                response_id: Some(self.response_id.to_string()),
+                model: Some(self.settings.model.clone()),
+                ..NewMessage::text(MessageRole::Assistant, partial, tokens)
+            });
+        }
+        let turn = FinishedTurn {
+            messages,
+            model: self.settings.model.clone(),
+            thread_state: None,
+            response: None,
+        };
+        match self.save(turn).await {
+            Ok(_) => CancelOutcome {
+                mode: CancelMode::KeepPartial,
+                elapsed_seconds: elapsed.as_secs_f64(),
+                user_message_deleted: false,
+                assistant_response_deleted: !keep_answer,
+                partial_content_saved: keep_answer,
+            },
+            Err(e) => {
+                log::error!(
+                    "could not save the partial turn of {}: {e}",
+                    self.response_id
+                );
+                self.release().await;
+                quick
+            }
+        }
+    }
+
+    /// The one trip of a commit; disarms the lease guard when it succeeds
+    /// (the commit gave the lease back itself).
+    async fn save(
+        &mut self,
+        turn: FinishedTurn,
+    ) -> Result<Vec<skein_domain::Message>, EngineError> {
+        let (scope, thread, lease_id, limits, now) = (
+            self.scope.clone(),
+            self.target.clone(),
+            self.response_id.to_string(),
+            self.engine.limits,
+            self.engine.clock.now(),
+        );
+        let (_, stored) = self
+            .engine
+            .store
+            .run(move |conn| {
+                turns::commit(conn, &scope, thread.as_ref(), &lease_id, turn, &limits, now)
+            })
+            .await?;
+        if let Some(guard) = self.lease.as_mut() {
+            guard.armed = false;
+        }
+        Ok(stored)
+    }
+
+    async fn release(&mut self) {
+        if let Some(guard) = self.lease.take() {
+            guard.release().await;
+        }
+    }
+
+    fn stored_response(&self, output: &ModelOutput) -> StoredResponse {
+        StoredResponse {
+            id: self.response_id.to_string(),
+            scope: self.scope.clone(),
+            thread_id: self.target.as_ref().map(ToString::to_string),
+            previous_response_id: self.previous_response_id.clone(),
+            model: self.settings.model.clone(),
+            inputs: self
+                .inputs
+                .iter()
+                .map(|m| StoredInput {
+                    role: m.role,
+                    content: m.content.clone(),
+                    tokens: m.token_count,
+                })
+                .collect(),
+            output_text: output.text.clone(),
+            output_tokens: output.usage.output_tokens,
+            metadata: self.metadata.clone(),
+            created_at: self.engine.clock.now(),
+        }
+    }
+}
+
+fn provider_role(r: ContextRole) -> Role {
+    match r {
+        ContextRole::System => Role::System,
+        ContextRole::Developer => Role::Developer,
+        ContextRole::User => Role::User,
+        ContextRole::Assistant => Role::Assistant,
+    }
+}
+
+/// Owns a thread's busy lease from the moment it is taken. Its one release
+/// path, [`LeaseGuard::release`], runs on failure and on a quick cancel, and
+/// from `Drop` (a panic, a dropped task) on the runtime in the background.
+/// A successful commit releases the lease itself and disarms the guard.
+#[derive(Debug)]
+pub struct LeaseGuard {
+    store: Store,
+    scope: Scope,
+    thread_id: ThreadId,
+    lease_id: String,
+    created: bool,
+    armed: bool,
+}
+
+impl LeaseGuard {
+    /// Gives the lease back now (and removes a thread this turn created and
+    /// left empty). If that fails, the lease still lapses by itself.
+    pub async fn release(mut self) {
+        self.armed = false;
+        release_lease(
+            self.store.clone(),
+            self.scope.clone(),
+            self.thread_id.clone(),
+            self.lease_id.clone(),
+            self.created,
+        )
+        .await;
+    }
+}
+
+async fn release_lease(
+    store: Store,
+    scope: Scope,
+    thread_id: ThreadId,
+    lease_id: String,
+    created: bool,
+) {
+    let tid = thread_id.clone();
+    if let Err(e) = store
+        .run(move |conn| turns::release(conn, &scope, &tid, &lease_id, created))
+        .await
+    {
+        // The lease expires by itself; the thread is blocked until then.
+        log::error!("could not release the lease of {thread_id}: {e}");
+    }
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let release = release_lease(
+            self.store.clone(),
+            self.scope.clone(),
+            self.thread_id.clone(),
+            self.lease_id.clone(),
+            self.created,
+        );
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(release);
+            }
+            Err(_) => log::warn!(
+                "the lease of {} could not be released (no runtime); it lapses by itself",
+                self.thread_id
+            ),
+        }
+    }
+}
