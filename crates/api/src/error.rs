@@ -9,11 +9,24 @@ use skein_domain::DomainError;
 use skein_persistence::{Missing, StoreError};
 use utoipa::ToSchema;
 
+/// One step of a `loc` path: a field name (or the section, `body`,
+/// `query`) or the index of an array item.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LocItem {
+    /// A section or a field name.
+    Field(String),
+    /// An array index, counted from 0.
+    Index(u64),
+}
+
 /// One entry of the FastAPI-style `detail` list of a 422 answer.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct FieldError {
-    /// Where the problem is: `["body", "metadata"]`, `["query", "limit"]`.
-    #[schema(value_type = Vec<String>, example = json!(["body", "metadata"]))]
+    /// Where the problem is: `["body", "metadata"]`, `["query", "limit"]`,
+    /// `["body", "inputs", 0, "role"]`. Items are strings, or integers for
+    /// array indices.
+    #[schema(value_type = Vec<LocItem>, example = json!(["body", "inputs", 0, "role"]))]
     pub loc: Vec<Value>,
     /// What is wrong.
     #[schema(example = "metadata may have at most 16 keys, got 17")]
@@ -45,6 +58,10 @@ pub enum ApiError {
     /// No credentials were sent.
     #[error("authentication required")]
     AuthenticationRequired,
+    /// Two different credentials were sent (two API keys, or a key and a
+    /// user token).
+    #[error("{0}")]
+    AmbiguousCredentials(String),
     /// The API key is unknown, malformed or revoked.
     #[error("invalid API key")]
     InvalidApiKey,
@@ -99,6 +116,9 @@ pub enum ApiError {
     /// The body exceeds the configured limit.
     #[error("request body exceeds {0} bytes")]
     PayloadTooLarge(usize),
+    /// The body is not declared `application/json`, or is compressed.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// A domain rule was broken.
     #[error(transparent)]
     Rule(DomainError),
@@ -124,6 +144,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::AuthenticationRequired => "AUTHENTICATION_REQUIRED",
+            Self::AmbiguousCredentials(_) => "AMBIGUOUS_CREDENTIALS",
             Self::InvalidApiKey => "INVALID_API_KEY",
             Self::TokenInvalid(_) => "TOKEN_INVALID",
             Self::TokenExpired => "TOKEN_EXPIRED",
@@ -142,6 +163,7 @@ impl ApiError {
             Self::Validation(_) => "VALIDATION_ERROR",
             Self::InvalidJson(_) => "INVALID_JSON",
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            Self::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             Self::Rule(rule) => rule_code(rule).1,
             Self::InvalidRequest(_) => "INVALID_REQUEST",
             Self::RateLimited { .. } => "RATE_LIMITED",
@@ -155,6 +177,9 @@ impl ApiError {
         match self {
             Self::AuthenticationRequired => {
                 "Authentication required: send an API key in X-API-Key".into()
+            }
+            Self::AmbiguousCredentials(_) => {
+                "Several different credentials were sent: send exactly one".into()
             }
             Self::InvalidApiKey => "Invalid API key".into(),
             Self::TokenInvalid(_) => "Invalid token".into(),
@@ -182,6 +207,9 @@ impl ApiError {
             Self::Validation(_) => "Request validation failed".into(),
             Self::InvalidJson(_) => "Request body is not valid JSON".into(),
             Self::PayloadTooLarge(_) => "Request body too large".into(),
+            Self::UnsupportedMediaType(_) => {
+                "Unsupported media type: send the body as uncompressed application/json".into()
+            }
             Self::Rule(rule) => match rule {
                 DomainError::Metadata(_)
                 | DomainError::Title(_)
@@ -256,7 +284,9 @@ impl ResponseError for ApiError {
             | Self::InvalidApiKey
             | Self::TokenInvalid(_)
             | Self::TokenExpired => StatusCode::UNAUTHORIZED,
-            Self::AmbiguousOrganization(_) => StatusCode::BAD_REQUEST,
+            Self::AmbiguousOrganization(_) | Self::AmbiguousCredentials(_) => {
+                StatusCode::BAD_REQUEST
+            }
             Self::OrganizationAccessDenied(_) | Self::BearerTokenRequired(_) => {
                 StatusCode::FORBIDDEN
             }
@@ -271,6 +301,7 @@ impl ResponseError for ApiError {
             | Self::ModelNotFound(_)
             | Self::ContextLengthExceeded(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Rule(rule) => rule_code(rule).0,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -286,6 +317,26 @@ impl ResponseError for ApiError {
         if status.is_server_error() {
             log::error!("request {trace_id} failed: {}", error_chain(self));
         }
+        let mut response = HttpResponse::build(status);
+        match self {
+            Self::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            Self::Rule(DomainError::ThreadBusy { retry_after_secs })
+            | Self::RateLimited { retry_after_secs } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            _ => {}
+        }
+        response.json(self.envelope(&trace_id))
+    }
+}
+
+impl ApiError {
+    /// The contract's JSON envelope of this error, with `trace_id`. Also
+    /// used where no actix-web response is built (errors of the HTTP layer).
+    pub fn envelope(&self, trace_id: &str) -> Value {
+        let status = self.status_code();
         // 5xx answers never carry internals.
         let system_message = if status.is_server_error() {
             self.message()
@@ -308,18 +359,7 @@ impl ResponseError for ApiError {
         if let Some(detail) = self.field_errors() {
             body["detail"] = json!(detail);
         }
-        let mut response = HttpResponse::build(status);
-        match self {
-            Self::Unavailable(_) => {
-                response.insert_header((header::RETRY_AFTER, "1"));
-            }
-            Self::Rule(DomainError::ThreadBusy { retry_after_secs })
-            | Self::RateLimited { retry_after_secs } => {
-                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
-            }
-            _ => {}
-        }
-        response.json(body)
+        body
     }
 }
 
