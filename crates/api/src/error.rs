@@ -119,6 +119,16 @@ pub enum ApiError {
     /// The body is not declared `application/json`, or is compressed.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The HTTP layer could not parse the request (its line or head).
+    #[error("the request line or head is not valid HTTP/1.1")]
+    MalformedRequest,
+    /// The request head (the URL and the headers) is over the HTTP layer's
+    /// limits.
+    #[error("the request head is too large (at most 96 headers and 128 KiB in all)")]
+    RequestHeadTooLarge,
+    /// The client did not send its request head in time.
+    #[error("the request head did not arrive within the client request timeout")]
+    RequestTimeout,
     /// A domain rule was broken.
     #[error(transparent)]
     Rule(DomainError),
@@ -164,6 +174,9 @@ impl ApiError {
             Self::InvalidJson(_) => "INVALID_JSON",
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
+            Self::MalformedRequest => "BAD_REQUEST",
+            Self::RequestHeadTooLarge => "REQUEST_HEADER_FIELDS_TOO_LARGE",
+            Self::RequestTimeout => "REQUEST_TIMEOUT",
             Self::Rule(rule) => rule_code(rule).1,
             Self::InvalidRequest(_) => "INVALID_REQUEST",
             Self::RateLimited { .. } => "RATE_LIMITED",
@@ -210,6 +223,9 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => {
                 "Unsupported media type: send the body as uncompressed application/json".into()
             }
+            Self::MalformedRequest => "Malformed HTTP request".into(),
+            Self::RequestHeadTooLarge => "Request URL or headers too large".into(),
+            Self::RequestTimeout => "The request was not received in time".into(),
             Self::Rule(rule) => match rule {
                 DomainError::Metadata(_)
                 | DomainError::Title(_)
@@ -284,9 +300,9 @@ impl ResponseError for ApiError {
             | Self::InvalidApiKey
             | Self::TokenInvalid(_)
             | Self::TokenExpired => StatusCode::UNAUTHORIZED,
-            Self::AmbiguousOrganization(_) | Self::AmbiguousCredentials(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::AmbiguousOrganization(_)
+            | Self::AmbiguousCredentials(_)
+            | Self::MalformedRequest => StatusCode::BAD_REQUEST,
             Self::OrganizationAccessDenied(_) | Self::BearerTokenRequired(_) => {
                 StatusCode::FORBIDDEN
             }
@@ -302,6 +318,8 @@ impl ResponseError for ApiError {
             | Self::ContextLengthExceeded(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RequestHeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Rule(rule) => rule_code(rule).0,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -360,6 +378,18 @@ impl ApiError {
             body["detail"] = json!(detail);
         }
         body
+    }
+
+    /// The error the HTTP layer means by an empty answer of this status,
+    /// for the statuses it answers without a body (before any handler):
+    /// 400 (malformed request), 408 (slow client), 431 (head too large).
+    pub fn from_http_layer_status(status: u16) -> Option<Self> {
+        match status {
+            400 => Some(Self::MalformedRequest),
+            408 => Some(Self::RequestTimeout),
+            431 => Some(Self::RequestHeadTooLarge),
+            _ => None,
+        }
     }
 }
 
