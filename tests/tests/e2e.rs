@@ -10,6 +10,9 @@ use skein_tests::{skein, workspace_root, Server};
 use std::path::Path;
 use std::process::Command;
 
+#[path = "e2e/edge.rs"]
+mod edge;
+
 skein_persistence::on_both_backends!(
     the_binary_serves_the_threads_api_and_shuts_down_gracefully,
     the_cli_creates_keys_and_migrates,

@@ -129,27 +129,58 @@ enum Credential {
     Token(String),
 }
 
-fn credential(headers: &HeaderMap) -> Option<Credential> {
-    for name in ["x-api-key", "api-key"] {
-        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
-            let v = v.trim();
-            if !v.is_empty() {
-                return Some(Credential::ApiKey(v.to_string()));
+/// Every credential in the headers, in the order `X-API-Key`, `api-key`,
+/// `Authorization` (each header may be repeated). Empty values and
+/// `Authorization` schemes other than `Bearer` count as none.
+fn credentials(headers: &HeaderMap) -> impl Iterator<Item = Credential> + '_ {
+    let keys = ["x-api-key", "api-key"]
+        .into_iter()
+        .flat_map(|name| headers.get_all(name))
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| Credential::ApiKey(v.to_string()));
+    let bearers = headers
+        .get_all(AUTHORIZATION)
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|auth| {
+            let (scheme, value) = auth.trim().split_once(' ')?;
+            let value = value.trim();
+            if !scheme.eq_ignore_ascii_case("bearer") || value.is_empty() {
+                None
+            } else if value.starts_with(KEY_PREFIX) {
+                Some(Credential::ApiKey(value.to_string()))
+            } else {
+                Some(Credential::Token(value.to_string()))
             }
+        });
+    keys.chain(bearers)
+}
+
+/// The one credential of the request: none, or 400
+/// `AMBIGUOUS_CREDENTIALS` when it carries two different ones (two API
+/// keys, or a key and a user token). The same key sent twice is one.
+fn credential(headers: &HeaderMap) -> Result<Option<Credential>, ApiError> {
+    let mut found = credentials(headers);
+    let Some(first) = found.next() else {
+        return Ok(None);
+    };
+    match found.find(|other| *other != first) {
+        None => Ok(Some(first)),
+        Some(other) => Err(ApiError::AmbiguousCredentials(format!(
+            "the request carries {} and a different {}: send exactly one credential",
+            first.kind(),
+            other.kind()
+        ))),
+    }
+}
+
+impl Credential {
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::ApiKey(_) => "an API key",
+            Self::Token(_) => "a user token",
         }
-    }
-    let auth = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
-    let (scheme, value) = auth.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    let value = value.trim();
-    if value.starts_with(KEY_PREFIX) {
-        Some(Credential::ApiKey(value.to_string()))
-    } else if value.is_empty() {
-        None
-    } else {
-        Some(Credential::Token(value.to_string()))
     }
 }
 
@@ -170,7 +201,7 @@ impl FromRequest for Caller {
         let found = credential(req.headers());
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
-            let found = found.ok_or(ApiError::AuthenticationRequired)?;
+            let found = found?.ok_or(ApiError::AuthenticationRequired)?;
             let state =
                 state.ok_or_else(|| ApiError::Internal("application state missing".into()))?;
             let now = state.clock.now();
@@ -225,30 +256,22 @@ impl FromRequest for Caller {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::http::header::{HeaderName, HeaderValue};
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(
-                HeaderName::from_static(k),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
-    }
+    use crate::test_support::headers;
 
     #[test]
     fn keys_are_read_from_all_three_headers() {
         let k = || Some(Credential::ApiKey("sk_abc".into()));
-        assert_eq!(credential(&headers(&[("x-api-key", "sk_abc")])), k());
-        assert_eq!(credential(&headers(&[("api-key", "sk_abc")])), k());
         assert_eq!(
-            credential(&headers(&[("authorization", "Bearer sk_abc")])),
+            credential(&headers(&[("x-api-key", "sk_abc")])).unwrap(),
+            k()
+        );
+        assert_eq!(credential(&headers(&[("api-key", "sk_abc")])).unwrap(), k());
+        assert_eq!(
+            credential(&headers(&[("authorization", "Bearer sk_abc")])).unwrap(),
             k()
         );
         assert_eq!(
-            credential(&headers(&[("authorization", "bearer sk_abc")])),
+            credential(&headers(&[("authorization", "bearer sk_abc")])).unwrap(),
             k()
         );
     }
@@ -256,13 +279,40 @@ mod tests {
     #[test]
     fn other_bearer_values_are_tokens_and_other_schemes_are_nothing() {
         assert_eq!(
-            credential(&headers(&[("authorization", "Bearer eyJhbGciOi")])),
+            credential(&headers(&[("authorization", "Bearer eyJhbGciOi")])).unwrap(),
             Some(Credential::Token("eyJhbGciOi".into()))
         );
         assert_eq!(
-            credential(&headers(&[("authorization", "Basic abc")])),
+            credential(&headers(&[("authorization", "Basic abc")])).unwrap(),
             None
         );
-        assert_eq!(credential(&headers(&[])), None);
+        assert_eq!(credential(&headers(&[])).unwrap(), None);
+    }
+
+    #[test]
+    fn two_different_credentials_are_ambiguous_and_one_sent_twice_is_not() {
+        let ambiguous = |pairs: &[(&'static str, &str)]| {
+            credential(&headers(pairs)).map_err(|e| e.code()) == Err("AMBIGUOUS_CREDENTIALS")
+        };
+        assert!(ambiguous(&[("x-api-key", "sk_a"), ("api-key", "sk_b")]));
+        assert!(ambiguous(&[
+            ("x-api-key", "sk_a"),
+            ("authorization", "Bearer sk_b")
+        ]));
+        assert!(ambiguous(&[
+            ("api-key", "sk_a"),
+            ("authorization", "Bearer eyJhbGciOi")
+        ]));
+        assert!(ambiguous(&[("x-api-key", "sk_a"), ("x-api-key", "sk_b")]));
+        assert_eq!(
+            credential(&headers(&[
+                ("x-api-key", "sk_a"),
+                ("api-key", " sk_a "),
+                ("authorization", "Bearer sk_a"),
+                ("authorization", "Basic other"),
+            ]))
+            .unwrap(),
+            Some(Credential::ApiKey("sk_a".into()))
+        );
     }
 }

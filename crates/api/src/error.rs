@@ -11,11 +11,24 @@ use skein_persistence::{Missing, StoreError};
 use skein_providers::ProviderError;
 use utoipa::ToSchema;
 
+/// One step of a `loc` path: a field name (or the section, `body`,
+/// `query`) or the index of an array item.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LocItem {
+    /// A section or a field name.
+    Field(String),
+    /// An array index, counted from 0.
+    Index(u64),
+}
+
 /// One entry of the FastAPI-style `detail` list of a 422 answer.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct FieldError {
-    /// Where the problem is: `["body", "metadata"]`, `["query", "limit"]`.
-    #[schema(value_type = Vec<String>, example = json!(["body", "metadata"]))]
+    /// Where the problem is: `["body", "metadata"]`, `["query", "limit"]`,
+    /// `["body", "inputs", 0, "role"]`. Items are strings, or integers for
+    /// array indices.
+    #[schema(value_type = Vec<LocItem>, example = json!(["body", "inputs", 0, "role"]))]
     pub loc: Vec<Value>,
     /// What is wrong.
     #[schema(example = "metadata may have at most 16 keys, got 17")]
@@ -47,6 +60,10 @@ pub enum ApiError {
     /// No credentials were sent.
     #[error("authentication required")]
     AuthenticationRequired,
+    /// Two different credentials were sent (two API keys, or a key and a
+    /// user token).
+    #[error("{0}")]
+    AmbiguousCredentials(String),
     /// The API key is unknown, malformed or revoked.
     #[error("invalid API key")]
     InvalidApiKey,
@@ -101,6 +118,19 @@ pub enum ApiError {
     /// The body exceeds the configured limit.
     #[error("request body exceeds {0} bytes")]
     PayloadTooLarge(usize),
+    /// The body is not declared `application/json`, or is compressed.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The HTTP layer could not parse the request (its line or head).
+    #[error("the request line or head is not valid HTTP/1.1")]
+    MalformedRequest,
+    /// The request head (the URL and the headers) is over the HTTP layer's
+    /// limits.
+    #[error("the request head is too large (at most 96 headers and 128 KiB in all)")]
+    RequestHeadTooLarge,
+    /// The client did not send its request head in time.
+    #[error("the request head did not arrive within the client request timeout")]
+    RequestTimeout,
     /// A domain rule was broken.
     #[error(transparent)]
     Rule(DomainError),
@@ -130,6 +160,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::AuthenticationRequired => "AUTHENTICATION_REQUIRED",
+            Self::AmbiguousCredentials(_) => "AMBIGUOUS_CREDENTIALS",
             Self::InvalidApiKey => "INVALID_API_KEY",
             Self::TokenInvalid(_) => "TOKEN_INVALID",
             Self::TokenExpired => "TOKEN_EXPIRED",
@@ -148,6 +179,10 @@ impl ApiError {
             Self::Validation(_) => "VALIDATION_ERROR",
             Self::InvalidJson(_) => "INVALID_JSON",
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            Self::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
+            Self::MalformedRequest => "BAD_REQUEST",
+            Self::RequestHeadTooLarge => "REQUEST_HEADER_FIELDS_TOO_LARGE",
+            Self::RequestTimeout => "REQUEST_TIMEOUT",
             Self::Rule(rule) => rule_code(rule).1,
             Self::InvalidRequest(_) => "INVALID_REQUEST",
             Self::RateLimited { .. } => "RATE_LIMITED",
@@ -162,6 +197,9 @@ impl ApiError {
         match self {
             Self::AuthenticationRequired => {
                 "Authentication required: send an API key in X-API-Key".into()
+            }
+            Self::AmbiguousCredentials(_) => {
+                "Several different credentials were sent: send exactly one".into()
             }
             Self::InvalidApiKey => "Invalid API key".into(),
             Self::TokenInvalid(_) => "Invalid token".into(),
@@ -189,6 +227,12 @@ impl ApiError {
             Self::Validation(_) => "Request validation failed".into(),
             Self::InvalidJson(_) => "Request body is not valid JSON".into(),
             Self::PayloadTooLarge(_) => "Request body too large".into(),
+            Self::UnsupportedMediaType(_) => {
+                "Unsupported media type: send the body as uncompressed application/json".into()
+            }
+            Self::MalformedRequest => "Malformed HTTP request".into(),
+            Self::RequestHeadTooLarge => "Request URL or headers too large".into(),
+            Self::RequestTimeout => "The request was not received in time".into(),
             Self::Rule(rule) => match rule {
                 DomainError::Metadata(_)
                 | DomainError::Title(_)
@@ -285,7 +329,9 @@ impl ResponseError for ApiError {
             | Self::InvalidApiKey
             | Self::TokenInvalid(_)
             | Self::TokenExpired => StatusCode::UNAUTHORIZED,
-            Self::AmbiguousOrganization(_) => StatusCode::BAD_REQUEST,
+            Self::AmbiguousOrganization(_)
+            | Self::AmbiguousCredentials(_)
+            | Self::MalformedRequest => StatusCode::BAD_REQUEST,
             Self::OrganizationAccessDenied(_) | Self::BearerTokenRequired(_) => {
                 StatusCode::FORBIDDEN
             }
@@ -300,6 +346,9 @@ impl ResponseError for ApiError {
             | Self::ModelNotFound(_)
             | Self::ContextLengthExceeded(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RequestHeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Rule(rule) => rule_code(rule).0,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -319,6 +368,26 @@ impl ApiError {
     /// The error envelope (and its headers) for an error already reported.
     pub fn respond(&self, public: &PublicError) -> HttpResponse {
         let status = self.status_code();
+        let mut response = HttpResponse::build(status);
+        match self {
+            Self::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            Self::Rule(DomainError::ThreadBusy { retry_after_secs })
+            | Self::RateLimited { retry_after_secs } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            _ => {}
+        }
+        response.json(self.envelope(public))
+    }
+}
+
+impl ApiError {
+    /// The contract's JSON envelope of this error. Also used where no
+    /// actix-web response is built (errors of the HTTP layer).
+    pub fn envelope(&self, public: &PublicError) -> Value {
+        let status = self.status_code();
         let mut body = json!({
             "success": false,
             "error": {
@@ -335,18 +404,19 @@ impl ApiError {
         if let Some(detail) = self.field_errors() {
             body["detail"] = json!(detail);
         }
-        let mut response = HttpResponse::build(status);
-        match self {
-            Self::Unavailable(_) => {
-                response.insert_header((header::RETRY_AFTER, "1"));
-            }
-            Self::Rule(DomainError::ThreadBusy { retry_after_secs })
-            | Self::RateLimited { retry_after_secs } => {
-                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
-            }
-            _ => {}
+        body
+    }
+
+    /// The error the HTTP layer means by an empty answer of this status,
+    /// for the statuses it answers without a body (before any handler):
+    /// 400 (malformed request), 408 (slow client), 431 (head too large).
+    pub fn from_http_layer_status(status: u16) -> Option<Self> {
+        match status {
+            400 => Some(Self::MalformedRequest),
+            408 => Some(Self::RequestTimeout),
+            431 => Some(Self::RequestHeadTooLarge),
+            _ => None,
         }
-        response.json(body)
     }
 }
 
@@ -380,7 +450,12 @@ impl ApiError {
     /// What the client may see, without logging (for an error that was
     /// reported already).
     pub fn public(&self) -> PublicError {
-        let trace_id = request_id::current();
+        self.public_as(request_id::current())
+    }
+
+    /// [`ApiError::public`] for an error of request `trace_id` (outside the
+    /// request's own task).
+    pub fn public_as(&self, trace_id: String) -> PublicError {
         let server = self.status_code().is_server_error();
         PublicError {
             code: self.code(),

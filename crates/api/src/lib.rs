@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod dto;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod handlers;
@@ -15,6 +16,9 @@ pub mod ratelimit;
 pub mod request_id;
 pub mod state;
 pub mod tokens;
+
+#[cfg(test)]
+mod test_support;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
@@ -74,7 +78,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// The whole application: routes, `/openapi.json`, Swagger UI at `/docs`,
-/// request ids, access log, metrics and the 404 fallback.
+/// request ids, access log, metrics, the checks at the edge (NUL in the
+/// path or query, body media type and encoding) and the 404 fallback.
 pub fn build_app(
     state: AppState,
     metrics: web::Data<Metrics>,
@@ -97,6 +102,8 @@ pub fn build_app(
     app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
         .service(web::redirect("/docs", "/docs/"))
         .default_service(web::to(handlers::service::not_found))
+        // Inside the request id, so its refusals carry the id and are counted.
+        .wrap(from_fn(edge::middleware))
         .wrap(from_fn(metrics::middleware))
         .wrap(from_fn(request_id::middleware))
         // Outermost, so the logged answer carries the request id.

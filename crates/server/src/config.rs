@@ -14,6 +14,12 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/skein.db";
 /// Default listen address.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+/// Default time a client has to send its request head, in milliseconds.
+pub const DEFAULT_CLIENT_REQUEST_TIMEOUT_MS: u64 = 5000;
+/// The shortest such time: actix-http reads the time for this deadline
+/// from a clock it advances every 500 ms, so a deadline can come up to
+/// 500 ms early, and a shorter timeout could refuse a prompt client.
+pub const MIN_CLIENT_REQUEST_TIMEOUT_MS: u64 = 1000;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -34,6 +40,10 @@ pub struct Config {
     pub db_pool_size: u32,
     /// HTTP worker threads (`SKEIN_WORKERS`; default: one per core).
     pub workers: Option<usize>,
+    /// Milliseconds a client has to send its request line and headers
+    /// before it is answered 408 and disconnected
+    /// (`SKEIN_CLIENT_REQUEST_TIMEOUT_MS`).
+    pub client_request_timeout_ms: u64,
     /// Domain limits (`[limits]` table in the file).
     pub limits: Limits,
     /// Model routing (`[routing]`: providers, model routes, default route).
@@ -153,6 +163,7 @@ impl Default for Config {
             max_body_bytes: skein_api::state::DEFAULT_MAX_BODY_BYTES,
             db_pool_size: 8,
             workers: None,
+            client_request_timeout_ms: DEFAULT_CLIENT_REQUEST_TIMEOUT_MS,
             limits: Limits::default(),
             routing: RoutingConfig::default(),
             lease_ttl_secs: 600,
@@ -227,6 +238,9 @@ impl Config {
         if let Some(v) = env("SKEIN_WORKERS") {
             self.workers = Some(parse_num("SKEIN_WORKERS", &v)?);
         }
+        if let Some(v) = env("SKEIN_CLIENT_REQUEST_TIMEOUT_MS") {
+            self.client_request_timeout_ms = parse_num("SKEIN_CLIENT_REQUEST_TIMEOUT_MS", &v)?;
+        }
         if let Some(v) = env("SKEIN_JWT_SECRET") {
             self.jwt.secret = Some(v);
         }
@@ -273,6 +287,12 @@ impl Config {
         }
         if self.retention.sweep_batch == 0 {
             bail!("retention.sweep_batch (SKEIN_SWEEP_BATCH) must be at least 1");
+        }
+        if self.client_request_timeout_ms < MIN_CLIENT_REQUEST_TIMEOUT_MS {
+            bail!(
+                "client_request_timeout_ms (SKEIN_CLIENT_REQUEST_TIMEOUT_MS) must be at least \
+                 {MIN_CLIENT_REQUEST_TIMEOUT_MS}"
+            );
         }
         Ok(())
     }
@@ -440,6 +460,28 @@ provider = "local"
             .unwrap_err()
             .to_string()
             .contains("sweep_batch"));
+    }
+
+    #[test]
+    fn the_client_request_timeout_defaults_to_5_s_and_is_configurable() {
+        assert_eq!(Config::default().client_request_timeout_ms, 5000);
+        let mut c: Config = toml::from_str("client_request_timeout_ms = 2500\n").unwrap();
+        assert_eq!(c.client_request_timeout_ms, 2500);
+        c.apply_env(env(&[("SKEIN_CLIENT_REQUEST_TIMEOUT_MS", "1000")]))
+            .unwrap();
+        assert_eq!(c.client_request_timeout_ms, 1000);
+        c.validate().unwrap();
+        c.apply_env(env(&[("SKEIN_CLIENT_REQUEST_TIMEOUT_MS", "999")]))
+            .unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("SKEIN_CLIENT_REQUEST_TIMEOUT_MS"));
+        let err = Config::default()
+            .apply_env(env(&[("SKEIN_CLIENT_REQUEST_TIMEOUT_MS", "5s")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("SKEIN_CLIENT_REQUEST_TIMEOUT_MS"));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! `skein`: the Skein server and its operator commands.
 
 mod config;
+mod http;
+mod logging;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -142,9 +144,7 @@ fn main() {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref())?;
-    env_logger::Builder::new()
-        .parse_filters(&std::env::var("RUST_LOG").unwrap_or_else(|_| config.log.clone()))
-        .init();
+    logging::init(&std::env::var("RUST_LOG").unwrap_or_else(|_| config.log.clone()))?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Openapi => {
             println!("{}", skein_api::openapi().to_pretty_json()?);
@@ -522,18 +522,18 @@ fn serve(config: Config) -> anyhow::Result<()> {
         if let Some(sweeper) = sweeper {
             actix_web::rt::spawn(sweeper);
         }
-        let mut server = actix_web::HttpServer::new(move || {
+        let settings = http::HttpSettings {
+            workers: config.workers,
+            client_request_timeout: std::time::Duration::from_millis(
+                config.client_request_timeout_ms,
+            ),
+            // Our own handler below makes SIGINT as graceful as SIGTERM
+            // (actix stops at once on SIGINT): signals are not actix's.
+            shutdown_timeout_secs: 10,
+        };
+        let server = http::server(listener, settings, move || {
             skein_api::build_app(state.clone(), metrics.clone())
-        })
-        // Our own handler below makes SIGINT as graceful as SIGTERM (actix
-        // stops at once on SIGINT).
-        .disable_signals()
-        .shutdown_timeout(10)
-        .listen(listener)?;
-        if let Some(workers) = config.workers {
-            server = server.workers(workers);
-        }
-        let server = server.run();
+        })?;
         let handle = server.handle();
         // Announced only now: the socket is bound and the signal handlers
         // are in place.

@@ -5,6 +5,7 @@
 #[macro_use]
 mod common;
 mod assistants;
+mod edge;
 mod isolation;
 mod ratelimit;
 mod retention;

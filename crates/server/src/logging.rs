@@ -1,0 +1,153 @@
+//! Logging: env_logger, with the errors a client can cause in the HTTP
+//! layer logged as warnings.
+//!
+//! actix-http logs a malformed request or an oversized head at ERROR
+//! (`stream error: ...`, target `actix_http::h1::dispatcher`), and
+//! actix-server logs accept failures at ERROR too. Neither is a fault of the
+//! server, and any client could fill the error log with them: records of
+//! those targets at ERROR are re-emitted at WARN.
+
+use log::{Level, Log, Metadata, Record};
+
+/// Targets whose ERROR records are demoted to WARN.
+const DEMOTED_TARGETS: [&str; 2] = ["actix_http::h1", "actix_server"];
+
+/// Installs the logger with `filter` (env_logger syntax).
+pub fn init(filter: &str) -> Result<(), log::SetLoggerError> {
+    let inner = env_logger::Builder::new().parse_filters(filter).build();
+    let max = inner.filter();
+    log::set_boxed_logger(Box::new(Demoting { inner }))?;
+    log::set_max_level(max);
+    Ok(())
+}
+
+/// env_logger behind the demotion of [`DEMOTED_TARGETS`].
+struct Demoting<L> {
+    inner: L,
+}
+
+fn demoted(metadata: &Metadata<'_>) -> bool {
+    metadata.level() == Level::Error
+        && DEMOTED_TARGETS
+            .iter()
+            .any(|t| metadata.target().starts_with(t))
+}
+
+impl<L: Log> Log for Demoting<L> {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        if demoted(metadata) {
+            let warn = Metadata::builder()
+                .level(Level::Warn)
+                .target(metadata.target())
+                .build();
+            self.inner.enabled(&warn)
+        } else {
+            self.inner.enabled(metadata)
+        }
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if demoted(record.metadata()) {
+            self.inner.log(
+                &Record::builder()
+                    .args(*record.args())
+                    .level(Level::Warn)
+                    .target(record.target())
+                    .module_path(record.module_path())
+                    .file(record.file())
+                    .line(record.line())
+                    .build(),
+            );
+        } else {
+            self.inner.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        self.inner.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Records what it is given, for any level.
+    #[derive(Default)]
+    struct Capture(Mutex<Vec<(Level, String, String)>>);
+
+    impl Log for Capture {
+        fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+            metadata.level() <= Level::Warn
+        }
+        fn log(&self, record: &Record<'_>) {
+            self.0.lock().unwrap().push((
+                record.level(),
+                record.target().to_string(),
+                record.args().to_string(),
+            ));
+        }
+        fn flush(&self) {}
+    }
+
+    fn log_at(logger: &impl Log, level: Level, target: &str, text: &str) {
+        logger.log(
+            &Record::builder()
+                .args(format_args!("{text}"))
+                .level(level)
+                .target(target)
+                .build(),
+        );
+    }
+
+    #[test]
+    fn client_caused_errors_of_the_http_layer_become_warnings() {
+        let logger = Demoting {
+            inner: Capture::default(),
+        };
+        log_at(
+            &logger,
+            Level::Error,
+            "actix_http::h1::dispatcher",
+            "stream error: x",
+        );
+        log_at(
+            &logger,
+            Level::Error,
+            "actix_server::accept",
+            "accept failed",
+        );
+        log_at(&logger, Level::Error, "skein_api::error", "request failed");
+        log_at(&logger, Level::Error, "actix_http::h2", "other");
+        let seen = logger.inner.0.lock().unwrap().clone();
+        let levels: Vec<(Level, &str)> = seen.iter().map(|(l, t, _)| (*l, t.as_str())).collect();
+        assert_eq!(
+            levels,
+            [
+                (Level::Warn, "actix_http::h1::dispatcher"),
+                (Level::Warn, "actix_server::accept"),
+                (Level::Error, "skein_api::error"),
+                (Level::Error, "actix_http::h2"),
+            ]
+        );
+        assert_eq!(seen[0].2, "stream error: x");
+        let error = Metadata::builder()
+            .level(Level::Error)
+            .target("actix_http::h1::dispatcher")
+            .build();
+        assert!(logger.enabled(&error));
+    }
+
+    #[test]
+    fn the_filter_still_applies() {
+        let quiet = Demoting {
+            inner: env_logger::Builder::new().parse_filters("error").build(),
+        };
+        let error = Metadata::builder()
+            .level(Level::Error)
+            .target("actix_http::h1::dispatcher")
+            .build();
+        assert!(!quiet.enabled(&error), "a demoted record is a warning");
+    }
+}
