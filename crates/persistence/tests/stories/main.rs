@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod retention;
+mod turns;
 
 use serde_json::json;
 use skein_domain::{

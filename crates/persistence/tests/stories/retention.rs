@@ -21,6 +21,7 @@ skein_persistence::on_both_backends!(
     an_active_thread_is_still_purged_after_a_year_and_grace,
     responses_are_kept_23_hours_and_gone_at_25,
     a_large_backlog_is_purged_while_a_client_keeps_working,
+    a_long_thread_is_purged_in_short_transactions_while_writers_keep_writing,
 );
 
 fn thread(conn: &mut DbConnection, s: &Scope, at: DateTime<Utc>) -> Thread {
@@ -433,4 +434,75 @@ fn a_large_backlog_is_purged_while_a_client_keeps_working(backend: Backend) {
             .unwrap()
             .is_some());
     }
+}
+
+/// Messages of the one long expired thread (an order of magnitude above
+/// what one short transaction may delete).
+const LONG_THREAD: u32 = 200_000;
+
+/// A writer whose SQLite connections give up after this long on a locked
+/// database: a purge that held the write lock longer would make it fail.
+const IMPATIENT: std::time::Duration = std::time::Duration::from_millis(500);
+
+fn a_long_thread_is_purged_in_short_transactions_while_writers_keep_writing(backend: Backend) {
+    let (db, store) = setup(backend);
+    {
+        let mut conn = store.conn().unwrap();
+        seed_expired(&mut conn, 1);
+        let series = match *conn {
+            DbConnection::Sqlite(_) => format!(
+                "(WITH RECURSIVE s(n) AS (SELECT 2 UNION ALL SELECT n + 1 FROM s WHERE n < {}) \
+                 SELECT n FROM s)",
+                LONG_THREAD
+            ),
+            DbConnection::Postgresql(_) => format!("generate_series(2, {LONG_THREAD}) AS s(n)"),
+        };
+        diesel::sql_query(format!(
+            "INSERT INTO messages (id, thread_pk, seq, role, content, token_count, metadata, \
+             attachments, created_at, updated_at) \
+             SELECT 'msg_long' || n, t.pk, n, 'user', 'old', 1, '{{}}', '[]', t.created_at, \
+             t.created_at FROM {series}, threads t WHERE t.user_id = 'usr_2'"
+        ))
+        .execute(&mut conn)
+        .unwrap();
+    }
+    let impatient = skein_persistence::Store::open(
+        &db.url,
+        skein_persistence::PoolOptions {
+            max_size: 2,
+            busy_timeout: IMPATIENT,
+            ..skein_persistence::PoolOptions::default()
+        },
+    )
+    .unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let s = scope("org_a", "usr_1");
+            let mut conn = impatient.conn().unwrap();
+            let t = thread(&mut conn, &s, clock::now());
+            let mut appended = 0usize;
+            while !done.load(Ordering::Relaxed) || appended < 20 {
+                add_messages(&mut conn, &s, &t, 1);
+                appended += 1;
+            }
+            appended
+        })
+    };
+    let total = purge_all(
+        &mut store.conn().unwrap(),
+        &RetentionPolicy::default(),
+        clock::now(),
+        500,
+    )
+    .unwrap();
+    done.store(true, Ordering::Relaxed);
+    let appended = writer.join().expect("no append waited out the purge");
+    assert_eq!(total, counts(1, u64::from(LONG_THREAD), 1));
+    let left: i64 = messages::table
+        .count()
+        .get_result(&mut store.conn().unwrap())
+        .unwrap();
+    assert_eq!(left, i64::try_from(appended).unwrap());
 }
