@@ -265,3 +265,22 @@ pub fn token_for(user: &str, expires_in: i64) -> String {
     )
     .unwrap()
 }
+
+/// Never run: keeps the `setup!` macros and the free helpers compiling
+/// against the typed client for the tests written with them.
+async fn _the_free_helpers_still_fit(backend: skein_persistence::Backend) {
+    let (_db, _store, app, k) = setup!(backend);
+    create_thread(&app, &k.a1, json!({})).await;
+    send(&app, Method::GET, "/v1/threads", Some(&k.a1), None).await;
+    let (_db, _store, app, _k) = setup!(backend, skein_domain::Limits::default(), 1024);
+    raw_send(&app, test::TestRequest::get().uri("/healthz")).await;
+    let (_db, _store, app, _k) = setup_with!(backend, enable_tokens);
+    send_bearer(
+        &app,
+        Method::GET,
+        "/v1/threads",
+        &token_for("usr_1", 60),
+        None,
+    )
+    .await;
+}
