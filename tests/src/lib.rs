@@ -1,10 +1,21 @@
 //! Harness for the end-to-end tests: starts the real `skein` binary on a free
-//! port and talks HTTP to it.
+//! port and talks HTTP to it. Every wait on a process has a deadline (the
+//! server's "listening" line, its exit, a command's output), so that a hung
+//! server or command fails the test instead of hanging it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// How long the server may take to print its "listening" line, and to exit
+/// once signalled (its graceful shutdown waits up to 30 s for connections).
+pub const SERVER_DEADLINE: Duration = Duration::from_secs(60);
+
+/// How long one CLI command may take.
+pub const COMMAND_DEADLINE: Duration = Duration::from_secs(120);
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
@@ -54,7 +65,10 @@ pub struct Server {
     pub banner: String,
     /// Where stderr (the logs) goes.
     pub log_path: PathBuf,
-    _stdout: BufReader<ChildStdout>,
+    /// The lines of stdout after the banner; disconnected once stdout closes,
+    /// that is when the server has exited. A thread reads them, so the
+    /// server never blocks on a full pipe.
+    stdout: Receiver<String>,
 }
 
 impl Server {
@@ -79,19 +93,30 @@ impl Server {
             .stderr(Stdio::from(log))
             .spawn()
             .expect("start skein");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let stdout = lines_of(child.stdout.take().unwrap());
         let mut banner = String::new();
         let mut bootstrap_key = None;
+        let deadline = Instant::now() + SERVER_DEADLINE;
         let base_url = loop {
-            let mut line = String::new();
-            let n = stdout.read_line(&mut line).unwrap();
-            if n == 0 {
-                let status = child.wait().unwrap();
-                let logs = std::fs::read_to_string(&log_path).unwrap_or_default();
-                panic!(
-                    "skein exited ({status}) before listening.\nstdout:\n{banner}\nlogs:\n{logs}"
-                );
-            }
+            let line = match stdout.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => line,
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = child.wait().unwrap();
+                    let logs = std::fs::read_to_string(&log_path).unwrap_or_default();
+                    panic!(
+                        "skein exited ({status}) before listening.\nstdout:\n{banner}\nlogs:\n{logs}"
+                    );
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let logs = std::fs::read_to_string(&log_path).unwrap_or_default();
+                    panic!(
+                        "skein did not listen within {SERVER_DEADLINE:?}.\nstdout:\n{banner}\nlogs:\n{logs}"
+                    );
+                }
+            };
             banner.push_str(&line);
             if let Some(key) = line.trim().strip_prefix("API key:") {
                 bootstrap_key = Some(key.trim().to_string());
@@ -106,7 +131,7 @@ impl Server {
             bootstrap_key,
             banner,
             log_path,
-            _stdout: stdout,
+            stdout,
         }
     }
 
@@ -120,15 +145,30 @@ impl Server {
         self.signal("TERM")
     }
 
-    /// Sends the named signal (`TERM`, `INT`) and waits; returns whether the
-    /// server exited successfully.
+    /// Sends the named signal (`TERM`, `INT`) and waits, at most
+    /// [`SERVER_DEADLINE`]; returns whether the server exited successfully.
     pub fn signal(mut self, name: &str) -> bool {
         let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args([format!("-{name}"), pid])
-            .status()
-            .unwrap();
-        assert!(sent.success());
+        let sent = output_within(
+            Command::new("kill").args([format!("-{name}"), pid]),
+            COMMAND_DEADLINE,
+        );
+        assert!(sent.status.success(), "{sent:?}");
+        // Its stdout closes when it exits.
+        let deadline = Instant::now() + SERVER_DEADLINE;
+        loop {
+            match self
+                .stdout
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(_) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "skein did not exit within {SERVER_DEADLINE:?} of SIG{name}.\nlogs:\n{}",
+                    self.logs()
+                ),
+            }
+        }
         self.child.wait().unwrap().success()
     }
 
@@ -142,5 +182,75 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The lines a reader yields, read on a thread until its end (the channel
+/// then disconnects).
+fn lines_of(reader: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            // Keep draining even when nobody listens any more.
+            let _ = tx.send(line + "\n");
+        }
+    });
+    rx
+}
+
+/// Runs `cmd` to its end like [`Command::output`], within `limit`: past it,
+/// the process is killed and the test fails naming it.
+pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let (tx, rx) = mpsc::channel();
+    let pipes: [Box<dyn Read + Send>; 2] = [
+        Box::new(child.stdout.take().unwrap()),
+        Box::new(child.stderr.take().unwrap()),
+    ];
+    for (i, mut pipe) in pipes.into_iter().enumerate() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            let _ = tx.send((i, bytes));
+        });
+    }
+    let deadline = Instant::now() + limit;
+    let mut out = [Vec::new(), Vec::new()];
+    for _ in 0..2 {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok((i, bytes)) => out[i] = bytes,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{what} did not finish within {limit:?}");
+            }
+        }
+    }
+    let status: ExitStatus = child.wait().unwrap();
+    let [stdout, stderr] = out;
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+/// [`output_within`] as a method of [`Command`].
+pub trait OutputWithin {
+    /// Like [`Command::output`], failing the test past `limit`.
+    fn output_within(&mut self, limit: Duration) -> Output;
+}
+
+impl OutputWithin for Command {
+    fn output_within(&mut self, limit: Duration) -> Output {
+        output_within(self, limit)
     }
 }

@@ -6,9 +6,16 @@ use reqwest::blocking::Client;
 use serde_json::{json, Value};
 use skein_persistence::testing::TestDb;
 use skein_persistence::Backend;
-use skein_tests::{skein, workspace_root, Server};
+use skein_tests::{skein, workspace_root, OutputWithin, Server, COMMAND_DEADLINE};
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
+
+/// How long setting up a Python venv may take (pip downloads the first time).
+const INSTALL_DEADLINE: Duration = Duration::from_secs(900);
+
+/// How long one Python client script may take.
+const SCRIPT_DEADLINE: Duration = Duration::from_secs(300);
 
 #[path = "e2e/edge.rs"]
 mod edge;
@@ -134,19 +141,23 @@ fn the_binary_serves_the_threads_api_and_shuts_down_gracefully(backend: Backend)
 }
 
 fn the_cli_creates_keys_and_migrates(backend: Backend) {
-    let db = TestDb::new(backend);
+    // Empty: here `skein migrate` is what applies the migrations.
+    let db = TestDb::empty(backend);
     let dir = tempfile::tempdir().unwrap();
     let url = backend_url(&db, dir.path());
-    let migrate = skein(&url, dir.path()).arg("migrate").output().unwrap();
+    let migrate = skein(&url, dir.path())
+        .arg("migrate")
+        .output_within(COMMAND_DEADLINE);
     assert!(migrate.status.success(), "{migrate:?}");
     assert!(String::from_utf8_lossy(&migrate.stdout).contains("applied migrations"));
-    let again = skein(&url, dir.path()).arg("migrate").output().unwrap();
+    let again = skein(&url, dir.path())
+        .arg("migrate")
+        .output_within(COMMAND_DEADLINE);
     assert!(String::from_utf8_lossy(&again.stdout).contains("up to date"));
 
     let out = skein(&url, dir.path())
         .args(["keys", "create", "--org", "org_acme", "--user", "usr_alice"])
-        .output()
-        .unwrap();
+        .output_within(COMMAND_DEADLINE);
     assert!(out.status.success(), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let key = stdout
@@ -170,8 +181,7 @@ fn the_cli_creates_keys_and_migrates(backend: Backend) {
             "--user",
             "usr_alice",
         ])
-        .output()
-        .unwrap();
+        .output_within(COMMAND_DEADLINE);
     assert!(!bad.status.success());
 
     // With organizations present, serve does not bootstrap another key.
@@ -191,8 +201,7 @@ fn the_cli_creates_keys_and_migrates(backend: Backend) {
 
     let list = skein(&url, dir.path())
         .args(["keys", "list"])
-        .output()
-        .unwrap();
+        .output_within(COMMAND_DEADLINE);
     let listed = String::from_utf8_lossy(&list.stdout).to_string();
     assert!(
         listed.contains(&key_id) && listed.contains("org_acme"),
@@ -202,8 +211,7 @@ fn the_cli_creates_keys_and_migrates(backend: Backend) {
 
     let revoke = skein(&url, dir.path())
         .args(["keys", "revoke", &key_id])
-        .output()
-        .unwrap();
+        .output_within(COMMAND_DEADLINE);
     assert!(revoke.status.success(), "{revoke:?}");
     let denied = http
         .get(server.url("/v1/threads"))
@@ -216,7 +224,9 @@ fn the_cli_creates_keys_and_migrates(backend: Backend) {
         "revocation takes effect on the next request"
     );
 
-    let spec = skein(&url, dir.path()).arg("openapi").output().unwrap();
+    let spec = skein(&url, dir.path())
+        .arg("openapi")
+        .output_within(COMMAND_DEADLINE);
     let printed: Value = serde_json::from_slice(&spec.stdout).unwrap();
     let committed: Value = serde_json::from_str(
         &std::fs::read_to_string(workspace_root().join("openapi/openapi.json")).unwrap(),
@@ -251,9 +261,11 @@ fn python_venv(name: &str, requirements: &str) -> std::path::PathBuf {
         let made = Command::new("python3")
             .args(["-m", "venv"])
             .arg(&venv)
-            .status()
-            .expect("python3 is required for the client-compatibility tests");
-        assert!(made.success());
+            .output_within(INSTALL_DEADLINE);
+        assert!(
+            made.status.success(),
+            "python3 with venv is required for the client-compatibility tests: {made:?}"
+        );
     }
     let pip = Command::new(&python)
         .args([
@@ -265,9 +277,13 @@ fn python_venv(name: &str, requirements: &str) -> std::path::PathBuf {
             "-r",
         ])
         .arg(workspace_root().join("tests/python").join(requirements))
-        .status()
-        .unwrap();
-    assert!(pip.success(), "installing {requirements} failed");
+        .output_within(INSTALL_DEADLINE);
+    assert!(
+        pip.status.success(),
+        "installing {requirements} failed\n{}\n{}",
+        String::from_utf8_lossy(&pip.stdout),
+        String::from_utf8_lossy(&pip.stderr)
+    );
     lock.unlock().unwrap();
     python
 }
@@ -291,8 +307,7 @@ fn run_client_script(
         .arg(workspace_root().join("tests/python").join(script))
         .env("SKEIN_BASE_URL", &server.base_url)
         .env("SKEIN_API_KEY", &key)
-        .output()
-        .unwrap();
+        .output_within(SCRIPT_DEADLINE);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -337,7 +352,7 @@ fn the_freddy_sdk_creates_and_chains_responses(backend: Backend) {
 }
 
 fn cli(url: &str, dir: &Path, args: &[&str]) -> (bool, String) {
-    let out = skein(url, dir).args(args).output().unwrap();
+    let out = skein(url, dir).args(args).output_within(COMMAND_DEADLINE);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -541,8 +556,7 @@ fn the_sweeper_and_skein_purge_delete_what_is_due(backend: Backend) {
         let out = skein(&url, dir.path())
             .env("SKEIN_DELETED_GRACE", "0s")
             .args(args)
-            .output()
-            .unwrap();
+            .output_within(COMMAND_DEADLINE);
         assert!(out.status.success(), "{out:?}");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
@@ -560,8 +574,7 @@ fn the_sweeper_and_skein_purge_delete_what_is_due(backend: Backend) {
     let out = skein(&url, dir.path())
         .env("SKEIN_DELETED_GRACE", "soon")
         .args(["purge", "--dry-run"])
-        .output()
-        .unwrap();
+        .output_within(COMMAND_DEADLINE);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("SKEIN_DELETED_GRACE"));
 

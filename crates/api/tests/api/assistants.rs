@@ -3,10 +3,7 @@
 
 use super::common::*;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::Method;
-use actix_web::test;
 use chrono::TimeDelta;
 use serde_json::{json, Value};
 use skein_domain::{
@@ -39,29 +36,9 @@ fn scope(org: &str, user: &str) -> Scope {
     }
 }
 
-async fn create<S, B>(app: &S, key: &str, body: Value) -> Value
-where
-    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: MessageBody,
-{
-    let r = send(app, Method::POST, "/v1/assistants", Some(key), Some(body)).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    r.body
-}
-
-async fn list_ids<S, B>(app: &S, key: &str) -> Vec<String>
-where
-    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: MessageBody,
-{
-    let r = send(
-        app,
-        Method::GET,
-        "/v1/assistants?limit=100",
-        Some(key),
-        None,
-    )
-    .await;
+/// The ids of the caller's assistants, as one page lists them.
+async fn list_ids(app: &TestApp, key: &str) -> Vec<String> {
+    let r = app.list_assistants(key, "limit=100").await;
     assert_eq!(r.status, 200, "{}", r.body);
     r.body["data"]
         .as_array()
@@ -69,10 +46,6 @@ where
         .iter()
         .map(|a| a["id"].as_str().unwrap().to_string())
         .collect()
-}
-
-fn meta_with_keys(n: usize) -> Value {
-    Value::Object((0..n).map(|i| (format!("k{i}"), json!("v"))).collect())
 }
 
 /// Stores an assistant of `user` directly, created (and last updated) `age` ago.
@@ -96,18 +69,19 @@ fn insert_aged(store: &skein_persistence::Store, org: &str, user: &str, age: Tim
 }
 
 async fn create_returns_201_with_every_field_and_unix_seconds(backend: Backend) {
-    let (_db, _store, app, k) = setup!(backend);
+    let app = TestApp::spawn(backend).await;
+    let k = &app.keys;
     let before = clock::now().timestamp();
-    let a = create(
-        &app,
-        &k.a1,
-        json!({
-            "organizationId": ORG_A, "name": "Support agent",
-            "instructions": "Answer briefly.", "model": "gpt-4o", "temperature": 0.3,
-            "metadata": {"team": "support", "tags": ["a", "b"]}
-        }),
-    )
-    .await;
+    let a = app
+        .create_assistant(
+            &k.a1,
+            json!({
+                "organizationId": ORG_A, "name": "Support agent",
+                "instructions": "Answer briefly.", "model": "gpt-4o", "temperature": 0.3,
+                "metadata": {"team": "support", "tags": ["a", "b"]}
+            }),
+        )
+        .await;
     let after = clock::now().timestamp();
     let id = a["id"].as_str().unwrap();
     let rest = id.strip_prefix("asst_").unwrap();
@@ -136,22 +110,16 @@ async fn create_returns_201_with_every_field_and_unix_seconds(backend: Backend) 
         "exactly the contract's fields: {a}"
     );
     // Read back, the stored assistant is the same.
-    let got = send(
-        &app,
-        Method::GET,
-        &format!("/v1/assistants/{id}"),
-        Some(&k.a1),
-        None,
-    )
-    .await;
+    let got = app.get_assistant(&k.a1, id).await;
     assert_eq!(got.status, 200);
     assert_eq!(got.body, a);
 }
 
 async fn create_with_only_a_name_fills_nulls_and_empty_metadata(backend: Backend) {
-    let (_db, _store, app, k) = setup!(backend);
+    let app = TestApp::spawn(backend).await;
+    let k = &app.keys;
     // organization_id may be omitted: the key has one organization.
-    let a = create(&app, &k.a1, json!({"name": "x"})).await;
+    let a = app.create_assistant(&k.a1, json!({"name": "x"})).await;
     assert_eq!(a["organization_id"], ORG_A);
     for field in ["instructions", "model", "temperature"] {
         assert!(
@@ -161,51 +129,44 @@ async fn create_with_only_a_name_fills_nulls_and_empty_metadata(backend: Backend
     }
     assert_eq!(a["metadata"], json!({}));
     // Explicit nulls mean the same; a temperature at the edges is fine.
-    let a = create(
-        &app,
-        &k.a1,
-        json!({"name": "y", "instructions": null, "metadata": null, "temperature": 2}),
-    )
-    .await;
+    let a = app
+        .create_assistant(
+            &k.a1,
+            json!({"name": "y", "instructions": null, "metadata": null, "temperature": 2}),
+        )
+        .await;
     assert_eq!(a["metadata"], json!({}));
     assert_eq!(a["temperature"], 2.0);
-    let a = create(&app, &k.a1, json!({"name": "z", "temperature": 0})).await;
+    let a = app
+        .create_assistant(&k.a1, json!({"name": "z", "temperature": 0}))
+        .await;
     assert_eq!(a["temperature"], 0.0);
     // Another organization's id is refused.
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/assistants",
-        Some(&k.a1),
-        Some(json!({"organization_id": ORG_B, "name": "x"})),
-    )
-    .await;
+    let r = app
+        .post_assistant(&k.a1, json!({"organization_id": ORG_B, "name": "x"}))
+        .await;
     assert_error(&r, 403, "ORGANIZATION_ACCESS_DENIED");
     assert_eq!(list_ids(&app, &k.a1).await.len(), 3);
 }
 
 async fn get_returns_the_callers_assistant(backend: Backend) {
-    let (_db, _store, app, k) = setup!(backend);
-    let a = create(&app, &k.a1, json!({"name": "Mine", "model": "m"})).await;
+    let app = TestApp::spawn(backend).await;
+    let k = &app.keys;
+    let a = app
+        .create_assistant(&k.a1, json!({"name": "Mine", "model": "m"}))
+        .await;
     let id = a["id"].as_str().unwrap();
-    for uri in [
-        format!("/v1/assistants/{id}"),
-        format!("/v1/assistants/{id}?organization_id={ORG_A}"),
-        format!("/v1/assistants/{id}?organizationId={ORG_A}"),
+    for query in [
+        String::new(),
+        format!("?organization_id={ORG_A}"),
+        format!("?organizationId={ORG_A}"),
     ] {
-        let r = send(&app, Method::GET, &uri, Some(&k.a1), None).await;
-        assert_eq!(r.status, 200, "{uri}: {}", r.body);
+        let r = app.get_assistant(&k.a1, &format!("{id}{query}")).await;
+        assert_eq!(r.status, 200, "{query}: {}", r.body);
         assert_eq!(r.body["id"], id);
         assert_eq!(r.body["model"], "m");
     }
-    let r = send(
-        &app,
-        Method::GET,
-        "/v1/assistants/asst_missing",
-        Some(&k.a1),
-        None,
-    )
-    .await;
+    let r = app.get_assistant(&k.a1, "asst_missing").await;
     assert_error(&r, 404, "ASSISTANT_NOT_FOUND");
     assert!(r.body["error"]["system_message"]
         .as_str()
@@ -214,15 +175,18 @@ async fn get_returns_the_callers_assistant(backend: Backend) {
 }
 
 async fn listing_walks_pages_without_duplicates_or_skips(backend: Backend) {
-    let (_db, _store, app, k) = setup!(backend);
+    let app = TestApp::spawn(backend).await;
+    let k = &app.keys;
     let mut created = Vec::new();
     for i in 0..5 {
-        let a = create(&app, &k.a1, json!({"name": format!("a{i}")})).await;
+        let a = app
+            .create_assistant(&k.a1, json!({"name": format!("a{i}")}))
+            .await;
         created.push(a["id"].as_str().unwrap().to_string());
     }
     // Someone else's assistant never shows up.
-    create(&app, &k.a2, json!({"name": "other"})).await;
-    let first = send(&app, Method::GET, "/v1/assistants", Some(&k.a1), None).await;
+    app.create_assistant(&k.a2, json!({"name": "other"})).await;
+    let first = app.list_assistants(&k.a1, "").await;
     assert_eq!(first.status, 200);
     assert_eq!(first.body["object"], "list");
     assert_eq!(first.body["has_more"], false);
@@ -248,11 +212,11 @@ async fn listing_walks_pages_without_duplicates_or_skips(backend: Backend) {
     let mut after: Option<String> = None;
     let mut pages = Vec::new();
     loop {
-        let uri = match &after {
-            Some(a) => format!("/v1/assistants?limit=2&after={a}"),
-            None => "/v1/assistants?limit=2".to_string(),
+        let query = match &after {
+            Some(a) => format!("limit=2&after={a}"),
+            None => "limit=2".to_string(),
         };
-        let r = send(&app, Method::GET, &uri, Some(&k.a1), None).await;
+        let r = app.list_assistants(&k.a1, &query).await;
         assert_eq!(r.status, 200, "{}", r.body);
         let data = r.body["data"].as_array().unwrap();
         pages.push(data.len());
@@ -267,69 +231,45 @@ async fn listing_walks_pages_without_duplicates_or_skips(backend: Backend) {
         after = Some(r.body["last_id"].as_str().unwrap().to_string());
         // A page inserted mid-walk lands in front and changes nothing behind.
         if pages.len() == 1 {
-            create(&app, &k.a1, json!({"name": "late"})).await;
+            app.create_assistant(&k.a1, json!({"name": "late"})).await;
         }
     }
     assert_eq!(pages, vec![2, 2, 1]);
     assert_eq!(seen, all, "every assistant once, in the list's order");
 
     // An empty list, a cursor that is not the caller's, bad limits.
-    let empty = send(&app, Method::GET, "/v1/assistants", Some(&k.b1), None).await;
+    let empty = app.list_assistants(&k.b1, "").await;
     assert_eq!(empty.status, 200);
     assert_eq!(empty.body["data"], json!([]));
     assert!(empty.body["first_id"].is_null() && empty.body["last_id"].is_null());
     assert_eq!(empty.body["has_more"], false);
-    let r = send(
-        &app,
-        Method::GET,
-        "/v1/assistants?after=asst_nope",
-        Some(&k.a1),
-        None,
-    )
-    .await;
+    let r = app.list_assistants(&k.a1, "after=asst_nope").await;
     assert_error(&r, 400, "INVALID_REQUEST");
     for q in ["limit=0", "limit=101", "limit=x"] {
-        let r = send(
-            &app,
-            Method::GET,
-            &format!("/v1/assistants?{q}"),
-            Some(&k.a1),
-            None,
-        )
-        .await;
+        let r = app.list_assistants(&k.a1, q).await;
         assert_error(&r, 422, "VALIDATION_ERROR");
         assert_eq!(r.body["detail"][0]["loc"], json!(["query", "limit"]));
     }
-    let r = send(
-        &app,
-        Method::GET,
-        "/v1/assistants?limit=100",
-        Some(&k.a1),
-        None,
-    )
-    .await;
+    let r = app.list_assistants(&k.a1, "limit=100").await;
     assert_eq!(r.body["data"].as_array().unwrap().len(), 6);
 }
 
 async fn put_changes_the_given_fields_and_moves_updated_at(backend: Backend) {
-    let (_db, store, app, k) = setup!(backend);
-    let id = insert_aged(&store, ORG_A, "usr_1", TimeDelta::hours(1));
-    let uri = format!("/v1/assistants/{id}");
-    let old = send(&app, Method::GET, &uri, Some(&k.a1), None).await;
+    let app = TestApp::spawn(backend).await;
+    let k = &app.keys;
+    let id = insert_aged(&app.store, ORG_A, "usr_1", TimeDelta::hours(1));
+    let old = app.get_assistant(&k.a1, &id).await;
     assert_eq!(old.body["model"], "old-model");
     let created_at = old.body["created_at"].as_i64().unwrap();
     let before = clock::now().timestamp();
-    let r = send(
-        &app,
-        Method::PUT,
-        &uri,
-        Some(&k.a1),
-        Some(
+    let r = app
+        .put_assistant(
+            &k.a1,
+            &id,
             json!({"name": "New", "instructions": "Be kind.", "model": "gpt-4o-mini",
                     "temperature": 1.5, "metadata": {"v": 2}}),
-        ),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["id"], json!(id));
     assert_eq!(r.body["name"], "New");
@@ -342,43 +282,33 @@ async fn put_changes_the_given_fields_and_moves_updated_at(backend: Backend) {
     assert_eq!(r.body["created_at"], json!(created_at), "created_at stays");
     let updated_at = r.body["updated_at"].as_i64().unwrap();
     assert!(updated_at >= before && updated_at > created_at + 3000);
-    let got = send(&app, Method::GET, &uri, Some(&k.a1), None).await;
+    let got = app.get_assistant(&k.a1, &id).await;
     assert_eq!(got.body, r.body, "the update is stored");
 
     // Only the fields given change: absent and null ones stay (the
     // published clients send partial updates).
-    let r = send(
-        &app,
-        Method::PUT,
-        &uri,
-        Some(&k.a1),
-        Some(json!({"temperature": 0.5, "model": null})),
-    )
-    .await;
+    let r = app
+        .put_assistant(&k.a1, &id, json!({"temperature": 0.5, "model": null}))
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["temperature"], 0.5);
     assert_eq!(r.body["name"], "New");
     assert_eq!(r.body["instructions"], "Be kind.");
     assert_eq!(r.body["model"], "gpt-4o-mini");
     assert_eq!(r.body["metadata"], json!({"v": 2}));
-    let r = send(&app, Method::PUT, &uri, Some(&k.a1), Some(json!({}))).await;
+    let r = app.put_assistant(&k.a1, &id, json!({})).await;
     assert_eq!(
         r.status, 200,
         "an empty update changes nothing but updated_at"
     );
     assert_eq!(r.body["name"], "New");
-    let got = send(&app, Method::GET, &uri, Some(&k.a1), None).await;
+    let got = app.get_assistant(&k.a1, &id).await;
     assert_eq!(got.body, r.body);
 
     // A missing assistant is named in the 404.
-    let r = send(
-        &app,
-        Method::PUT,
-        "/v1/assistants/asst_gone",
-        Some(&k.a1),
-        Some(json!({"name": "x"})),
-    )
-    .await;
+    let r = app
+        .put_assistant(&k.a1, "asst_gone", json!({"name": "x"}))
+        .await;
     assert_error(&r, 404, "ASSISTANT_NOT_FOUND");
     assert!(r.body["error"]["system_message"]
         .as_str()
@@ -387,29 +317,26 @@ async fn put_changes_the_given_fields_and_moves_updated_at(backend: Backend) {
 }
 
 async fn delete_answers_204_then_404(backend: Backend) {
-    let (_db, _store, app, k) = setup!(backend);
-    let a = create(&app, &k.a1, json!({"name": "Doomed"})).await;
-    let keep = create(&app, &k.a1, json!({"name": "Kept"})).await;
-    let uri = format!("/v1/assistants/{}", a["id"].as_str().unwrap());
-    let r = send(&app, Method::DELETE, &uri, Some(&k.a1), None).await;
+    let app = TestApp::spawn(backend).await;
+    let k = &app.keys;
+    let a = app.create_assistant(&k.a1, json!({"name": "Doomed"})).await;
+    let keep = app.create_assistant(&k.a1, json!({"name": "Kept"})).await;
+    let id = a["id"].as_str().unwrap();
+    let r = app.delete_assistant(&k.a1, id).await;
     assert_eq!(r.status, 204);
     assert!(r.raw.is_empty(), "204 has an empty body");
-    for method in [Method::GET, Method::DELETE] {
-        assert_error(
-            &send(&app, method, &uri, Some(&k.a1), None).await,
-            404,
-            "ASSISTANT_NOT_FOUND",
-        );
-    }
     assert_error(
-        &send(
-            &app,
-            Method::PUT,
-            &uri,
-            Some(&k.a1),
-            Some(json!({"name": "x"})),
-        )
-        .await,
+        &app.get_assistant(&k.a1, id).await,
+        404,
+        "ASSISTANT_NOT_FOUND",
+    );
+    assert_error(
+        &app.delete_assistant(&k.a1, id).await,
+        404,
+        "ASSISTANT_NOT_FOUND",
+    );
+    assert_error(
+        &app.put_assistant(&k.a1, id, json!({"name": "x"})).await,
         404,
         "ASSISTANT_NOT_FOUND",
     );
@@ -418,21 +345,19 @@ async fn delete_answers_204_then_404(backend: Backend) {
         vec![keep["id"].as_str().unwrap().to_string()]
     );
     // A deleted assistant can no longer be bound.
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/threads",
-        Some(&k.a1),
-        Some(json!({"assistant_id": a["id"]})),
-    )
-    .await;
+    let r = app
+        .post_thread(&k.a1, json!({"assistant_id": a["id"]}))
+        .await;
     assert_error(&r, 404, "ASSISTANT_NOT_FOUND");
 }
 
 async fn validation_errors_are_listed_and_change_nothing(backend: Backend) {
-    let (_db, _store, app, k) = setup!(backend);
-    let a = create(&app, &k.a1, json!({"name": "Stable", "model": "m"})).await;
-    let uri = format!("/v1/assistants/{}", a["id"].as_str().unwrap());
+    let app = TestApp::spawn(backend).await;
+    let k = &app.keys;
+    let a = app
+        .create_assistant(&k.a1, json!({"name": "Stable", "model": "m"}))
+        .await;
+    let id = a["id"].as_str().unwrap();
     let long_name = "x".repeat(257);
     let long_instructions = "x".repeat(256_001);
     let cases = [
@@ -454,33 +379,32 @@ async fn validation_errors_are_listed_and_change_nothing(backend: Backend) {
         ),
     ];
     for (body, loc) in cases {
+        let r = app.post_assistant(&k.a1, body.clone()).await;
+        assert_error(&r, 422, "VALIDATION_ERROR");
+        assert_eq!(
+            r.body["detail"][0]["loc"],
+            json!(["body", loc]),
+            "POST {body}"
+        );
         // A missing name is fine in an update: it stays as it is.
-        let name_missing = body.get("name").is_none_or(Value::is_null);
-        for (method, path) in [
-            (Method::POST, "/v1/assistants"),
-            (Method::PUT, uri.as_str()),
-        ] {
-            if method == Method::PUT && name_missing {
-                continue;
-            }
-            let r = send(&app, method.clone(), path, Some(&k.a1), Some(body.clone())).await;
-            assert_error(&r, 422, "VALIDATION_ERROR");
-            assert_eq!(
-                r.body["detail"][0]["loc"],
-                json!(["body", loc]),
-                "{method} {body}"
-            );
+        if body.get("name").is_none_or(Value::is_null) {
+            continue;
         }
+        let r = app.put_assistant(&k.a1, id, body.clone()).await;
+        assert_error(&r, 422, "VALIDATION_ERROR");
+        assert_eq!(
+            r.body["detail"][0]["loc"],
+            json!(["body", loc]),
+            "PUT {body}"
+        );
     }
     // Several broken fields are all reported.
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/assistants",
-        Some(&k.a1),
-        Some(json!({"temperature": 9, "metadata": meta_with_keys(17)})),
-    )
-    .await;
+    let r = app
+        .post_assistant(
+            &k.a1,
+            json!({"temperature": 9, "metadata": meta_with_keys(17)}),
+        )
+        .await;
     assert_error(&r, 422, "VALIDATION_ERROR");
     let locs: Vec<Value> = r.body["detail"]
         .as_array()
@@ -493,163 +417,111 @@ async fn validation_errors_are_listed_and_change_nothing(backend: Backend) {
         vec![json!("name"), json!("temperature"), json!("metadata")]
     );
     // Malformed JSON is 400.
-    let req = test::TestRequest::post()
-        .uri("/v1/assistants")
-        .insert_header(("X-API-Key", k.a1.as_str()))
-        .insert_header(("Content-Type", "application/json"))
-        .set_payload("{\"name\": ");
-    let res = test::call_service(&app, req.to_request()).await;
-    assert_eq!(res.status().as_u16(), 400);
+    let r = app
+        .post("/v1/assistants")
+        .key(&k.a1)
+        .header("Content-Type", "application/json")
+        .payload("{\"name\": ")
+        .send()
+        .await;
+    assert_eq!(r.status, 400);
     // Exactly at the limits passes.
-    let edge = create(
-        &app,
-        &k.a1,
-        json!({"name": "x".repeat(256), "metadata": meta_with_keys(16),
-               "instructions": "x".repeat(256_000)}),
-    )
-    .await;
+    let edge = app
+        .create_assistant(
+            &k.a1,
+            json!({"name": "x".repeat(256), "metadata": meta_with_keys(16),
+                   "instructions": "x".repeat(256_000)}),
+        )
+        .await;
     assert_eq!(edge["name"].as_str().unwrap().chars().count(), 256);
     // Nothing rejected was written or changed.
     assert_eq!(list_ids(&app, &k.a1).await.len(), 2);
-    let got = send(&app, Method::GET, &uri, Some(&k.a1), None).await;
+    let got = app.get_assistant(&k.a1, id).await;
     assert_eq!(got.body, a);
 }
 
 async fn assistants_are_invisible_to_other_users_and_organizations(backend: Backend) {
-    let (_db, _store, app, k) = setup!(backend);
-    let a = create(
-        &app,
-        &k.a1,
-        json!({"name": "Private", "instructions": "secret"}),
-    )
-    .await;
+    let app = TestApp::spawn(backend).await;
+    let k = &app.keys;
+    let a = app
+        .create_assistant(&k.a1, json!({"name": "Private", "instructions": "secret"}))
+        .await;
     let id = a["id"].as_str().unwrap();
-    let uri = format!("/v1/assistants/{id}");
     for other in [&k.a2, &k.b1] {
-        for method in [Method::GET, Method::DELETE] {
-            let r = send(&app, method, &uri, Some(other), None).await;
+        for r in [
+            app.get_assistant(other, id).await,
+            app.delete_assistant(other, id).await,
+        ] {
             assert_error(&r, 404, "ASSISTANT_NOT_FOUND");
             assert!(!r.raw.windows(6).any(|w| w == b"secret"));
         }
-        let r = send(
-            &app,
-            Method::PUT,
-            &uri,
-            Some(other),
-            Some(json!({"name": "hijacked"})),
-        )
-        .await;
+        let r = app
+            .put_assistant(other, id, json!({"name": "hijacked"}))
+            .await;
         assert_error(&r, 404, "ASSISTANT_NOT_FOUND");
         assert!(list_ids(&app, other).await.is_empty());
-        let r = send(
-            &app,
-            Method::GET,
-            &format!("/v1/assistants?after={id}"),
-            Some(other),
-            None,
-        )
-        .await;
+        let r = app.list_assistants(other, &format!("after={id}")).await;
         assert_error(&r, 400, "INVALID_REQUEST");
     }
     // Naming the owner's organization with another organization's key is 403.
-    for method in [Method::GET, Method::DELETE] {
-        let r = send(
-            &app,
-            method,
-            &format!("{uri}?organization_id={ORG_A}"),
-            Some(&k.b1),
-            None,
-        )
-        .await;
+    let in_org_a = format!("{id}?organization_id={ORG_A}");
+    for r in [
+        app.get_assistant(&k.b1, &in_org_a).await,
+        app.delete_assistant(&k.b1, &in_org_a).await,
+        app.list_assistants(&k.b1, &format!("organization_id={ORG_A}"))
+            .await,
+    ] {
         assert_error(&r, 403, "ORGANIZATION_ACCESS_DENIED");
     }
-    let r = send(
-        &app,
-        Method::GET,
-        &format!("/v1/assistants?organization_id={ORG_A}"),
-        Some(&k.b1),
-        None,
-    )
-    .await;
-    assert_error(&r, 403, "ORGANIZATION_ACCESS_DENIED");
     // The owner still sees it unchanged.
-    let got = send(&app, Method::GET, &uri, Some(&k.a1), None).await;
+    let got = app.get_assistant(&k.a1, id).await;
     assert_eq!(got.body, a);
     assert_eq!(list_ids(&app, &k.a1).await, vec![id.to_string()]);
 }
 
 async fn threads_bind_only_the_callers_own_assistants(backend: Backend) {
-    let (_db, store, app, k) = setup!(backend);
-    let mine = create(&app, &k.a1, json!({"name": "Mine"})).await;
-    let colleagues = create(&app, &k.a2, json!({"name": "Theirs"})).await;
-    let elsewhere = create(&app, &k.b1, json!({"name": "Other org"})).await;
-    for foreign in [&colleagues, &elsewhere] {
-        let r = send(
-            &app,
-            Method::POST,
-            "/v1/threads",
-            Some(&k.a1),
-            Some(json!({"assistant_id": foreign["id"]})),
-        )
+    let app = TestApp::spawn(backend).await;
+    let k = &app.keys;
+    let mine = app.create_assistant(&k.a1, json!({"name": "Mine"})).await;
+    let colleagues = app.create_assistant(&k.a2, json!({"name": "Theirs"})).await;
+    let elsewhere = app
+        .create_assistant(&k.b1, json!({"name": "Other org"}))
         .await;
+    for foreign in [&colleagues, &elsewhere] {
+        let r = app
+            .post_thread(&k.a1, json!({"assistant_id": foreign["id"]}))
+            .await;
         assert_error(&r, 404, "ASSISTANT_NOT_FOUND");
         assert!(r.body["error"]["system_message"]
             .as_str()
             .unwrap()
             .contains(foreign["id"].as_str().unwrap()));
     }
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/threads",
-        Some(&k.a1),
-        Some(json!({"assistantId": mine["id"]})),
-    )
-    .await;
+    let r = app
+        .post_thread(&k.a1, json!({"assistantId": mine["id"]}))
+        .await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.body["assistant_id"], mine["id"]);
     // PATCH follows the same rule.
-    let thread = send(
-        &app,
-        Method::POST,
-        "/v1/threads",
-        Some(&k.a1),
-        Some(json!({})),
-    )
-    .await;
-    let turi = format!("/v1/threads/{}", thread.body["id"].as_str().unwrap());
-    let r = send(
-        &app,
-        Method::PATCH,
-        &turi,
-        Some(&k.a1),
-        Some(json!({"assistant_id": colleagues["id"]})),
-    )
-    .await;
+    let thread = app.post_thread(&k.a1, json!({})).await;
+    let tid = thread.body["id"].as_str().unwrap();
+    let r = app
+        .patch_thread(&k.a1, tid, json!({"assistant_id": colleagues["id"]}))
+        .await;
     assert_error(&r, 404, "ASSISTANT_NOT_FOUND");
-    let r = send(
-        &app,
-        Method::PATCH,
-        &turi,
-        Some(&k.a1),
-        Some(json!({"assistant_id": mine["id"]})),
-    )
-    .await;
+    let r = app
+        .patch_thread(&k.a1, tid, json!({"assistant_id": mine["id"]}))
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["assistant_id"], mine["id"]);
     // The colleague can bind their own.
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/threads",
-        Some(&k.a2),
-        Some(json!({"assistant_id": colleagues["id"]})),
-    )
-    .await;
+    let r = app
+        .post_thread(&k.a2, json!({"assistant_id": colleagues["id"]}))
+        .await;
     assert_eq!(r.status, 201, "{}", r.body);
     // Rows written the old way (tenancy::insert_assistant) bind for their creator only.
     {
-        let mut conn = store.conn().unwrap();
+        let mut conn = app.store.conn().unwrap();
         let now = chrono::Utc::now().naive_utc();
         tenancy::insert_assistant(
             &mut conn,
@@ -669,19 +541,12 @@ async fn threads_bind_only_the_callers_own_assistants(backend: Backend) {
         .unwrap();
     }
     let body = json!({"assistant_id": "asst_legacy"});
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/threads",
-        Some(&k.a1),
-        Some(body.clone()),
-    )
-    .await;
+    let r = app.post_thread(&k.a1, body.clone()).await;
     assert_eq!(r.status, 201, "{}", r.body);
-    let r = send(&app, Method::POST, "/v1/threads", Some(&k.a2), Some(body)).await;
+    let r = app.post_thread(&k.a2, body).await;
     assert_error(&r, 404, "ASSISTANT_NOT_FOUND");
     // The lookup the response flow uses sees the same thing.
-    let mut conn = store.conn().unwrap();
+    let mut conn = app.store.conn().unwrap();
     let found = assistants::find(&mut conn, &scope(ORG_A, "usr_1"), "asst_legacy").unwrap();
     assert_eq!(found.unwrap().name.as_str(), "legacy");
     assert!(
@@ -693,8 +558,8 @@ async fn threads_bind_only_the_callers_own_assistants(backend: Backend) {
 
 async fn pages_break_creation_time_ties_by_id(backend: Backend) {
     // Assistants created in the same millisecond still page exactly once each.
-    let (_db, store, _app, _k) = setup!(backend);
-    let mut conn = store.conn().unwrap();
+    let app = TestApp::spawn(backend).await;
+    let mut conn = app.store.conn().unwrap();
     let s = scope(ORG_A, "usr_1");
     let now = clock::now();
     let mut ids = Vec::new();
@@ -750,8 +615,9 @@ async fn pages_break_creation_time_ties_by_id(backend: Backend) {
 }
 
 async fn authentication_is_required(backend: Backend) {
-    let (_db, _store, app, k) = setup!(backend);
-    let a = create(&app, &k.a1, json!({"name": "x"})).await;
+    let app = TestApp::spawn(backend).await;
+    let k = &app.keys;
+    let a = app.create_assistant(&k.a1, json!({"name": "x"})).await;
     let uri = format!("/v1/assistants/{}", a["id"].as_str().unwrap());
     for (method, path) in [
         (Method::POST, "/v1/assistants"),
@@ -760,16 +626,18 @@ async fn authentication_is_required(backend: Backend) {
         (Method::PUT, uri.as_str()),
         (Method::DELETE, uri.as_str()),
     ] {
-        let r = send(&app, method.clone(), path, None, Some(json!({"name": "y"}))).await;
+        let r = app
+            .request(method.clone(), path)
+            .json(json!({"name": "y"}))
+            .send()
+            .await;
         assert_error(&r, 401, "AUTHENTICATION_REQUIRED");
-        let r = send(
-            &app,
-            method,
-            path,
-            Some("sk_wrong"),
-            Some(json!({"name": "y"})),
-        )
-        .await;
+        let r = app
+            .request(method, path)
+            .key("sk_wrong")
+            .json(json!({"name": "y"}))
+            .send()
+            .await;
         assert_error(&r, 401, "INVALID_API_KEY");
     }
     assert_eq!(list_ids(&app, &k.a1).await.len(), 1);

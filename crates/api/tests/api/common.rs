@@ -1,6 +1,13 @@
 //! Helpers shared by the API test modules: seeded keys, requests through
-//! the real app builder, and the error-envelope assertion.
+//! the real app builder, the error-envelope assertion, and the bound on
+//! every wait. The typed client ([`TestApp`]) lives in `client.rs`; the free
+//! functions and the `setup!` macros here are thin wrappers kept for tests
+//! written against them.
 #![allow(dead_code)]
+
+// All of the client, for the test modules that `use super::common::*`.
+#[allow(unused_imports)]
+pub use super::client::{sse_events, EventStream, RequestBuilder, Svc, TestApp};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
@@ -10,6 +17,29 @@ use serde_json::{json, Value};
 use skein_domain::{clock, OrganizationId, UserId};
 use skein_persistence::rows::AssistantRow;
 use skein_persistence::{keys, tenancy};
+use std::fmt::Display;
+use std::future::Future;
+use std::time::Duration;
+
+/// The bound on every request, stream read and wait of the API tests, in
+/// seconds: far above what a healthy run needs, far below a hung CI job.
+pub const REQUEST_TIMEOUT_SECS: u64 = 30;
+
+/// `fut`, which must finish within `secs` seconds; otherwise the test panics
+/// naming the line that waited.
+#[track_caller]
+pub fn within<F: Future>(secs: u64, fut: F) -> impl Future<Output = F::Output> {
+    let caller = std::panic::Location::caller();
+    bounded(caller, secs, fut)
+}
+
+/// Like [`within`], naming `what` in the panic.
+pub async fn bounded<F: Future>(what: impl Display, secs: u64, fut: F) -> F::Output {
+    match tokio::time::timeout(Duration::from_secs(secs), fut).await {
+        Ok(out) => out,
+        Err(_) => panic!("{what}: still waiting after {secs} s (a hang, or a lost wake-up)"),
+    }
+}
 
 pub struct Keys {
     /// usr_1 in org_a.
@@ -82,10 +112,14 @@ where
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
 {
-    let res = test::call_service(app, req.to_request()).await;
-    let status = res.status().as_u16();
-    let headers = res.headers().clone();
-    let raw = test::read_body(res).await.to_vec();
+    let req = req.to_request();
+    let what = format!("{} {}", req.method(), req.uri());
+    let (status, headers, raw) = bounded(&what, REQUEST_TIMEOUT_SECS, async {
+        let res = test::call_service(app, req).await;
+        let (status, headers) = (res.status().as_u16(), res.headers().clone());
+        (status, headers, test::read_body(res).await.to_vec())
+    })
+    .await;
     let body = if raw.is_empty() {
         Value::Null
     } else {
@@ -99,45 +133,31 @@ where
     }
 }
 
-/// Like `setup!`, with a closure that adjusts the state (router, limits...).
+/// `(db, store, app, keys)` for a fresh [`TestApp`] whose state `$adjust`
+/// changed (router, limits...): `app` is the service, for [`send`] and the
+/// other free helpers.
 macro_rules! setup_with {
     ($backend:expr, $adjust:expr) => {{
-        let db = skein_persistence::testing::TestDb::new($backend);
-        let store = db.store();
-        let keys = $crate::common::seed(&store);
-        let mut state = skein_api::AppState::new(store.clone());
         let adjust: &dyn Fn(&mut skein_api::AppState) = &$adjust;
-        adjust(&mut state);
-        let app = actix_web::test::init_service(skein_api::build_app(
-            state,
-            actix_web::web::Data::new(skein_api::Metrics::default()),
-        ))
-        .await;
-        (db, store, app, keys)
+        $crate::common::TestApp::with($backend, adjust)
+            .await
+            .into_parts()
     }};
 }
 
+/// `(db, store, app, keys)` for a fresh [`TestApp`], optionally with other
+/// limits and body size.
 macro_rules! setup {
     ($backend:expr) => {
-        setup!(
-            $backend,
-            skein_domain::Limits::default(),
-            skein_api::state::DEFAULT_MAX_BODY_BYTES
-        )
+        setup_with!($backend, |_: &mut skein_api::AppState| {})
     };
     ($backend:expr, $limits:expr, $max_body:expr) => {{
-        let db = skein_persistence::testing::TestDb::new($backend);
-        let store = db.store();
-        let keys = $crate::common::seed(&store);
-        let mut state = skein_api::AppState::new(store.clone());
-        state.limits = $limits;
-        state.max_body_bytes = $max_body;
-        let app = actix_web::test::init_service(skein_api::build_app(
-            state,
-            actix_web::web::Data::new(skein_api::Metrics::default()),
-        ))
-        .await;
-        (db, store, app, keys)
+        let limits: skein_domain::Limits = $limits;
+        let max_body: usize = $max_body;
+        setup_with!($backend, move |s: &mut skein_api::AppState| {
+            s.limits = limits;
+            s.max_body_bytes = max_body;
+        })
     }};
 }
 
@@ -244,4 +264,23 @@ pub fn token_for(user: &str, expires_in: i64) -> String {
         &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
     )
     .unwrap()
+}
+
+/// Never run: keeps the `setup!` macros and the free helpers compiling
+/// against the typed client for the tests written with them.
+async fn _the_free_helpers_still_fit(backend: skein_persistence::Backend) {
+    let (_db, _store, app, k) = setup!(backend);
+    create_thread(&app, &k.a1, json!({})).await;
+    send(&app, Method::GET, "/v1/threads", Some(&k.a1), None).await;
+    let (_db, _store, app, _k) = setup!(backend, skein_domain::Limits::default(), 1024);
+    raw_send(&app, test::TestRequest::get().uri("/healthz")).await;
+    let (_db, _store, app, _k) = setup_with!(backend, enable_tokens);
+    send_bearer(
+        &app,
+        Method::GET,
+        "/v1/threads",
+        &token_for("usr_1", 60),
+        None,
+    )
+    .await;
 }

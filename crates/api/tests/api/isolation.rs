@@ -21,26 +21,22 @@ enum Cred {
     Token(String),
 }
 
-async fn call<S, B>(app: &S, cred: &Cred, method: Method, uri: &str, body: Option<Value>) -> Resp
-where
-    S: actix_web::dev::Service<
-        actix_http::Request,
-        Response = actix_web::dev::ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
-    B: actix_web::body::MessageBody,
-{
+async fn call(app: &TestApp, cred: &Cred, method: Method, uri: &str, body: Option<Value>) -> Resp {
+    let req = app.request(method, uri).json(body);
     match cred {
-        Cred::Key(k) => send(app, method, uri, Some(k), body).await,
-        Cred::Token(t) => send_bearer(app, method, uri, t, body).await,
+        Cred::Key(k) => req.key(k),
+        Cred::Token(t) => req.bearer(t),
     }
+    .send()
+    .await
 }
 
 async fn no_endpoint_reaches_another_users_or_organizations_objects(backend: Backend) {
-    let (_db, store, app, k) = setup_with!(backend, enable_tokens);
+    let app = TestApp::with(backend, enable_tokens).await;
+    let k = &app.keys;
     {
         // usr_3 belongs to org_b only.
-        let mut conn = store.conn().unwrap();
+        let mut conn = app.store.conn().unwrap();
         let (org_b, usr_3) = (
             OrganizationId::parse(ORG_B).unwrap(),
             UserId::parse("usr_3").unwrap(),
@@ -233,15 +229,7 @@ async fn no_endpoint_reaches_another_users_or_organizations_objects(backend: Bac
 }
 
 /// The owner's thread, messages and assistant as the owner sees them.
-async fn snapshot<S, B>(app: &S, owner: &Cred, assistant_id: &str) -> (Value, Value, Value)
-where
-    S: actix_web::dev::Service<
-        actix_http::Request,
-        Response = actix_web::dev::ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
-    B: actix_web::body::MessageBody,
-{
+async fn snapshot(app: &TestApp, owner: &Cred, assistant_id: &str) -> (Value, Value, Value) {
     let thread = call(app, owner, Method::GET, "/v1/threads/owned", None)
         .await
         .body;

@@ -2,7 +2,6 @@
 //! `RATE_LIMITED` and `Retry-After`; off by default.
 
 use super::common::*;
-use actix_web::http::Method;
 use serde_json::json;
 use skein_api::ratelimit::{RateLimitSettings, RateLimiter};
 use skein_api::AppState;
@@ -34,30 +33,24 @@ fn retry_after(r: &Resp) -> u64 {
 }
 
 async fn the_request_after_the_budget_is_refused_with_retry_after(backend: Backend) {
-    let (_db, store, app, k) = setup_with!(backend, budget_of_3);
+    let app = TestApp::with(backend, budget_of_3).await;
+    let k = &app.keys;
     for i in 0..3 {
-        let r = send(&app, Method::GET, "/v1/threads", Some(&k.a1), None).await;
+        let r = app.list_threads(&k.a1, "").await;
         assert_eq!(r.status, 200, "request {i}: {}", r.body);
     }
-    let refused = send(&app, Method::GET, "/v1/threads", Some(&k.a1), None).await;
+    let refused = app.list_threads(&k.a1, "").await;
     assert_error(&refused, 429, "RATE_LIMITED");
     assert_eq!(refused.body["error"]["type"], "client_error");
     assert!((1..=60).contains(&retry_after(&refused)));
     // Writes are refused too, and change nothing.
-    let write = send(
-        &app,
-        Method::POST,
-        "/v1/threads",
-        Some(&k.a1),
-        Some(json!({"title": "x"})),
-    )
-    .await;
+    let write = app.post_thread(&k.a1, json!({"title": "x"})).await;
     assert_error(&write, 429, "RATE_LIMITED");
 
     // Another key of the same organization, and another key of the same
     // user, have budgets of their own.
     let second_key_of_usr_1 = {
-        let mut conn = store.conn().unwrap();
+        let mut conn = app.store.conn().unwrap();
         keys::create(
             &mut conn,
             &OrganizationId::parse(ORG_A).unwrap(),
@@ -70,11 +63,11 @@ async fn the_request_after_the_budget_is_refused_with_retry_after(backend: Backe
     };
     for key in [&k.a2, &second_key_of_usr_1] {
         for _ in 0..3 {
-            let r = send(&app, Method::GET, "/v1/threads", Some(key), None).await;
+            let r = app.list_threads(key, "").await;
             assert_eq!(r.status, 200, "{}", r.body);
         }
     }
-    let threads = send(&app, Method::GET, "/v1/threads", Some(&k.b1), None).await;
+    let threads = app.list_threads(&k.b1, "").await;
     assert_eq!(threads.status, 200, "{}", threads.body);
     assert_eq!(
         threads.body["data"],
@@ -84,45 +77,32 @@ async fn the_request_after_the_budget_is_refused_with_retry_after(backend: Backe
 
     // Failed authentications are answered as such, not counted, and
     // service endpoints have no budget.
-    let anonymous = send(&app, Method::GET, "/v1/threads", None, None).await;
+    let anonymous = app.get("/v1/threads").send().await;
     assert_error(&anonymous, 401, "AUTHENTICATION_REQUIRED");
-    let bad = send(&app, Method::GET, "/v1/threads", Some("sk_nope"), None).await;
+    let bad = app.list_threads("sk_nope", "").await;
     assert_error(&bad, 401, "INVALID_API_KEY");
     for _ in 0..5 {
-        assert_eq!(
-            send(&app, Method::GET, "/healthz", None, None).await.status,
-            200
-        );
+        assert_eq!(app.get("/healthz").send().await.status, 200);
     }
     // Still refused: the window has not ended.
-    let again = send(&app, Method::GET, "/v1/threads", Some(&k.a1), None).await;
+    let again = app.list_threads(&k.a1, "").await;
     assert_error(&again, 429, "RATE_LIMITED");
 }
 
-async fn with_token<S, B>(app: &S, token: &str) -> Resp
-where
-    S: actix_web::dev::Service<
-        actix_http::Request,
-        Response = actix_web::dev::ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
-    B: actix_web::body::MessageBody,
-{
-    send_bearer(
-        app,
-        Method::GET,
-        "/v1/threads?organization_id=org_a",
-        token,
-        None,
-    )
-    .await
+async fn with_token(app: &TestApp, token: &str) -> Resp {
+    app.get("/v1/threads?organization_id=org_a")
+        .bearer(token)
+        .send()
+        .await
 }
 
 async fn a_token_user_has_one_budget_for_all_its_tokens(backend: Backend) {
-    let (_db, _store, app, k) = setup_with!(backend, |s: &mut AppState| {
+    let app = TestApp::with(backend, |s: &mut AppState| {
         budget_of_3(s);
         enable_tokens(s);
-    });
+    })
+    .await;
+    let k = &app.keys;
     // Two different tokens of usr_1 share the user's budget.
     let (first, second) = (token_for("usr_1", 600), token_for("usr_1", 900));
     assert_ne!(first, second);
@@ -136,7 +116,7 @@ async fn a_token_user_has_one_budget_for_all_its_tokens(backend: Backend) {
     // Another user's token, and usr_1's API key, are counted apart.
     let other = with_token(&app, &token_for("usr_2", 600)).await;
     assert_eq!(other.status, 200, "{}", other.body);
-    let key = send(&app, Method::GET, "/v1/threads", Some(&k.a1), None).await;
+    let key = app.list_threads(&k.a1, "").await;
     assert_eq!(key.status, 200, "{}", key.body);
     // An invalid token is a 401, not a 429, even for a spent user.
     let expired = with_token(&app, &token_for("usr_1", -600)).await;
@@ -144,9 +124,9 @@ async fn a_token_user_has_one_budget_for_all_its_tokens(backend: Backend) {
 }
 
 async fn off_by_default_every_request_passes(backend: Backend) {
-    let (_db, _store, app, k) = setup!(backend);
+    let app = TestApp::spawn(backend).await;
     for i in 0..20 {
-        let r = send(&app, Method::GET, "/v1/threads", Some(&k.a1), None).await;
+        let r = app.list_threads(&app.keys.a1, "").await;
         assert_eq!(r.status, 200, "request {i}: {}", r.body);
         assert!(r.headers.get("retry-after").is_none());
     }

@@ -17,43 +17,25 @@ skein_persistence::on_both_backends_async!(
 async fn an_inactive_thread_expires_after_90_days_everywhere_at_once(backend: Backend) {
     let clock = Clock::system();
     let handle = clock.clone();
-    let (_db, _store, app, k) =
-        setup_with!(backend, move |s: &mut AppState| s.clock = handle.clone());
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/model/response",
-        Some(&k.a1),
-        Some(json!({"thread": "quiet", "inputs": [{"role": "user", "content": "hello"}]})),
-    )
-    .await;
+    let app = TestApp::with(backend, |s: &mut AppState| s.clock = handle).await;
+    let k = &app.keys;
+    let r = app
+        .post_response(
+            &k.a1,
+            json!({"thread": "quiet", "inputs": [{"role": "user", "content": "hello"}]}),
+        )
+        .await;
     assert_eq!(r.status, 200);
-    let msgs = send(
-        &app,
-        Method::GET,
-        "/v1/threads/quiet/messages",
-        Some(&k.a1),
-        None,
-    )
-    .await;
+    let msgs = app.list_messages(&k.a1, "quiet", "").await;
     let mid = msgs.body["data"][0]["id"].as_str().unwrap().to_string();
 
     clock.advance(TimeDelta::days(89));
     assert_eq!(
-        send(&app, Method::GET, "/v1/threads/quiet", Some(&k.a1), None)
-            .await
-            .status,
+        app.get_thread(&k.a1, "quiet").await.status,
         200,
         "day 89: still there"
     );
-    let list = send(
-        &app,
-        Method::GET,
-        "/v1/threads?include_total=true",
-        Some(&k.a1),
-        None,
-    )
-    .await;
+    let list = app.list_threads(&k.a1, "include_total=true").await;
     assert_eq!(list.body["total"], 1);
 
     clock.advance(TimeDelta::days(2));
@@ -90,82 +72,49 @@ async fn an_inactive_thread_expires_after_90_days_everywhere_at_once(backend: Ba
         ),
         (Method::DELETE, "/v1/threads/quiet".to_string(), None),
     ] {
-        let r = send(&app, method.clone(), &uri, Some(&k.a1), body).await;
+        let r = app.request(method, uri).key(&k.a1).json(body).send().await;
         assert_error(&r, 404, "THREAD_NOT_FOUND");
     }
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/model/response",
-        Some(&k.a1),
-        Some(json!({"thread": "quiet", "inputs": [{"role": "user", "content": "anyone?"}]})),
-    )
-    .await;
+    let r = app
+        .post_response(
+            &k.a1,
+            json!({"thread": "quiet", "inputs": [{"role": "user", "content": "anyone?"}]}),
+        )
+        .await;
     assert_error(&r, 404, "THREAD_NOT_FOUND");
-    let list = send(
-        &app,
-        Method::GET,
-        "/v1/threads?include_total=true",
-        Some(&k.a1),
-        None,
-    )
-    .await;
+    let list = app.list_threads(&k.a1, "include_total=true").await;
     assert_eq!(list.body["total"], 0);
     assert_eq!(list.body["data"], json!([]));
-    let all = send(&app, Method::DELETE, "/v1/threads", Some(&k.a1), None).await;
+    let all = app.delete_threads(&k.a1, "").await;
     assert_eq!(
         all.body["deleted"], 0,
         "expired threads are not the caller's to delete any more"
     );
     // A thread created now is of course visible.
-    let fresh = create_thread(&app, &k.a1, json!({"title": "new"})).await;
-    let got = send(
-        &app,
-        Method::GET,
-        &format!("/v1/threads/{}", fresh["id"].as_str().unwrap()),
-        Some(&k.a1),
-        None,
-    )
-    .await;
+    let fresh = app.create_thread(&k.a1, json!({"title": "new"})).await;
+    let got = app.get_thread(&k.a1, fresh["id"].as_str().unwrap()).await;
     assert_eq!(got.status, 200);
 }
 
 async fn archived_threads_outlive_inactivity_but_not_one_year(backend: Backend) {
     let clock = Clock::system();
     let handle = clock.clone();
-    let (_db, _store, app, k) =
-        setup_with!(backend, move |s: &mut AppState| s.clock = handle.clone());
-    let t = create_thread(&app, &k.a1, json!({"title": "kept"})).await;
-    let uri = format!("/v1/threads/{}", t["id"].as_str().unwrap());
-    let r = send(
-        &app,
-        Method::PATCH,
-        &uri,
-        Some(&k.a1),
-        Some(json!({"state": "archived"})),
-    )
-    .await;
+    let app = TestApp::with(backend, |s: &mut AppState| s.clock = handle).await;
+    let k = &app.keys;
+    let t = app.create_thread(&k.a1, json!({"title": "kept"})).await;
+    let id = t["id"].as_str().unwrap();
+    let r = app
+        .patch_thread(&k.a1, id, json!({"state": "archived"}))
+        .await;
     assert_eq!(r.status, 200);
     clock.advance(TimeDelta::days(200));
     assert_eq!(
-        send(&app, Method::GET, &uri, Some(&k.a1), None)
-            .await
-            .status,
+        app.get_thread(&k.a1, id).await.status,
         200,
         "archived: no inactivity expiry"
     );
     clock.advance(TimeDelta::days(164));
-    assert_eq!(
-        send(&app, Method::GET, &uri, Some(&k.a1), None)
-            .await
-            .status,
-        200,
-        "day 364"
-    );
+    assert_eq!(app.get_thread(&k.a1, id).await.status, 200, "day 364");
     clock.advance(TimeDelta::days(2));
-    assert_error(
-        &send(&app, Method::GET, &uri, Some(&k.a1), None).await,
-        404,
-        "THREAD_NOT_FOUND",
-    );
+    assert_error(&app.get_thread(&k.a1, id).await, 404, "THREAD_NOT_FOUND");
 }

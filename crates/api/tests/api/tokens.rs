@@ -61,27 +61,15 @@ fn claims(sub: &str) -> Value {
     json!({"sub": sub, "exp": now() + 600, "aud": "skein", "iss": "https://auth.example"})
 }
 
-async fn get_threads<S, B>(app: &S, token: &str, query: &str) -> Resp
-where
-    S: actix_web::dev::Service<
-        actix_http::Request,
-        Response = actix_web::dev::ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
-    B: actix_web::body::MessageBody,
-{
-    send_bearer(
-        app,
-        Method::GET,
-        &format!("/v1/threads{query}"),
-        token,
-        None,
-    )
-    .await
+async fn get_threads(app: &TestApp, token: &str, query: &str) -> Resp {
+    app.get(format!("/v1/threads{query}"))
+        .bearer(token)
+        .send()
+        .await
 }
 
 async fn token_edge_cases_answer_401_with_the_right_code(backend: Backend) {
-    let (_db, _store, app, _k) = setup_with!(backend, with_secret);
+    let app = TestApp::with(backend, with_secret).await;
     let ok = get_threads(&app, &hs256(claims("usr_2")), "").await;
     assert_eq!(ok.status, 200, "{}", ok.body);
     let mut expired = claims("usr_2");
@@ -177,12 +165,13 @@ async fn rs256_and_es256_tokens_are_verified_with_the_public_key(backend: Backen
         ),
     ] {
         let pem = fixture(public);
-        let (_db, _store, app, _k) = setup_with!(backend, move |s: &mut AppState| {
+        let app = TestApp::with(backend, |s: &mut AppState| {
             s.tokens = verifier(JwtSettings {
-                public_key_pem: Some(pem.clone()),
+                public_key_pem: Some(pem),
                 ..Default::default()
             });
-        });
+        })
+        .await;
         let key = match alg {
             Algorithm::RS256 => EncodingKey::from_rsa_pem(fixture(private).as_bytes()).unwrap(),
             _ => EncodingKey::from_ec_pem(fixture(private).as_bytes()).unwrap(),
@@ -206,37 +195,32 @@ async fn rs256_and_es256_tokens_are_verified_with_the_public_key(backend: Backen
 }
 
 async fn a_user_in_several_organizations_names_one_or_is_told_to(backend: Backend) {
-    let (_db, _store, app, k) = setup_with!(backend, with_secret);
+    let app = TestApp::with(backend, with_secret).await;
+    let k = &app.keys;
     // usr_1 is a member of org_a and org_b.
     let token = hs256(claims("usr_1"));
-    let r = send_bearer(
-        &app,
-        Method::POST,
-        "/v1/threads",
-        &token,
-        Some(json!({"title": "where?"})),
-    )
-    .await;
+    let r = app
+        .post("/v1/threads")
+        .bearer(&token)
+        .json(json!({"title": "where?"}))
+        .send()
+        .await;
     assert_error(&r, 400, "AMBIGUOUS_ORGANIZATION");
-    let r = send_bearer(
-        &app,
-        Method::POST,
-        "/v1/threads",
-        &token,
-        Some(json!({"organization_id": "org_c"})),
-    )
-    .await;
+    let r = app
+        .post("/v1/threads")
+        .bearer(&token)
+        .json(json!({"organization_id": "org_c"}))
+        .send()
+        .await;
     assert_error(&r, 403, "ORGANIZATION_ACCESS_DENIED");
-    let in_b = send_bearer(
-        &app,
-        Method::POST,
-        "/v1/threads",
-        &token,
-        Some(json!({"organization_id": ORG_B, "title": "b"})),
-    )
-    .await;
+    let in_b = app
+        .post("/v1/threads")
+        .bearer(&token)
+        .json(json!({"organization_id": ORG_B, "title": "b"}))
+        .send()
+        .await;
     assert_eq!(in_b.status, 201, "{}", in_b.body);
-    let in_a = create_thread(&app, &k.a1, json!({"title": "a"})).await;
+    let in_a = app.create_thread(&k.a1, json!({"title": "a"})).await;
     // Listing without organization_id spans both organizations; with it, one.
     let all = get_threads(&app, &token, "?include_total=true").await;
     assert_eq!(all.body["total"], 2);
@@ -245,68 +229,49 @@ async fn a_user_in_several_organizations_names_one_or_is_told_to(backend: Backen
     assert_eq!(only_a.body["data"].as_array().unwrap().len(), 1);
     // A thread id is found in whichever organization holds it.
     let id_b = in_b.body["id"].as_str().unwrap();
-    let got = send_bearer(
-        &app,
-        Method::GET,
-        &format!("/v1/threads/{id_b}"),
-        &token,
-        None,
-    )
-    .await;
+    let got = app
+        .get(format!("/v1/threads/{id_b}"))
+        .bearer(&token)
+        .send()
+        .await;
     assert_eq!(got.body["organization_id"], ORG_B);
-    let patched = send_bearer(
-        &app,
-        Method::PATCH,
-        &format!("/v1/threads/{id_b}"),
-        &token,
-        Some(json!({"title": "renamed"})),
-    )
-    .await;
+    let patched = app
+        .request(Method::PATCH, format!("/v1/threads/{id_b}"))
+        .bearer(&token)
+        .json(json!({"title": "renamed"}))
+        .send()
+        .await;
     assert_eq!(patched.body["title"], "renamed");
     // The same client-chosen id in both organizations needs organization_id.
     for org in [ORG_A, ORG_B] {
-        let r = send_bearer(&app, Method::POST, "/v1/model/response", &token, Some(json!({"thread": "twin", "organization_id": org, "inputs": [{"role": "user", "content": org}]}))).await;
+        let r = app.post("/v1/model/response").bearer(&token).json(json!({"thread": "twin", "organization_id": org, "inputs": [{"role": "user", "content": org}]})).send().await;
         assert_eq!(r.status, 200, "{}", r.body);
     }
-    let r = send_bearer(&app, Method::GET, "/v1/threads/twin", &token, None).await;
+    let r = app.get("/v1/threads/twin").bearer(&token).send().await;
     assert_error(&r, 400, "AMBIGUOUS_ORGANIZATION");
-    let r = send_bearer(
-        &app,
-        Method::GET,
-        "/v1/threads/twin/messages?organization_id=org_b",
-        &token,
-        None,
-    )
-    .await;
+    let r = app
+        .get("/v1/threads/twin/messages?organization_id=org_b")
+        .bearer(&token)
+        .send()
+        .await;
     assert_eq!(r.body["data"][0]["content"], ORG_B);
-    let r = send_bearer(
-        &app,
-        Method::POST,
-        "/v1/model/response",
-        &token,
-        Some(json!({"thread": "twin", "inputs": [{"role": "user", "content": "x"}]})),
-    )
-    .await;
+    let r = app
+        .post("/v1/model/response")
+        .bearer(&token)
+        .json(json!({"thread": "twin", "inputs": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await;
     assert_error(&r, 400, "AMBIGUOUS_ORGANIZATION");
     // An existing thread in one organization is continued without naming it.
-    let r = send_bearer(
-        &app,
-        Method::POST,
-        "/v1/model/response",
-        &token,
-        Some(json!({"thread": id_b, "inputs": [{"role": "user", "content": "more"}]})),
-    )
-    .await;
+    let r = app
+        .post("/v1/model/response")
+        .bearer(&token)
+        .json(json!({"thread": id_b, "inputs": [{"role": "user", "content": "more"}]}))
+        .send()
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
     // A key of the same user still sees only its own organization.
-    let by_key = send(
-        &app,
-        Method::GET,
-        "/v1/threads?include_total=true",
-        Some(&k.a1),
-        None,
-    )
-    .await;
+    let by_key = app.list_threads(&k.a1, "include_total=true").await;
     assert_eq!(
         by_key.body["data"]
             .as_array()
@@ -319,54 +284,44 @@ async fn a_user_in_several_organizations_names_one_or_is_told_to(backend: Backen
 }
 
 async fn visible_in_ui_can_be_set_with_a_token(backend: Backend) {
-    let (_db, _store, app, k) = setup_with!(backend, with_secret);
+    let app = TestApp::with(backend, with_secret).await;
+    let k = &app.keys;
     let token = hs256(claims("usr_2"));
-    let hidden = send_bearer(
-        &app,
-        Method::POST,
-        "/v1/threads",
-        &token,
-        Some(json!({"visible_in_ui": false})),
-    )
-    .await;
+    let hidden = app
+        .post("/v1/threads")
+        .bearer(&token)
+        .json(json!({"visible_in_ui": false}))
+        .send()
+        .await;
     assert_eq!(hidden.status, 201, "{}", hidden.body);
     assert_eq!(hidden.body["visible_in_ui"], false);
     let id = hidden.body["id"].as_str().unwrap();
-    let shown = send_bearer(
-        &app,
-        Method::PATCH,
-        &format!("/v1/threads/{id}"),
-        &token,
-        Some(json!({"visibleInUi": true})),
-    )
-    .await;
+    let shown = app
+        .request(Method::PATCH, format!("/v1/threads/{id}"))
+        .bearer(&token)
+        .json(json!({"visibleInUi": true}))
+        .send()
+        .await;
     assert_eq!(shown.body["visible_in_ui"], true);
     // The same user's API key still may not.
-    let r = send(
-        &app,
-        Method::PATCH,
-        &format!("/v1/threads/{id}"),
-        Some(&k.a2),
-        Some(json!({"visible_in_ui": false})),
-    )
-    .await;
+    let r = app
+        .patch_thread(&k.a2, id, json!({"visible_in_ui": false}))
+        .await;
     assert_error(&r, 403, "BEARER_TOKEN_REQUIRED");
 }
 
 async fn a_removed_membership_ends_access_at_once(backend: Backend) {
-    let (_db, store, app, _k) = setup_with!(backend, with_secret);
+    let app = TestApp::with(backend, with_secret).await;
     let token = hs256(claims("usr_2"));
-    let t = send_bearer(
-        &app,
-        Method::POST,
-        "/v1/threads",
-        &token,
-        Some(json!({"title": "mine"})),
-    )
-    .await;
+    let t = app
+        .post("/v1/threads")
+        .bearer(&token)
+        .json(json!({"title": "mine"}))
+        .send()
+        .await;
     let id = t.body["id"].as_str().unwrap().to_string();
     {
-        let mut conn = store.conn().unwrap();
+        let mut conn = app.store.conn().unwrap();
         let removed = tenancy::remove_membership(
             &mut conn,
             &OrganizationId::parse(ORG_A).unwrap(),
@@ -375,23 +330,17 @@ async fn a_removed_membership_ends_access_at_once(backend: Backend) {
         .unwrap();
         assert!(removed);
     }
-    let r = send_bearer(
-        &app,
-        Method::GET,
-        &format!("/v1/threads/{id}"),
-        &token,
-        None,
-    )
-    .await;
+    let r = app
+        .get(format!("/v1/threads/{id}"))
+        .bearer(&token)
+        .send()
+        .await;
     assert_error(&r, 403, "ORGANIZATION_ACCESS_DENIED");
-    let r = send_bearer(
-        &app,
-        Method::GET,
-        &format!("/v1/threads/{id}?organization_id=org_a"),
-        &token,
-        None,
-    )
-    .await;
+    let r = app
+        .get(format!("/v1/threads/{id}?organization_id=org_a"))
+        .bearer(&token)
+        .send()
+        .await;
     assert_error(&r, 403, "ORGANIZATION_ACCESS_DENIED");
     let r = get_threads(&app, &token, "").await;
     assert_error(&r, 403, "ORGANIZATION_ACCESS_DENIED");

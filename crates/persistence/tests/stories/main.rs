@@ -82,7 +82,7 @@ fn new_thread(s: &Scope, id: Option<&str>) -> Thread {
 }
 
 fn migrations_go_up_down_and_up_again(backend: Backend) {
-    let db = TestDb::new(backend);
+    let db = TestDb::empty(backend);
     let store = skein_persistence::Store::open(&db.url, Default::default()).unwrap();
     let mut conn = store.conn().unwrap();
     assert!(migrations::has_pending(&mut conn).unwrap());
