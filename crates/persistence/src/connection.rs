@@ -6,6 +6,9 @@ use diesel::pg::PgConnection;
 use diesel::r2d2::{self, R2D2Connection};
 use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 #[allow(missing_docs)] // the derive generates undocumented items
@@ -166,8 +169,64 @@ impl r2d2::ManageConnection for Manager {
     }
 }
 
+/// The in-process queue of an SQLite database's writers. SQLite lets one
+/// writer in at a time and makes the others poll for the lock with sleeps
+/// (`busy_timeout`), which is unfair: a writer that commits and begins again
+/// at once (a purge in chunks, a burst of appends) can starve the sleepers
+/// and give them "database is locked". Every write transaction run through a
+/// [`crate::Store`] first takes its database's gate, a fair (FIFO) lock, so
+/// in-process writers take turns in arrival order and reach `BEGIN
+/// IMMEDIATE` when the lock is free. `busy_timeout` still covers other
+/// processes (the CLI).
+#[derive(Debug)]
+pub struct WriteGate {
+    lock: parking_lot::FairMutex<()>,
+    wait: Duration,
+}
+
+impl WriteGate {
+    /// The gate of the SQLite database at `path` (one per file and process,
+    /// shared by every store opened on it); waiting for it gives up after
+    /// `wait`.
+    pub(crate) fn for_database(path: &str, wait: Duration) -> Arc<WriteGate> {
+        static GATES: std::sync::OnceLock<Mutex<HashMap<String, Weak<WriteGate>>>> =
+            std::sync::OnceLock::new();
+        let key = std::fs::canonicalize(path)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| path.to_string());
+        let mut gates = GATES
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        gates.retain(|_, gate| gate.strong_count() > 0);
+        if let Some(gate) = gates.get(&key).and_then(Weak::upgrade) {
+            return gate;
+        }
+        let gate = Arc::new(WriteGate {
+            lock: parking_lot::FairMutex::new(()),
+            wait,
+        });
+        gates.insert(key, Arc::downgrade(&gate));
+        gate
+    }
+
+    /// Runs `f` with this gate as the current thread's gate: write
+    /// transactions inside it queue on the gate.
+    pub(crate) fn install<R>(gate: Option<&Arc<WriteGate>>, f: impl FnOnce() -> R) -> R {
+        let previous = CURRENT_GATE.with(|g| g.replace(gate.cloned()));
+        let result = f();
+        CURRENT_GATE.with(|g| g.replace(previous));
+        result
+    }
+}
+
+thread_local! {
+    static CURRENT_GATE: RefCell<Option<Arc<WriteGate>>> = const { RefCell::new(None) };
+}
+
 /// Runs `f` in a transaction that takes the write lock up front: `BEGIN
-/// IMMEDIATE` on SQLite (so a read-then-write never fails half-way with
+/// IMMEDIATE` on SQLite (after the database's [`WriteGate`], when the
+/// connection came through a store) (so a read-then-write never fails half-way with
 /// SQLITE_BUSY), a plain `BEGIN` on PostgreSQL, where the statements inside
 /// lock the rows they read with `FOR UPDATE`. Commits on `Ok`, rolls back on
 /// `Err`.
@@ -176,6 +235,19 @@ where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<StoreError>,
 {
+    let gate = match conn {
+        DbConnection::Sqlite(_) => CURRENT_GATE.with(|g| g.borrow().clone()),
+        DbConnection::Postgresql(_) => None,
+    };
+    let _turn = match &gate {
+        Some(gate) => Some(gate.lock.try_lock_for(gate.wait).ok_or_else(|| {
+            E::from(StoreError::Unavailable(format!(
+                "no turn to write within {} ms",
+                gate.wait.as_millis()
+            )))
+        })?),
+        None => None,
+    };
     let begun = match conn {
         DbConnection::Sqlite(c) => {
             AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")

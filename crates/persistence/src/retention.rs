@@ -119,7 +119,8 @@ pub const MESSAGE_CHUNK: i64 = 2_000;
 /// Purges at most `batch` due threads (with their messages and responses)
 /// and at most `batch` expired responses. Candidates are found first
 /// without a transaction; then their messages go in chunks of
-/// [`MESSAGE_CHUNK`] rows, each chunk its own short write transaction, and
+/// [`MESSAGE_CHUNK`] rows, each chunk its own short write transaction
+/// (writers of the same store queue fairly between chunks), and
 /// finally the threads and their responses in one more. Every transaction
 /// re-checks that the threads are still due, and deletes by key only, so
 /// each stays short however large the tables are. An interrupted purge

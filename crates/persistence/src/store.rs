@@ -1,6 +1,6 @@
 //! The pooled store and its async facade.
 
-use crate::connection::{redact, Manager};
+use crate::connection::{redact, Manager, WriteGate};
 use crate::{migrations, Backend, DatabaseUrl, DbConnection, StoreError};
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{Pool, PooledConnection};
@@ -73,6 +73,7 @@ pub struct Store {
     backend: Backend,
     gate: Arc<Semaphore>,
     wait: Duration,
+    writer: Option<Arc<WriteGate>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -95,13 +96,16 @@ impl Store {
             .max_size(options.max_size)
             .min_idle(Some(1))
             .connection_timeout(options.connection_timeout)
-            .build(Manager::new(parsed, options.busy_timeout))?;
+            .build(Manager::new(parsed.clone(), options.busy_timeout))?;
         let permits = usize::try_from(options.max_size).unwrap_or(1).max(1);
+        let writer = (backend == Backend::Sqlite)
+            .then(|| WriteGate::for_database(&parsed.target, options.busy_timeout));
         Ok(Self {
             pool,
             backend,
             gate: Arc::new(Semaphore::new(permits)),
             wait: options.connection_timeout,
+            writer,
         })
     }
 
@@ -147,14 +151,25 @@ impl Store {
                 ))))
             }
         };
-        let pool = self.pool.clone();
+        let store = self.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let mut conn = pool.get().map_err(StoreError::from)?;
-            f(&mut conn)
+            store.blocking(f)
         })
         .await
         .map_err(|e| E::from(StoreError::Task(Arc::new(e))))?
+    }
+
+    /// Runs `f` with a pooled connection on the calling thread (blocking),
+    /// its write transactions queued fairly with the store's other writers.
+    /// For blocking callers (tools, tests); async code uses [`Store::run`].
+    pub fn blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E>,
+        E: From<StoreError>,
+    {
+        let mut conn = self.pool.get().map_err(StoreError::from)?;
+        WriteGate::install(self.writer.as_ref(), || f(&mut conn))
     }
 
     /// True when the database answers a trivial query.

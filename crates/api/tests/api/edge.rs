@@ -107,9 +107,9 @@ async fn a_body_must_be_declared_json_unless_it_is_empty(backend: Backend) {
             assert_error(&r, 415, "UNSUPPORTED_MEDIA_TYPE");
         }
     }
-    // Without a Content-Type, a body that is not JSON at all says so.
+    // Without a Content-Type, any body is refused, JSON or not.
     let r = call(&app, raw(Method::PATCH, &patch, &k.a1, None, "not json")).await;
-    assert_error(&r, 400, "INVALID_JSON");
+    assert_error(&r, 415, "UNSUPPORTED_MEDIA_TYPE");
     let r = call(
         &app,
         raw(Method::POST, &pin, &k.a1, Some("text/plain"), "x"),

@@ -155,6 +155,7 @@ async fn malformed_and_oversized_bodies_get_the_envelope(backend: Backend) {
             format!("/v1/threads/{}", id_of(&t)),
         )
         .key(&k.a1)
+        .header("Content-Type", "application/json")
         .payload("not json")
         .send()
         .await;

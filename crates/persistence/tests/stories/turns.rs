@@ -2,6 +2,7 @@
 //! SQLite and on PostgreSQL.
 
 use super::{scope, setup};
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use skein_domain::{clock, DomainError, Limits, ThreadId};
 use skein_persistence::turns::{self, TurnStart};
@@ -18,13 +19,22 @@ skein_persistence::on_both_backends!(
 const RACERS: usize = 8;
 
 fn concurrent_first_use_of_a_thread_id_is_busy_never_missing(backend: Backend) {
-    let (_db, store) = setup(backend);
+    let (db, _) = setup(backend);
+    let store = Store::open(
+        &db.url,
+        PoolOptions {
+            max_size: u32::try_from(RACERS).unwrap(),
+            ..PoolOptions::default()
+        },
+    )
+    .unwrap();
     let barrier = Arc::new(Barrier::new(RACERS));
     let racers: Vec<_> = (0..RACERS)
         .map(|i| {
             let (store, barrier) = (store.clone(), barrier.clone());
             std::thread::spawn(move || {
                 let mut conn = store.conn().unwrap();
+                conn.batch_execute("SELECT 1").unwrap();
                 let start = TurnStart {
                     thread_id: ThreadId::parse("support_user123").unwrap(),
                     metadata: Default::default(),
@@ -33,6 +43,7 @@ fn concurrent_first_use_of_a_thread_id_is_busy_never_missing(backend: Backend) {
                     lease_ttl: chrono::TimeDelta::seconds(60),
                     new_messages: 2,
                 };
+                // Every racer holds its connection before any starts.
                 barrier.wait();
                 turns::begin(
                     &mut conn,
@@ -140,7 +151,6 @@ fn a_burst_waits_for_connections_without_holding_threads(backend: Backend) {
                 tokio::spawn(async move {
                     store
                         .run(|conn| {
-                            use diesel::connection::SimpleConnection;
                             conn.batch_execute("SELECT 1")?;
                             Ok::<_, StoreError>(())
                         })
@@ -149,13 +159,12 @@ fn a_burst_waits_for_connections_without_holding_threads(backend: Backend) {
             })
             .collect();
         tokio::task::yield_now().await;
-        let other_work = tokio::time::timeout(
-            Duration::from_secs(2),
-            tokio::task::spawn_blocking(|| 42),
-        )
-        .await;
+        let other_work =
+            tokio::time::timeout(Duration::from_secs(2), tokio::task::spawn_blocking(|| 42)).await;
         assert_eq!(
-            other_work.expect("blocking work got a thread at once").unwrap(),
+            other_work
+                .expect("blocking work got a thread at once")
+                .unwrap(),
             42
         );
         release.send(()).unwrap();
