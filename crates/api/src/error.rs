@@ -541,3 +541,40 @@ pub struct ErrorBody {
     /// When the error happened (RFC 3339, milliseconds).
     pub timestamp: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_storage_conflict_is_a_retryable_409_and_missing_objects_keep_their_ids() {
+        let conflict = ApiError::from(StoreError::Conflict("duplicate key".into()));
+        assert_eq!(conflict.status_code(), StatusCode::CONFLICT);
+        assert_eq!(conflict.code(), "CONFLICT");
+        let missing = ApiError::from(StoreError::NotFound(Missing::Message("msg_x".into())));
+        assert_eq!(missing.to_string(), "message 'msg_x' not found");
+        let cursor = ApiError::from(StoreError::InvalidCursor {
+            list: skein_persistence::ListKind::Assistants,
+            id: "asst_x".into(),
+        });
+        assert_eq!(
+            cursor.to_string(),
+            "cursor 'asst_x' does not name one of your assistants"
+        );
+    }
+
+    #[test]
+    fn a_5xx_shows_only_its_public_message() {
+        let upstream = ApiError::from(EngineError::Upstream(ProviderError::Timeout(
+            "http://10.0.0.7:8000/v1/chat/completions: no answer in 30 s".into(),
+        )));
+        let public = upstream.public();
+        assert_eq!(public.code, "UPSTREAM_TIMEOUT");
+        for text in [&public.message, &public.system_message] {
+            assert!(!text.contains("10.0.0.7"), "{text}");
+        }
+        let panic = ApiError::from(EngineError::Panicked("index out of bounds".into()));
+        assert_eq!(panic.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!panic.public().system_message.contains("index"));
+    }
+}

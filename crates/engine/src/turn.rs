@@ -420,13 +420,19 @@ impl Turn {
 
     /// Runs the turn on its own task (a caller that goes away drops its
     /// interest, not the turn): the `Created` event, the generation, the
-    /// commit, then exactly one terminal event into `events`. A panic
-    /// anywhere in it releases the lease and ends the turn as
+    /// commit, then exactly one terminal event into `events`. A failure is
+    /// handed to `on_failure` first (once, whether or not anyone still
+    /// follows the turn: the front door reports it there). A panic anywhere
+    /// in the turn releases the lease and ends it as
     /// [`EngineError::Panicked`].
-    pub fn spawn(
+    pub fn spawn<R>(
         self,
         events: std::sync::Arc<EventLog>,
-    ) -> JoinHandle<Result<Completed, EngineError>> {
+        on_failure: R,
+    ) -> JoinHandle<Result<Completed, EngineError>>
+    where
+        R: FnOnce(&EngineError) + Send + 'static,
+    {
         events.push(TurnEvent::Created {
             response_id: self.response_id.to_string(),
             thread_id: self.target.as_ref().map(ToString::to_string),
@@ -442,17 +448,32 @@ impl Turn {
         let cancel = key
             .as_ref()
             .map(|(org, thread, response)| running.register(org, thread, response));
+        let mut turn = self;
+        // Kept outside the part that may panic, so that a panic can give the
+        // lease back before the turn's end is reported.
+        let mut lease = turn.lease.take();
         tokio::spawn(async move {
-            let result = AssertUnwindSafe(self.run(&events, cancel))
+            let ran = AssertUnwindSafe(turn.run(&events, cancel, &mut lease))
                 .catch_unwind()
-                .await
-                .unwrap_or_else(|panic| {
+                .await;
+            let result = match ran {
+                Ok(result) => result,
+                Err(panic) => {
+                    if let Some(guard) = lease.take() {
+                        guard.release().await;
+                    }
                     Err(EngineError::Panicked(crate::error::panic_message(
                         panic.as_ref(),
                     )))
-                });
+                }
+            };
             if let Some((org, thread, response)) = &key {
                 running.finish(org, thread, response);
+            }
+            if let Err(e) = &result {
+                if !matches!(e, EngineError::Cancelled) {
+                    on_failure(e);
+                }
             }
             events.push(match &result {
                 Ok(done) => TurnEvent::Completed(Box::new(done.clone())),
@@ -464,19 +485,20 @@ impl Turn {
     }
 
     async fn run(
-        mut self,
+        self,
         events: &EventLog,
         cancel: Option<oneshot::Receiver<CancelRequest>>,
+        lease: &mut Option<LeaseGuard>,
     ) -> Result<Completed, EngineError> {
         let started = Instant::now();
         match self.generate(events, cancel).await {
-            Generated::Answer(output) => self.commit(output).await,
+            Generated::Answer(output) => self.commit(output, lease).await,
             Generated::Failed(e) => {
-                self.release().await;
+                release(lease).await;
                 Err(e)
             }
             Generated::Cancelled { partial, reply } => {
-                let outcome = self.cancel(started, partial).await;
+                let outcome = self.cancel(started, partial, lease).await;
                 // The canceller may have given up waiting; nothing to do then.
                 let _ = reply.send(outcome);
                 Err(EngineError::Cancelled)
@@ -488,7 +510,7 @@ impl Turn {
     /// go into the log without waiting for anyone, so a cancel, the
     /// heartbeat and the upstream's own timeout always stay live.
     async fn generate(
-        &mut self,
+        &self,
         events: &EventLog,
         cancel: Option<oneshot::Receiver<CancelRequest>>,
     ) -> Generated {
@@ -549,7 +571,11 @@ impl Turn {
     /// The turn's one commit: its messages, the counters, the requested
     /// state, the stored response and the lease's release, in one
     /// transaction. On failure the lease is released and nothing is saved.
-    async fn commit(mut self, output: ModelOutput) -> Result<Completed, EngineError> {
+    async fn commit(
+        self,
+        output: ModelOutput,
+        lease: &mut Option<LeaseGuard>,
+    ) -> Result<Completed, EngineError> {
         let mut messages = self.inputs.clone();
         messages.push(NewMessage {
             response_id: Some(self.response_id.to_string()),
@@ -567,7 +593,7 @@ impl Turn {
             thread_state: self.thread_state,
             response,
         };
-        let saved = self.save(turn).await;
+        let saved = self.save(turn, lease).await;
         match saved {
             Ok(stored) => Ok(Completed {
                 response_id: self.response_id.to_string(),
@@ -584,7 +610,7 @@ impl Turn {
                 metadata: self.metadata.clone(),
             }),
             Err(e) => {
-                self.release().await;
+                release(lease).await;
                 Err(e)
             }
         }
@@ -592,7 +618,12 @@ impl Turn {
 
     /// Stops the turn: within the quick-cancel window nothing is kept;
     /// later the user inputs and the partial answer are saved.
-    async fn cancel(&mut self, started: Instant, partial: String) -> CancelOutcome {
+    async fn cancel(
+        &self,
+        started: Instant,
+        partial: String,
+        lease: &mut Option<LeaseGuard>,
+    ) -> CancelOutcome {
         let elapsed = started.elapsed();
         let quick = CancelOutcome {
             mode: CancelMode::QuickEdit,
@@ -602,7 +633,7 @@ impl Turn {
             partial_content_saved: false,
         };
         if self.target.is_none() || elapsed < self.engine.quick_cancel {
-            self.release().await;
+            release(lease).await;
             return quick;
         }
         let mut messages = self.inputs.clone();
@@ -615,7 +646,7 @@ impl Turn {
                         "could not count the partial answer of {}: {e}",
                         self.response_id
                     );
-                    self.release().await;
+                    release(lease).await;
                     return quick;
                 }
             };
@@ -631,7 +662,7 @@ impl Turn {
             thread_state: None,
             response: None,
         };
-        match self.save(turn).await {
+        match self.save(turn, lease).await {
             Ok(_) => CancelOutcome {
                 mode: CancelMode::KeepPartial,
                 elapsed_seconds: elapsed.as_secs_f64(),
@@ -644,7 +675,7 @@ impl Turn {
                     "could not save the partial turn of {}: {e}",
                     self.response_id
                 );
-                self.release().await;
+                release(lease).await;
                 quick
             }
         }
@@ -653,8 +684,9 @@ impl Turn {
     /// The one trip of a commit; disarms the lease guard when it succeeds
     /// (the commit gave the lease back itself).
     async fn save(
-        &mut self,
+        &self,
         turn: FinishedTurn,
+        lease: &mut Option<LeaseGuard>,
     ) -> Result<Vec<skein_domain::Message>, EngineError> {
         let (scope, thread, lease_id, limits, now) = (
             self.scope.clone(),
@@ -670,16 +702,10 @@ impl Turn {
                 turns::commit(conn, &scope, thread.as_ref(), &lease_id, turn, &limits, now)
             })
             .await?;
-        if let Some(guard) = self.lease.as_mut() {
+        if let Some(guard) = lease.as_mut() {
             guard.armed = false;
         }
         Ok(stored)
-    }
-
-    async fn release(&mut self) {
-        if let Some(guard) = self.lease.take() {
-            guard.release().await;
-        }
     }
 
     fn stored_response(&self, output: &ModelOutput) -> StoredResponse {
@@ -703,6 +729,13 @@ impl Turn {
             metadata: self.metadata.clone(),
             created_at: self.engine.clock.now(),
         }
+    }
+}
+
+/// Gives the turn's lease back now, if it holds one.
+async fn release(lease: &mut Option<LeaseGuard>) {
+    if let Some(guard) = lease.take() {
+        guard.release().await;
     }
 }
 

@@ -209,6 +209,39 @@ impl Router {
         }
     }
 
+    /// This router with one more provider, `name`, serving the model names
+    /// that match `pattern` (checked before the configured routes) with a
+    /// context window of `context_window` tokens. For programs that embed
+    /// Skein's crates with a provider of their own.
+    pub fn with_route(
+        &self,
+        pattern: &str,
+        name: &str,
+        provider: Arc<dyn Provider>,
+        context_window: u32,
+    ) -> Router {
+        let mut providers = (*self.providers).clone();
+        providers.insert(
+            name.to_owned(),
+            NamedProvider {
+                kind: "custom",
+                provider,
+            },
+        );
+        let mut routes = vec![ModelRoute {
+            pattern: pattern.to_owned(),
+            provider: name.to_owned(),
+            upstream_model: None,
+            context_window,
+        }];
+        routes.extend(self.routes.iter().cloned());
+        Router {
+            providers: Arc::new(providers),
+            routes: routes.into(),
+            default: self.default.clone(),
+        }
+    }
+
     /// The provider for `model`: the first route whose pattern matches, else the default route,
     /// else `None` (an unknown model).
     pub fn resolve(&self, model: &str) -> Option<ResolvedModel> {

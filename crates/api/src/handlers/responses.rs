@@ -7,15 +7,14 @@ use crate::dto::responses::{
     ReasoningLevelsResponse, ResponseObject, ResponseStreamEvent,
 };
 use crate::dto::OrganizationQuery;
-use crate::error::{ApiError, ErrorResponse, PublicError};
+use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{JsonBody, QueryParams};
 use crate::request_id;
 use crate::state::AppState;
 use actix_web::{get, post, web, HttpResponse};
 use serde_json::{json, Value};
-use skein_engine::{Completed, EngineError, EventLog, EventReader, Sequenced, TurnEvent};
+use skein_engine::{EventLog, EventReader, Sequenced, TurnEvent};
 use skein_persistence::Scope;
-use tokio::task::JoinHandle;
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -65,7 +64,12 @@ pub async fn create_response(
     let request = body.into_turn(&state.limits)?;
     let turn = state.engine().open(scope, request).await?;
     let events = EventLog::new();
-    let outcome = reported(turn.spawn(events.clone()));
+    let request_id = request_id::current();
+    let task = turn.spawn(events.clone(), move |failure| {
+        // The one report of a failed turn: a server fault is logged once,
+        // with its cause chain, under the request's id.
+        request_id::within(request_id, || ApiError::from(failure.clone()).report());
+    });
     if stream {
         return Ok(HttpResponse::Ok()
             .content_type("text/event-stream")
@@ -73,30 +77,14 @@ pub async fn create_response(
             .insert_header(("X-Accel-Buffering", "no"))
             .streaming(event_stream(events.reader(0))));
     }
-    match outcome.await {
+    match task.await {
         Ok(Ok(done)) => Ok(HttpResponse::Ok().json(ResponseObject::from(done))),
-        Ok(Err((error, public))) => Ok(error.respond(&public)),
+        Ok(Err(failure)) => {
+            let error = ApiError::from(failure);
+            Ok(error.respond(&error.public()))
+        }
         Err(join) => Err(ApiError::Internal(Box::new(join))),
     }
-}
-
-/// A turn's failure, with what was reported of it.
-type Reported = std::result::Result<Completed, (ApiError, PublicError)>;
-
-/// Follows a turn's task to its end on a task of its own and reports a
-/// failure exactly once (a server fault is logged with its cause chain,
-/// under the request's id), whether or not a client still waits for it.
-fn reported(task: JoinHandle<std::result::Result<Completed, EngineError>>) -> JoinHandle<Reported> {
-    let request_id = request_id::current();
-    tokio::spawn(async move {
-        let error = match task.await {
-            Ok(Ok(done)) => return Ok(done),
-            Ok(Err(e)) => ApiError::from(e),
-            Err(join) => ApiError::Internal(Box::new(join)),
-        };
-        let public = request_id::within(request_id, || error.report());
-        Err((error, public))
-    })
 }
 
 /// The organization a response works in. A token user in several
@@ -159,7 +147,7 @@ fn freddy_event(response_id: &str, event: TurnEvent) -> (&'static str, Value) {
             json!({"response": ResponseObject::from(*done)}),
         ),
         TurnEvent::Failed(e) => {
-            // Reported (and logged) once by the turn's watcher.
+            // Reported (and logged) once by the turn's failure hook.
             let public = ApiError::from(e).public();
             (
                 "response.error",

@@ -284,3 +284,40 @@ async fn _the_free_helpers_still_fit(backend: skein_persistence::Backend) {
     )
     .await;
 }
+
+/// Every log record of this test binary (installed on first use), so that a
+/// test can count what one request logged: each record is kept as
+/// `LEVEL message`.
+pub fn captured_logs() -> &'static std::sync::Mutex<Vec<String>> {
+    struct Capture;
+    static LINES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    impl log::Log for Capture {
+        fn enabled(&self, m: &log::Metadata) -> bool {
+            m.level() <= log::Level::Warn
+        }
+        fn log(&self, r: &log::Record) {
+            if self.enabled(r.metadata()) {
+                let line = format!("{} {}", r.level(), r.args());
+                LINES.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            }
+        }
+        fn flush(&self) {}
+    }
+    INSTALLED.call_once(|| {
+        log::set_logger(&Capture).expect("no other logger in the API tests");
+        log::set_max_level(log::LevelFilter::Warn);
+    });
+    &LINES
+}
+
+/// The captured log lines that mention `needle`.
+pub fn logged(needle: &str) -> Vec<String> {
+    captured_logs()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|l| l.contains(needle))
+        .cloned()
+        .collect()
+}

@@ -110,8 +110,22 @@ async fn messages_append_list_update_delete_keep_the_thread_exact(backend: Backe
         .patch_message(&k.a1, tid, "msg_nope", json!({"content": "x"}))
         .await;
     assert_error(&missing, 404, "MESSAGE_NOT_FOUND");
+    // Errors name what was missing, and in which list.
+    assert_eq!(
+        missing.body["error"]["system_message"],
+        "message 'msg_nope' not found"
+    );
     let bad_cursor = app.list_messages(&k.a1, tid, "after=msg_nope").await;
     assert_error(&bad_cursor, 400, "INVALID_REQUEST");
+    assert_eq!(
+        bad_cursor.body["error"]["system_message"],
+        "cursor 'msg_nope' does not name one of your messages"
+    );
+    let gone = app.list_messages(&k.a1, "thread_gone", "").await;
+    assert_eq!(
+        gone.body["error"]["system_message"],
+        "thread 'thread_gone' not found"
+    );
 }
 
 async fn message_writes_obey_the_lifecycle_and_the_cap(backend: Backend) {

@@ -2,7 +2,8 @@
 //! model name picks the behaviour: `fake-ok` streams "fake answer",
 //! `fake-500` fails, `hang` never answers, `fake-broken` stops mid-stream,
 //! `fake-gated` signals `received` and waits for `gate`, `fake-slow` sends
-//! one delta ("partial answer") and then stalls.
+//! one delta ("partial answer") and then stalls, `fake-flood` sends
+//! [`FLOOD`] deltas ("0 ", "1 ", ...) at once and then stalls.
 
 use crate::common::{within, REQUEST_TIMEOUT_SECS};
 use actix_web::{web, App, HttpResponse, HttpServer};
@@ -75,6 +76,14 @@ impl Upstream {
     }
 }
 
+/// How many deltas `fake-flood` sends.
+pub const FLOOD: usize = 2_000;
+
+/// The text `fake-flood` streams before it stalls.
+pub fn flood_text() -> String {
+    (0..FLOOD).map(|i| format!("{i} ")).collect()
+}
+
 struct Shared {
     received: mpsc::UnboundedSender<Value>,
     gate: Arc<Notify>,
@@ -119,6 +128,12 @@ async fn completions(body: web::Json<Value>, shared: web::Data<Shared>) -> HttpR
         "hang" => futures_util::future::pending().await,
         "fake-broken" => sse(async_stream::stream! {
             yield Ok::<_, actix_web::Error>(chunk("half "));
+        }),
+        "fake-flood" => sse(async_stream::stream! {
+            for i in 0..FLOOD {
+                yield Ok::<_, actix_web::Error>(chunk(&format!("{i} ")));
+            }
+            futures_util::future::pending::<()>().await;
         }),
         "fake-slow" => sse(async_stream::stream! {
             yield Ok::<_, actix_web::Error>(chunk("partial answer"));

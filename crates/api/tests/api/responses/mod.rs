@@ -7,6 +7,7 @@ mod cancel;
 mod chains;
 mod concurrency;
 pub mod fake_upstream;
+mod faults;
 mod streaming;
 
 use serde_json::{json, Value};
