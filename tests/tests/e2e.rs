@@ -19,6 +19,8 @@ const SCRIPT_DEADLINE: Duration = Duration::from_secs(300);
 
 #[path = "e2e/edge.rs"]
 mod edge;
+#[path = "e2e/first_use.rs"]
+mod first_use;
 
 skein_persistence::on_both_backends!(
     the_binary_serves_the_threads_api_and_shuts_down_gracefully,
