@@ -14,6 +14,25 @@ use skein_persistence::Backend;
 use skein_tests::Server;
 use std::time::{Duration, Instant};
 
+#[path = "bench/turns.rs"]
+mod turns;
+
+/// Latencies of one benchmark row.
+#[derive(Default)]
+struct Timings(Vec<Duration>);
+
+impl Timings {
+    fn push(&mut self, d: Duration) {
+        self.0.push(d);
+    }
+}
+
+/// The `q`th percentile (sorts in place).
+fn percentile(lat: &mut [Duration], q: usize) -> Duration {
+    lat.sort();
+    lat[(lat.len() * q / 100).min(lat.len() - 1)]
+}
+
 fn env_num(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -100,7 +119,10 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
         "SKEIN_BIN",
         skein_tests::workspace_root().join("target/release/skein"),
     );
-    let server = Server::start(&url, dir.path());
+    let upstream = skein_tests::upstream::FastUpstream::start().unwrap();
+    let config = dir.path().join("skein.toml");
+    std::fs::write(&config, turns::config(&upstream)).unwrap();
+    let server = Server::start_with(&url, dir.path(), &[("SKEIN_CONFIG", config.to_str().unwrap())]);
     let key = server.bootstrap_key.clone().unwrap();
     let base = server.base_url.clone();
     let seeded = seed(&base, &key, threads, conns);
@@ -154,7 +176,11 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
             s.p99.as_secs_f64() * 1e3
         );
     }
-    responses_by_history_length(&server, &key, &url, dir.path(), requests, conns);
+    let seeder = Seeder::new(&server, &url, dir.path());
+    responses_by_history_length(&server, &key, &seeder, requests, conns);
+    turns::gateway_overhead(&base, &key, &upstream, requests);
+    turns::context_assembly(&base, &key, &|thread, n| seeder.append(thread, n), requests);
+    turns::reads_while_counting(&base, &key, requests);
     assert!(server.terminate());
 }
 
@@ -166,22 +192,78 @@ fn banner_value(banner: &str, label: &str) -> String {
         .unwrap_or_else(|| panic!("no '{label}' in the banner"))
 }
 
+/// Appends messages straight into the server's database (the caller's
+/// scope, read from the start-up banner), far faster than the API.
+struct Seeder {
+    store: skein_persistence::Store,
+    scope: skein_persistence::Scope,
+}
+
+impl Seeder {
+    fn new(server: &Server, url: &str, workdir: &std::path::Path) -> Self {
+        use skein_domain::{OrganizationId, UserId};
+        let db_url = if url.starts_with("sqlite://") {
+            format!("sqlite://{}", workdir.join("data/skein.db").display())
+        } else {
+            url.to_string()
+        };
+        Self {
+            store: skein_persistence::Store::open(&db_url, Default::default()).unwrap(),
+            scope: skein_persistence::Scope {
+                organization_id: OrganizationId::parse(banner_value(&server.banner, "organization:"))
+                    .unwrap(),
+                user_id: UserId::parse(banner_value(&server.banner, "user:")).unwrap(),
+                live: None,
+            },
+        }
+    }
+
+    /// `n` more messages (user and assistant in turn, 4 tokens each) in the
+    /// caller's thread `thread`.
+    fn append(&self, thread: &str, n: usize) {
+        use skein_domain::{clock, Limits, MessageRole, NewMessage};
+        let batch: Vec<NewMessage> = (0..n)
+            .map(|i| {
+                let role = if i % 2 == 0 {
+                    MessageRole::User
+                } else {
+                    MessageRole::Assistant
+                };
+                NewMessage::text(role, format!("message number {i}"), 4)
+            })
+            .collect();
+        let limits = Limits {
+            max_messages_per_thread: 20_000,
+            ..Limits::default()
+        };
+        self.store
+            .blocking(|conn| {
+                skein_persistence::messages::append(
+                    conn,
+                    &self.scope,
+                    thread,
+                    batch,
+                    &limits,
+                    clock::now(),
+                )
+            })
+            .unwrap();
+    }
+}
+
 /// `POST /v1/model/response` on threads of two history lengths that both
 /// fill the model's window: the history read stops when the window is full,
 /// so both should cost the same.
 fn responses_by_history_length(
     server: &Server,
     key: &str,
-    url: &str,
-    workdir: &std::path::Path,
+    seeder: &Seeder,
     requests: usize,
     conns: usize,
 ) {
-    use skein_domain::{clock, Limits, MessageRole, NewMessage, OrganizationId, UserId};
-    use skein_persistence::{messages, PoolOptions, Scope, Store};
     let base = server.base_url.clone();
     let http = Client::new();
-    let lengths = [2_000usize, 8_000];
+    let lengths = [1_000usize, 10_000];
     for len in lengths {
         for c in 0..conns {
             let r = http
@@ -193,42 +275,10 @@ fn responses_by_history_length(
             assert!(r.status().is_success());
         }
     }
-    // Seed the history straight into the server's database.
-    let db_url = if url.starts_with("sqlite://") {
-        format!("sqlite://{}", workdir.join("data/skein.db").display())
-    } else {
-        url.to_string()
-    };
-    let store = Store::open(&db_url, PoolOptions::default()).unwrap();
-    let scope = Scope {
-        organization_id: OrganizationId::parse(banner_value(&server.banner, "organization:"))
-            .unwrap(),
-        user_id: UserId::parse(banner_value(&server.banner, "user:")).unwrap(),
-        live: None,
-    };
     let seed_start = Instant::now();
     for len in lengths {
         for c in 0..conns {
-            let mut conn = store.conn().unwrap();
-            let batch: Vec<NewMessage> = (0..len)
-                .map(|i| {
-                    let role = if i % 2 == 0 {
-                        MessageRole::User
-                    } else {
-                        MessageRole::Assistant
-                    };
-                    NewMessage::text(role, format!("message number {i}"), 4)
-                })
-                .collect();
-            messages::append(
-                &mut conn,
-                &scope,
-                &format!("h{len}-{c}"),
-                batch,
-                &Limits::default(),
-                clock::now(),
-            )
-            .unwrap();
+            seeder.append(&format!("h{len}-{c}"), len);
         }
     }
     println!(
