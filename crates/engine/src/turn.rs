@@ -532,7 +532,8 @@ impl Turn {
         // Starting a stream may be CPU work (the echo model counts its
         // answer, which quotes the user's text): not on an async worker.
         let provider = std::sync::Arc::clone(&self.model.provider);
-        let mut stream = match cpu::run(move || provider.stream(request)).await {
+        let bytes = request.messages.iter().map(|m| m.content.len()).sum();
+        let mut stream = match cpu::run_for(bytes, move || provider.stream(request)).await {
             Ok(stream) => stream,
             Err(e) => return Generated::Failed(e),
         };

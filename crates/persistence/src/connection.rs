@@ -235,6 +235,31 @@ where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<StoreError>,
 {
+    write_transaction_as(conn, Durability::Full, f)
+}
+
+/// How a write transaction's commit reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// The commit returns once it is durable (the database's setting).
+    Full,
+    /// PostgreSQL may acknowledge the commit before its WAL is on disk
+    /// (`synchronous_commit = off` for this transaction only): for state
+    /// that a crash may lose at no cost, such as a busy lease. The next
+    /// durable commit flushes it too. No difference on SQLite.
+    Relaxed,
+}
+
+/// [`write_transaction`] with a choice of [`Durability`].
+pub(crate) fn write_transaction_as<T, E, F>(
+    conn: &mut DbConnection,
+    durability: Durability,
+    f: F,
+) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<StoreError>,
+{
     let gate = match conn {
         DbConnection::Sqlite(_) => CURRENT_GATE.with(|g| g.borrow().clone()),
         DbConnection::Postgresql(_) => None,
@@ -251,6 +276,13 @@ where
     let begun = match conn {
         DbConnection::Sqlite(c) => {
             AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+        }
+        // One round trip for both statements.
+        DbConnection::Postgresql(c) if durability == Durability::Relaxed => {
+            AnsiTransactionManager::begin_transaction_sql(
+                c,
+                "BEGIN; SET LOCAL synchronous_commit TO OFF",
+            )
         }
         DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c),
     };

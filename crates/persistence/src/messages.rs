@@ -3,7 +3,7 @@
 
 use crate::connection::write_transaction;
 use crate::keyset::{apply_keyset, Keyset};
-use crate::rows::{to_naive, to_utc, MessageRow, NewMessageRow};
+use crate::rows::{to_naive, to_utc, MessageRow, NewMessageRow, ThreadChangeset};
 use crate::schema::{messages, threads};
 use crate::threads::{load_locked, save, visible_pk, ThreadKey};
 use crate::{DbConnection, ListKind, ListOrder, Missing, Scope, StoreError};
@@ -33,29 +33,45 @@ pub struct MessagePage {
     pub has_more: bool,
 }
 
-/// Inserts messages after position `key.last_seq` and records the new
-/// sequence on the thread row. Runs inside the caller's write transaction.
-pub(crate) fn insert_after(
+/// Rows per insert statement (12 columns each: 6,000 bound parameters).
+const INSERT_CHUNK: usize = 500;
+
+/// Inserts messages after position `key.last_seq` and saves the thread
+/// (`next`, which already accounts for them) with the new sequence, in one
+/// update. Runs inside the caller's write transaction.
+pub(crate) fn append_and_save(
     conn: &mut DbConnection,
     key: ThreadKey,
-    thread_id: &ThreadId,
+    next: &Thread,
     new: Vec<NewMessage>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Message>, StoreError> {
     let stored: Vec<Message> = new
         .into_iter()
         .zip(key.last_seq + 1..)
-        .map(|(m, seq)| m.into_message(thread_id.clone(), seq, now))
+        .map(|(m, seq)| m.into_message(next.id.clone(), seq, now))
         .collect();
-    // Row by row: batch inserts are not available through the multi-backend
-    // connection, and a turn is a handful of rows in one transaction.
-    for m in &stored {
-        diesel::insert_into(messages::table)
-            .values(NewMessageRow::new(m, key.pk))
-            .execute(conn)?;
+    // Multi-row inserts (one round trip per chunk, a turn is one chunk),
+    // per backend: batch inserts are not available through the
+    // multi-backend connection itself. Chunks stay far below the bound
+    // parameters a statement may have.
+    let rows: Vec<NewMessageRow> = stored
+        .iter()
+        .map(|m| NewMessageRow::new(m, key.pk))
+        .collect();
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        match conn {
+            DbConnection::Postgresql(c) => diesel::insert_into(messages::table)
+                .values(chunk)
+                .execute(c)?,
+            DbConnection::Sqlite(c) => diesel::insert_into(messages::table)
+                .values(chunk)
+                .execute(c)?,
+        };
     }
+    let last_seq = stored.last().map_or(key.last_seq, |m| m.seq);
     diesel::update(threads::table.filter(threads::pk.eq(key.pk)))
-        .set(threads::last_seq.eq(key.last_seq + stored.len() as i64))
+        .set((ThreadChangeset::from(next), threads::last_seq.eq(last_seq)))
         .execute(conn)?;
     Ok(stored)
 }
@@ -75,8 +91,7 @@ pub fn append(
         let (key, thread) = load_locked(conn, scope, thread_id)?;
         let count = u32::try_from(new.len()).unwrap_or(u32::MAX);
         let next = thread.record_appended(count, limits, now)?;
-        let stored = insert_after(conn, key, &next.id, new, now)?;
-        save(conn, key.pk, &next)?;
+        let stored = append_and_save(conn, key, &next, new, now)?;
         Ok((next, stored))
     })
 }
@@ -235,22 +250,20 @@ pub(crate) fn history_at<F>(
 where
     F: FnMut(Message) -> bool,
 {
-    let mut below: Option<i64> = None;
+    // One statement shape for every chunk (no boxed query), so that it is
+    // prepared once per connection.
+    let mut below = i64::MAX;
     loop {
-        let mut q = messages::table
+        let rows: Vec<MessageRow> = messages::table
             .filter(messages::thread_pk.eq(pk))
-            .into_boxed();
-        if let Some(b) = below {
-            q = q.filter(messages::seq.lt(b));
-        }
-        let rows: Vec<MessageRow> = q
+            .filter(messages::seq.lt(below))
             .order(messages::seq.desc())
             .limit(i64::from(chunk))
             .select(MessageRow::as_select())
             .load(conn)?;
         let full = rows.len() as i64 == i64::from(chunk);
         for row in rows {
-            below = Some(row.seq);
+            below = row.seq;
             if !take(row.into_message(tid.clone())?) {
                 return Ok(());
             }

@@ -46,7 +46,7 @@ pub struct StoredResponse {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = responses)]
+#[diesel(table_name = responses, treat_none_as_default_value = false)]
 struct ResponseRow {
     id: String,
     organization_id: String,

@@ -126,7 +126,7 @@ fn stored_metadata(text: &str) -> Result<Metadata, StoreError> {
 
 /// The columns written when a thread is created.
 #[derive(Debug, Insertable)]
-#[diesel(table_name = threads)]
+#[diesel(table_name = threads, treat_none_as_default_value = false)]
 pub struct NewThreadRow<'a> {
     /// Public id.
     pub id: &'a str,
@@ -284,7 +284,7 @@ impl MessageRow {
 
 /// The columns written when a message is appended.
 #[derive(Debug, Insertable)]
-#[diesel(table_name = messages)]
+#[diesel(table_name = messages, treat_none_as_default_value = false)]
 pub struct NewMessageRow<'a> {
     /// Public id.
     pub id: &'a str,
@@ -358,7 +358,7 @@ pub struct ApiKeyRow {
 
 /// A full assistant row, also the form written on create.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = assistants)]
+#[diesel(table_name = assistants, treat_none_as_default_value = false)]
 pub struct AssistantRow {
     /// Public id.
     pub id: String,

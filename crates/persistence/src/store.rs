@@ -96,6 +96,10 @@ impl Store {
             .max_size(options.max_size)
             .min_idle(Some(1))
             .connection_timeout(options.connection_timeout)
+            // No `SELECT 1` before every use (a round trip per request on
+            // PostgreSQL): a connection that broke fails its query, diesel
+            // marks it broken, and the pool discards it (`has_broken`).
+            .test_on_check_out(false)
             .build(Manager::new(parsed.clone(), options.busy_timeout))?;
         let permits = usize::try_from(options.max_size).unwrap_or(1).max(1);
         let writer = (backend == Backend::Sqlite)

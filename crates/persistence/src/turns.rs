@@ -4,8 +4,8 @@
 //! lease given back) in another, or just give the lease back when the turn
 //! failed.
 
-use crate::connection::write_transaction;
-use crate::messages::{history_at, insert_after};
+use crate::connection::{write_transaction, write_transaction_as, Durability};
+use crate::messages::{append_and_save, history_at};
 use crate::responses::{self, StoredResponse};
 use crate::threads::{insert_if_absent, load_locked, save};
 use crate::{assistants, DbConnection, Scope, StoreError};
@@ -71,7 +71,10 @@ impl History {
     }
 }
 
-/// Opens a turn in one write transaction: finds the caller's thread or
+/// Opens a turn in one write transaction (a relaxed one on PostgreSQL: a
+/// lease, and a thread created with it, that a database crash loses cost
+/// nothing, because the turn's own durable commit flushes everything before
+/// it, and a turn whose lease was lost saves nothing): finds the caller's thread or
 /// creates it under the client's id (a concurrent first use of the same id
 /// waits for the winner and then sees its thread: busy, never missing),
 /// binds the requested assistant on an empty thread (a different one on a
@@ -92,7 +95,7 @@ where
     F: FnOnce(&Thread, Option<&Assistant>) -> Result<P, E>,
     E: From<StoreError>,
 {
-    write_transaction(conn, |conn| {
+    write_transaction_as(conn, Durability::Relaxed, |conn| {
         let id = start.thread_id.as_str();
         let (key, current, created) = match load_locked(conn, scope, id) {
             Ok((key, thread)) => (key, thread, false),
@@ -214,8 +217,7 @@ pub fn commit(
                     next.state = next.state.transition(state).map_err(DomainError::from)?;
                 }
                 let next = next.release_lease(lease_id);
-                let stored = insert_after(conn, key, id, turn.messages, now)?;
-                save(conn, key.pk, &next)?;
+                let stored = append_and_save(conn, key, &next, turn.messages, now)?;
                 (Some(next), stored)
             }
             None => (None, Vec::new()),
@@ -238,7 +240,7 @@ pub fn release(
     lease_id: &str,
     created_by_this_turn: bool,
 ) -> Result<(), StoreError> {
-    write_transaction(conn, |conn| {
+    write_transaction_as(conn, Durability::Relaxed, |conn| {
         let (key, current) = load_locked(conn, scope, thread_id.as_str())?;
         if current.lease.as_ref().is_none_or(|l| l.id != lease_id) {
             return Ok(());

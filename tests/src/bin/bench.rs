@@ -122,14 +122,52 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
     let upstream = skein_tests::upstream::FastUpstream::start().unwrap();
     let config = dir.path().join("skein.toml");
     std::fs::write(&config, turns::config(&upstream)).unwrap();
-    let server = Server::start_with(&url, dir.path(), &[("SKEIN_CONFIG", config.to_str().unwrap())]);
+    let server = Server::start_with(
+        &url,
+        dir.path(),
+        &[("SKEIN_CONFIG", config.to_str().unwrap())],
+    );
     let key = server.bootstrap_key.clone().unwrap();
     let base = server.base_url.clone();
-    let seeded = seed(&base, &key, threads, conns);
+    println!(
+        "\n### {} — {threads} threads, {requests} requests per row, {conns} connections\n",
+        backend.name()
+    );
+    if section("reads") {
+        reads(&base, &key, threads, requests, conns);
+    }
+    let seeder = Seeder::new(&server, &url, dir.path());
+    if section("history") {
+        responses_by_history_length(&server, &key, &seeder, requests, conns);
+    }
+    if section("gateway") {
+        turns::gateway_overhead(&base, &key, &upstream, requests);
+    }
+    if section("context") {
+        turns::context_assembly(&base, &key, &|thread, n| seeder.append(thread, n), requests);
+    }
+    if section("counting") {
+        turns::reads_while_counting(&base, &key, requests);
+    }
+    assert!(server.terminate());
+}
+
+/// Whether `BENCH_SECTIONS` (a comma-separated list; all when unset) names
+/// this section: reads, history, gateway, context, counting.
+fn section(name: &str) -> bool {
+    std::env::var("BENCH_SECTIONS")
+        .map(|v| v.split(',').any(|s| s.trim() == name))
+        .unwrap_or(true)
+}
+
+/// Seeds threads through the API, then reads one thread, page 1 and a deep
+/// page, and `/healthz` as the ceiling.
+fn reads(base: &str, key: &str, threads: usize, requests: usize, conns: usize) {
+    let seeded = seed(base, key, threads, conns);
     let http = Client::new();
     let oldest: Value = http
         .get(format!("{base}/v1/threads?order=asc&limit=21"))
-        .header("X-API-Key", &key)
+        .header("X-API-Key", key)
         .send()
         .unwrap()
         .json()
@@ -137,10 +175,6 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
     let cursor = oldest["last_id"].as_str().unwrap().to_string();
     let some_id = oldest["first_id"].as_str().unwrap().to_string();
     let deep_page = threads.saturating_sub(21) / 20;
-    println!(
-        "\n### {} — {threads} threads, {requests} requests per row, {conns} connections\n",
-        backend.name()
-    );
     println!(
         "Seeding {threads} threads through POST /v1/threads: {:.0} creates/s\n",
         threads as f64 / seeded.as_secs_f64()
@@ -167,8 +201,8 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
     ];
     for (name, path) in rows {
         // Warm-up, then the measured run.
-        measure(&base, &key, &path, conns * 20, conns);
-        let s = measure(&base, &key, &path, requests, conns);
+        measure(base, key, &path, conns * 20, conns);
+        let s = measure(base, key, &path, requests, conns);
         println!(
             "| {name} | {:.0} | {:.2} ms | {:.2} ms |",
             s.rps,
@@ -176,12 +210,6 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
             s.p99.as_secs_f64() * 1e3
         );
     }
-    let seeder = Seeder::new(&server, &url, dir.path());
-    responses_by_history_length(&server, &key, &seeder, requests, conns);
-    turns::gateway_overhead(&base, &key, &upstream, requests);
-    turns::context_assembly(&base, &key, &|thread, n| seeder.append(thread, n), requests);
-    turns::reads_while_counting(&base, &key, requests);
-    assert!(server.terminate());
 }
 
 fn banner_value(banner: &str, label: &str) -> String {
@@ -210,8 +238,11 @@ impl Seeder {
         Self {
             store: skein_persistence::Store::open(&db_url, Default::default()).unwrap(),
             scope: skein_persistence::Scope {
-                organization_id: OrganizationId::parse(banner_value(&server.banner, "organization:"))
-                    .unwrap(),
+                organization_id: OrganizationId::parse(banner_value(
+                    &server.banner,
+                    "organization:",
+                ))
+                .unwrap(),
                 user_id: UserId::parse(banner_value(&server.banner, "user:")).unwrap(),
                 live: None,
             },

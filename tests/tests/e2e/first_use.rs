@@ -24,7 +24,10 @@ fn processes_racing_to_open_a_new_thread_answer_200_or_409_never_404(backend: Ba
     let dir = tempfile::tempdir().unwrap();
     let url = backend_url(&db, dir.path());
     let first = Server::start(&url, dir.path());
-    let key = first.bootstrap_key.clone().expect("first start prints a key");
+    let key = first
+        .bootstrap_key
+        .clone()
+        .expect("first start prints a key");
     let mut servers = vec![first];
     while servers.len() < PROCESSES {
         servers.push(Server::start(&url, dir.path()));

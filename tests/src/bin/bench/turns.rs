@@ -94,7 +94,10 @@ pub fn gateway_overhead(base: &str, key: &str, upstream: &FastUpstream, requests
                           "inputs": [{"role": "user", "content": "one more"}]});
         let answer = post(&http, &format!("{base}/v1/model/response"), key, &body);
         through.push(t.elapsed());
-        assert_eq!(answer["output"][0]["content"][0]["text"], skein_tests::upstream::ANSWER);
+        assert_eq!(
+            answer["output"][0]["content"][0]["text"],
+            skein_tests::upstream::ANSWER
+        );
     }
     println!("\nGateway overhead: {n} turns on threads of 10 messages, one connection, A/B alternating.\n");
     println!("| path | p50 | p99 |");
@@ -103,11 +106,7 @@ pub fn gateway_overhead(base: &str, key: &str, upstream: &FastUpstream, requests
         ("upstream called directly", &mut straight),
         ("through Skein (`POST /v1/model/response`)", &mut through),
     ] {
-        println!(
-            "| {name} | {:.3} ms | {:.3} ms |",
-            ms(t.p(50)),
-            ms(t.p(99))
-        );
+        println!("| {name} | {:.3} ms | {:.3} ms |", ms(t.p(50)), ms(t.p(99)));
     }
     println!(
         "| **added by Skein** | **{:.3} ms** | |",
@@ -144,7 +143,10 @@ pub fn context_assembly(base: &str, key: &str, seed: &dyn Fn(&str, usize), reque
             );
             t.push(started.elapsed());
             let text = answer["output"][0]["content"][0]["text"].as_str().unwrap();
-            assert!(text.starts_with(&format!("Echo ({} context", len + 1)), "{text}");
+            assert!(
+                text.starts_with(&format!("Echo ({} context", len + 1)),
+                "{text}"
+            );
         }
         rows.push((len + 1, t));
     }
@@ -167,7 +169,12 @@ pub fn context_assembly(base: &str, key: &str, seed: &dyn Fn(&str, usize), reque
 /// count): the p99 under load against the p99 at rest.
 pub fn reads_while_counting(base: &str, key: &str, requests: usize) {
     let http = Client::new();
-    let thread = post(&http, &format!("{base}/v1/threads"), key, &json!({"title": "reader"}));
+    let thread = post(
+        &http,
+        &format!("{base}/v1/threads"),
+        key,
+        &json!({"title": "reader"}),
+    );
     let id = thread["id"].as_str().unwrap().to_string();
     let n = requests.clamp(500, 4_000);
     let read = |label: &str| {
@@ -191,14 +198,23 @@ pub fn reads_while_counting(base: &str, key: &str, requests: usize) {
     let posted = Arc::new(AtomicUsize::new(0));
     let posters: Vec<_> = (0..2)
         .map(|p| {
-            let (base, key, stop, posted) =
-                (base.to_string(), key.to_string(), stop.clone(), posted.clone());
+            let (base, key, stop, posted) = (
+                base.to_string(),
+                key.to_string(),
+                stop.clone(),
+                posted.clone(),
+            );
             std::thread::spawn(move || {
                 let http = Client::builder()
                     .timeout(Duration::from_secs(120))
                     .build()
                     .unwrap();
-                let t = post(&http, &format!("{base}/v1/threads"), &key, &json!({"title": format!("big {p}")}));
+                let t = post(
+                    &http,
+                    &format!("{base}/v1/threads"),
+                    &key,
+                    &json!({"title": format!("big {p}")}),
+                );
                 let tid = t["id"].as_str().unwrap().to_string();
                 while !stop.load(Ordering::Relaxed) {
                     let big = random_letters(1_000_000);
@@ -229,8 +245,16 @@ pub fn reads_while_counting(base: &str, key: &str, requests: usize) {
     );
     println!("| `GET /v1/threads/{{id}}` | p50 | p99 |");
     println!("|---|---:|---:|");
-    println!("| at rest | {:.3} ms | {:.3} ms |", ms(rest.p(50)), ms(rest.p(99)));
-    println!("| while 1 MB bodies are counted | {:.3} ms | {:.3} ms |", ms(loaded.p(50)), ms(loaded.p(99)));
+    println!(
+        "| at rest | {:.3} ms | {:.3} ms |",
+        ms(rest.p(50)),
+        ms(rest.p(99))
+    );
+    println!(
+        "| while 1 MB bodies are counted | {:.3} ms | {:.3} ms |",
+        ms(loaded.p(50)),
+        ms(loaded.p(99))
+    );
     println!(
         "\np99 under load / p99 at rest: **{:.1}x**",
         loaded.p(99).as_secs_f64() / rest.p(99).as_secs_f64()
@@ -240,7 +264,13 @@ pub fn reads_while_counting(base: &str, key: &str, requests: usize) {
 fn random_letters(n: usize) -> String {
     skein_domain::ids::random_base62(n)
         .bytes()
-        .map(|b| if b.is_ascii_digit() { (b'a' + (b - b'0')) as char } else { b as char })
+        .map(|b| {
+            if b.is_ascii_digit() {
+                (b'a' + (b - b'0')) as char
+            } else {
+                b as char
+            }
+        })
         .collect()
 }
 

@@ -177,12 +177,22 @@ async fn response_requests_are_validated_and_change_nothing(backend: Backend) {
     let r = post(json!({"model": "gpt-4", "thread": "t1", "organization_id": "org_b", "inputs": [user("x")]})).await;
     assert_error(&r, 403, "ORGANIZATION_ACCESS_DENIED");
     // Sampling outside its range: temperature 0-2, top_p 0-1.
-    for (field, value) in [("temperature", -5.0), ("temperature", 2.5), ("top_p", 1.5), ("top_p", -0.1)] {
+    for (field, value) in [
+        ("temperature", -5.0),
+        ("temperature", 2.5),
+        ("top_p", 1.5),
+        ("top_p", -0.1),
+    ] {
         let mut body = json!({"model": "gpt-4", "thread": "t1", "inputs": [user("x")]});
         body[field] = json!(value);
         let r = post(body).await;
         assert_error(&r, 422, "VALIDATION_ERROR");
-        assert_eq!(r.body["detail"][0]["loc"], json!(["body", field]), "{}", r.body);
+        assert_eq!(
+            r.body["detail"][0]["loc"],
+            json!(["body", field]),
+            "{}",
+            r.body
+        );
     }
     let list = app.list_threads(&k.a1, "include_total=true").await;
     assert_eq!(
