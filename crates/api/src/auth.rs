@@ -3,20 +3,29 @@
 //! An API key comes in `X-API-Key`, `api-key` or `Authorization: Bearer sk_...`.
 //! Any other bearer value is a user token (JWT), accepted when the server has
 //! a token key configured; its user may belong to several organizations.
+//!
+//! The [`Caller`] extractor reads and checks the credential without the
+//! database (a token's signature and expiry are checked there). The
+//! database's part (the key's lookup, or the token user's memberships, and
+//! the caller's rate budget) runs at the start of the handler's own trip to
+//! the blocking pool ([`Caller::run`]), so an authenticated request costs
+//! one trip, not two, and a revoked key or a removed membership takes
+//! effect on the next request, on every replica.
 
 use crate::error::ApiError;
-use crate::ratelimit;
+use crate::ratelimit::{self, RateLimiter};
 use crate::state::AppState;
 use crate::tokens::TokenError;
 use actix_web::dev::Payload;
 use actix_web::http::header::{HeaderMap, AUTHORIZATION};
 use actix_web::{web, FromRequest, HttpRequest};
-use futures_util::future::LocalBoxFuture;
+use chrono::{DateTime, Utc};
 use skein_domain::retention::Liveness;
 use skein_domain::{ApiKeyId, OrganizationId, UserId};
 use skein_persistence::keys::{self, KEY_PREFIX};
-use skein_persistence::tenancy;
-use skein_persistence::Scope;
+use skein_persistence::{tenancy, DbConnection, Scope};
+use std::future::{ready, Ready};
+use std::sync::{Arc, OnceLock};
 
 /// How the caller proved who they are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,9 +36,9 @@ pub enum AuthMethod {
     Token,
 }
 
-/// The authenticated caller.
+/// Who is calling, as the database confirmed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
+pub struct Identity {
     /// The user the request acts as.
     pub user_id: UserId,
     /// The organizations the request may work in: the key's one, or every
@@ -42,7 +51,7 @@ pub struct Caller {
     pub live: Liveness,
 }
 
-impl Caller {
+impl Identity {
     /// The organization a request works in: the one it names, which must be
     /// one of the caller's (403 otherwise), or the caller's only one (400
     /// `AMBIGUOUS_ORGANIZATION` when there are several).
@@ -75,50 +84,175 @@ impl Caller {
         })
     }
 
-    /// Fields such as `visible_in_ui` need a user token, not an API key.
-    pub fn require_user_token(&self, field: &'static str) -> Result<(), ApiError> {
-        match self.method {
-            AuthMethod::ApiKey(_) => Err(ApiError::BearerTokenRequired(field)),
-            AuthMethod::Token => Ok(()),
+    /// The scope of a thread named in a path. With an explicit
+    /// organization, or a caller in one organization, no query is needed; a
+    /// token user in several organizations has the thread looked up in all
+    /// of them (404 when none has it, 400 `AMBIGUOUS_ORGANIZATION` when
+    /// several do).
+    pub fn thread_scope(
+        &self,
+        conn: &mut DbConnection,
+        requested: Option<&str>,
+        thread_id: &str,
+    ) -> Result<Scope, ApiError> {
+        if requested.is_some() || self.organizations.len() <= 1 {
+            return self.scope(requested);
+        }
+        let holding = skein_persistence::threads::organizations_holding(
+            conn,
+            &self.user_id,
+            &self.organizations,
+            Some(self.live),
+            thread_id,
+        )?;
+        match holding.as_slice() {
+            [] => Err(ApiError::ThreadNotFound(thread_id.to_string())),
+            [org] => Ok(Scope {
+                organization_id: org.clone(),
+                user_id: self.user_id.clone(),
+                live: Some(self.live),
+            }),
+            _ => Err(ApiError::AmbiguousOrganization(format!(
+                "thread '{thread_id}' exists in several of your organizations: pass organization_id"
+            ))),
         }
     }
 }
 
-/// The scope of a thread named in a path. With an explicit organization, or
-/// a caller in one organization, no query is needed; a token user in
-/// several organizations has the thread looked up in all of them (404 when
-/// none has it, 400 `AMBIGUOUS_ORGANIZATION` when several do).
-pub async fn thread_scope(
-    state: &AppState,
-    caller: &Caller,
-    requested: Option<&str>,
-    thread_id: &str,
-) -> Result<Scope, ApiError> {
-    if requested.is_some() || caller.organizations.len() <= 1 {
-        return caller.scope(requested);
+/// What the credential claims, checked so far as it can be without the
+/// database.
+#[derive(Debug, Clone)]
+enum Claim {
+    /// An API key, to look up.
+    ApiKey(String),
+    /// A user named by a valid token, whose memberships are to be read.
+    User(UserId),
+}
+
+/// The authenticating caller of a request (the extractor). Its database
+/// part runs in the handler's first trip ([`Caller::run`]); later trips of
+/// the same request reuse what it found.
+#[derive(Clone)]
+pub struct Caller {
+    claim: Claim,
+    state: web::Data<AppState>,
+    now: DateTime<Utc>,
+    known: Arc<OnceLock<Identity>>,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key itself.
+        f.debug_struct("Caller")
+            .field("known", &self.known.get())
+            .finish_non_exhaustive()
     }
-    let (user, orgs, id, live) = (
-        caller.user_id.clone(),
-        caller.organizations.clone(),
-        thread_id.to_string(),
-        caller.live,
-    );
-    let holding = state
-        .store
-        .run(move |conn| {
-            skein_persistence::threads::organizations_holding(conn, &user, &orgs, Some(live), &id)
-        })
-        .await?;
-    match holding.as_slice() {
-        [] => Err(ApiError::ThreadNotFound(thread_id.to_string())),
-        [org] => Ok(Scope {
-            organization_id: org.clone(),
-            user_id: caller.user_id.clone(),
-            live: Some(caller.live),
-        }),
-        _ => Err(ApiError::AmbiguousOrganization(format!(
-            "thread '{thread_id}' exists in several of your organizations: pass organization_id"
-        ))),
+}
+
+impl Caller {
+    /// Runs `f` on one pooled connection, in one trip to the blocking pool:
+    /// first the caller is authenticated (unless an earlier trip of this
+    /// request did) and counted against its rate budget, then `f` gets the
+    /// connection and the caller's [`Identity`].
+    pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut DbConnection, &Identity) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.state.store.run(self.within(f)).await
+    }
+
+    /// The caller's identity, in a trip of its own (for work that must not
+    /// start before the caller is known, such as counting a large body).
+    pub async fn identity(&self) -> Result<Identity, ApiError> {
+        self.run(|_, who| Ok(who.clone())).await
+    }
+
+    /// Authenticates now, in a trip of its own, when `bytes` of text are
+    /// about to be counted off the workers (more than
+    /// [`skein_engine::cpu::INLINE_BYTES`]): counting a large body is work
+    /// for known callers only. Shorter texts are counted in place and the
+    /// caller is authenticated in the handler's one trip.
+    pub async fn before_counting(&self, bytes: usize) -> Result<(), ApiError> {
+        if bytes > skein_engine::cpu::INLINE_BYTES && self.known.get().is_none() {
+            self.identity().await?;
+        }
+        Ok(())
+    }
+
+    /// [`Caller::run`]'s step, for a trip that someone else runs (the turn
+    /// engine's): authenticates on the given connection, then calls `f`.
+    pub fn within<T, F>(
+        &self,
+        f: F,
+    ) -> impl FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static
+    where
+        F: FnOnce(&mut DbConnection, &Identity) -> Result<T, ApiError> + Send + 'static,
+    {
+        let claim = self.claim.clone();
+        let now = self.now;
+        let live = self.state.retention.liveness(now);
+        let limiter = Arc::clone(&self.state.rate_limiter);
+        let known = Arc::clone(&self.known);
+        move |conn| {
+            let who = match known.get() {
+                Some(who) => who.clone(),
+                None => {
+                    let who = authenticate(conn, claim, now, live, &limiter)?;
+                    known.get_or_init(|| who.clone());
+                    who
+                }
+            };
+            f(conn, &who)
+        }
+    }
+
+    /// Fields such as `visible_in_ui` need a user token, not an API key.
+    pub fn require_user_token(&self, field: &'static str) -> Result<(), ApiError> {
+        match self.claim {
+            Claim::ApiKey(_) => Err(ApiError::BearerTokenRequired(field)),
+            Claim::User(_) => Ok(()),
+        }
+    }
+}
+
+/// The database's part of authentication: the key looked up (prefix, then
+/// a constant-time hash compare; a revoked key or a removed membership
+/// fails), or the token user's memberships read; then the caller's budget.
+fn authenticate(
+    conn: &mut DbConnection,
+    claim: Claim,
+    now: DateTime<Utc>,
+    live: Liveness,
+    limiter: &RateLimiter,
+) -> Result<Identity, ApiError> {
+    let within_budget = |identity: &str| {
+        limiter
+            .check_now(identity)
+            .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })
+    };
+    match claim {
+        Claim::ApiKey(key) => {
+            let found = keys::authenticate(conn, &key, now)?.ok_or(ApiError::InvalidApiKey)?;
+            within_budget(&ratelimit::key_identity(found.key_id.as_str()))?;
+            Ok(Identity {
+                user_id: found.user_id,
+                organizations: vec![found.organization_id],
+                method: AuthMethod::ApiKey(found.key_id),
+                live,
+            })
+        }
+        Claim::User(user_id) => {
+            let organizations = tenancy::organizations_of(conn, user_id.as_str())?
+                .ok_or_else(|| ApiError::TokenInvalid("unknown user".into()))?;
+            within_budget(&ratelimit::user_identity(user_id.as_str()))?;
+            Ok(Identity {
+                user_id,
+                organizations,
+                method: AuthMethod::Token,
+                live,
+            })
+        }
     }
 }
 
@@ -184,73 +318,47 @@ impl Credential {
     }
 }
 
-/// Counts an authenticated request against its caller's budget: 429
-/// `RATE_LIMITED` once it is spent. Failed authentications never get here.
-fn within_budget(state: &AppState, identity: &str) -> Result<(), ApiError> {
-    state
-        .rate_limiter
-        .check_now(identity)
-        .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })
-}
-
 impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+    type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let found = credential(req.headers());
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        Box::pin(async move {
-            let found = found?.ok_or(ApiError::AuthenticationRequired)?;
-            let state =
-                state.ok_or_else(|| ApiError::Internal("application state missing".into()))?;
-            let now = state.clock.now();
-            let live = state.retention.liveness(now);
-            match found {
-                Credential::ApiKey(key) => {
-                    let identity = state
-                        .store
-                        .run(move |conn| keys::authenticate(conn, &key, now))
-                        .await?
-                        .ok_or(ApiError::InvalidApiKey)?;
-                    within_budget(&state, &ratelimit::key_identity(identity.key_id.as_str()))?;
-                    Ok(Caller {
-                        user_id: identity.user_id,
-                        organizations: vec![identity.organization_id],
-                        method: AuthMethod::ApiKey(identity.key_id),
-                        live,
-                    })
-                }
-                Credential::Token(token) => {
-                    let verifier = state.tokens.clone().ok_or_else(|| {
-                        ApiError::TokenInvalid(
-                            "user tokens (JWT) are not enabled on this server; use an API key"
-                                .into(),
-                        )
-                    })?;
-                    let subject = verifier.verify(&token).map_err(|e| match e {
-                        TokenError::Expired => ApiError::TokenExpired,
-                        TokenError::Invalid(why) => ApiError::TokenInvalid(why),
-                    })?;
-                    let user_id = UserId::parse(subject)
-                        .map_err(|_| ApiError::TokenInvalid("unknown user".into()))?;
-                    let lookup = user_id.to_string();
-                    let organizations = state
-                        .store
-                        .run(move |conn| tenancy::organizations_of(conn, &lookup))
-                        .await?
-                        .ok_or_else(|| ApiError::TokenInvalid("unknown user".into()))?;
-                    within_budget(&state, &ratelimit::user_identity(user_id.as_str()))?;
-                    Ok(Caller {
-                        user_id,
-                        organizations,
-                        method: AuthMethod::Token,
-                        live,
-                    })
-                }
-            }
-        })
+        ready(claim_of(req))
     }
+}
+
+/// The request's claim: its one credential, a token's signature and expiry
+/// checked.
+fn claim_of(req: &HttpRequest) -> Result<Caller, ApiError> {
+    let found = credential(req.headers())?.ok_or(ApiError::AuthenticationRequired)?;
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::Internal("application state missing".into()))?;
+    let claim = match found {
+        Credential::ApiKey(key) => Claim::ApiKey(key),
+        Credential::Token(token) => {
+            let verifier = state.tokens.clone().ok_or_else(|| {
+                ApiError::TokenInvalid(
+                    "user tokens (JWT) are not enabled on this server; use an API key".into(),
+                )
+            })?;
+            let subject = verifier.verify(&token).map_err(|e| match e {
+                TokenError::Expired => ApiError::TokenExpired,
+                TokenError::Invalid(why) => ApiError::TokenInvalid(why),
+            })?;
+            Claim::User(
+                UserId::parse(subject)
+                    .map_err(|_| ApiError::TokenInvalid("unknown user".into()))?,
+            )
+        }
+    };
+    Ok(Caller {
+        claim,
+        now: state.clock.now(),
+        state,
+        known: Arc::new(OnceLock::new()),
+    })
 }
 
 #[cfg(test)]

@@ -88,6 +88,15 @@ pub struct TurnRequest {
     pub metadata: Map<String, Value>,
 }
 
+impl TurnRequest {
+    /// The bytes of text the turn counts before it opens (its inputs and
+    /// instructions).
+    pub fn text_bytes(&self) -> usize {
+        self.inputs.iter().map(|i| i.text.len()).sum::<usize>()
+            + self.settings.instructions.as_ref().map_or(0, String::len)
+    }
+}
+
 /// A saved turn: what both front doors render as their response object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completed {
@@ -168,12 +177,19 @@ impl Plan {
 }
 
 impl Engine {
-    /// Opens a turn: counts the new inputs (off the async workers), then in
-    /// one trip to the database resolves the thread or the chain, creates a
-    /// client-named thread on first use, binds the assistant, applies the
-    /// settings' precedence, routes the model, checks that the inputs fit,
-    /// takes the busy lease and reads as much history as the window holds.
-    pub async fn open(&self, scope: Scope, request: TurnRequest) -> Result<Turn, EngineError> {
+    /// Opens a turn: counts the new inputs (off the async workers unless
+    /// they are short), then in one trip to the database runs `who` (the
+    /// front door's step that says whose turn it is: authentication and the
+    /// organization, as a [`Scope`]), resolves the thread or the chain,
+    /// creates a client-named thread on first use, binds the assistant,
+    /// applies the settings' precedence, routes the model, checks that the
+    /// inputs fit, takes the busy lease and reads as much history as the
+    /// window holds.
+    pub async fn open<E, W>(&self, request: TurnRequest, who: W) -> Result<Turn, E>
+    where
+        W: FnOnce(&mut DbConnection) -> Result<Scope, E> + Send + 'static,
+        E: From<EngineError> + From<skein_persistence::StoreError> + Send + 'static,
+    {
         let TurnRequest {
             target,
             inputs,
@@ -238,7 +254,6 @@ impl Engine {
         };
         let trip = OpenTrip {
             store: self.store.clone(),
-            scope: scope.clone(),
             target,
             assistant,
             lease_id: response_id.to_string(),
@@ -248,7 +263,14 @@ impl Engine {
             response_ttl: self.response_ttl,
             now,
         };
-        let opened = self.store.run(move |conn| trip.run(conn, planner)).await?;
+        let (scope, opened) = self
+            .store
+            .run(move |conn| -> Result<_, E> {
+                let scope = who(conn)?;
+                let opened = trip.run(conn, scope.clone(), planner)?;
+                Ok((scope, opened))
+            })
+            .await?;
         Ok(Turn {
             engine: self.clone(),
             scope,
@@ -317,7 +339,6 @@ impl Planner {
 /// Everything the open trip needs, moved onto the blocking pool.
 struct OpenTrip {
     store: Store,
-    scope: Scope,
     target: Target,
     assistant: Option<AssistantId>,
     lease_id: String,
@@ -329,10 +350,14 @@ struct OpenTrip {
 }
 
 impl OpenTrip {
-    fn run(self, conn: &mut DbConnection, planner: Planner) -> Result<Opened, EngineError> {
+    fn run(
+        self,
+        conn: &mut DbConnection,
+        scope: Scope,
+        planner: Planner,
+    ) -> Result<Opened, EngineError> {
         let Self {
             store,
-            scope,
             target,
             assistant,
             lease_id,

@@ -45,14 +45,14 @@ pub async fn create_assistant(
 ) -> Result<HttpResponse> {
     let now = state.clock.now();
     let body = body.0;
-    let organization_id = caller.organization(body.organization_id.as_deref())?;
+    let organization = body.organization_id.clone();
     let spec = body
         .into_spec(&state.limits.metadata)
         .map_err(ApiError::Validation)?;
-    let assistant = Assistant::new(organization_id, caller.user_id.clone(), spec, now);
-    let assistant = state
-        .store
-        .run(move |conn| -> Result<Assistant> {
+    let assistant = caller
+        .run(move |conn, who| -> Result<Assistant> {
+            let organization_id = who.organization(organization.as_deref())?;
+            let assistant = Assistant::new(organization_id, who.user_id.clone(), spec, now);
             assistants::insert(conn, &assistant)?;
             Ok(assistant)
         })
@@ -78,19 +78,18 @@ pub async fn create_assistant(
 )]
 #[get("/v1/assistants/{assistant_id}")]
 pub async fn get_assistant(
-    state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
     query: QueryParams<OrganizationQuery>,
 ) -> Result<web::Json<AssistantResponse>> {
     let id = path.into_inner();
-    let scope = caller.scope(query.0.organization_id.as_deref())?;
-    let lookup = id.clone();
-    let assistant = state
-        .store
-        .run(move |conn| assistants::find(conn, &scope, &lookup))
-        .await?
-        .ok_or_else(|| ApiError::AssistantNotFound(id))?;
+    let org = query.0.organization_id;
+    let assistant = caller
+        .run(move |conn, who| {
+            let scope = who.scope(org.as_deref())?;
+            assistants::find(conn, &scope, &id)?.ok_or(ApiError::AssistantNotFound(id))
+        })
+        .await?;
     Ok(web::Json(assistant.into()))
 }
 
@@ -114,19 +113,20 @@ pub async fn get_assistant(
 )]
 #[get("/v1/assistants")]
 pub async fn list_assistants(
-    state: web::Data<AppState>,
     caller: Caller,
     query: QueryParams<ListAssistantsQuery>,
 ) -> Result<web::Json<AssistantListResponse>> {
     let q = query.0;
-    let scope = caller.scope(q.organization_id.as_deref())?;
     let query = AssistantQuery {
         limit: q.page_size(),
         after: q.after,
     };
-    let page = state
-        .store
-        .run(move |conn| assistants::list(conn, &scope, &query))
+    let org = q.organization_id;
+    let page = caller
+        .run(move |conn, who| {
+            let scope = who.scope(org.as_deref())?;
+            Ok(assistants::list(conn, &scope, &query)?)
+        })
         .await?;
     Ok(web::Json(page.into()))
 }
@@ -163,19 +163,19 @@ pub async fn update_assistant(
 ) -> Result<web::Json<AssistantResponse>> {
     let now = state.clock.now();
     let id = path.into_inner();
-    let scope = caller.scope(query.0.organization_id.as_deref())?;
+    let org = query.0.organization_id;
     let fields = body
         .0
         .into_fields(&state.limits.metadata)
         .map_err(ApiError::Validation)?;
-    let lookup = id.clone();
-    let assistant = state
-        .store
-        .run(move |conn| {
-            assistants::modify(conn, &scope, &lookup, now, |current| fields.over(current))
+    let assistant = caller
+        .run(move |conn, who| {
+            let scope = who.scope(org.as_deref())?;
+            Ok(assistants::modify(conn, &scope, &id, now, |current| {
+                fields.over(current)
+            })?)
         })
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
     Ok(web::Json(assistant.into()))
 }
 
@@ -197,18 +197,17 @@ pub async fn update_assistant(
 )]
 #[delete("/v1/assistants/{assistant_id}")]
 pub async fn delete_assistant(
-    state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
     query: QueryParams<OrganizationQuery>,
 ) -> Result<HttpResponse> {
     let id = path.into_inner();
-    let scope = caller.scope(query.0.organization_id.as_deref())?;
-    let lookup = id.clone();
-    state
-        .store
-        .run(move |conn| assistants::delete(conn, &scope, &lookup))
-        .await
-        .map_err(ApiError::from)?;
+    let org = query.0.organization_id;
+    caller
+        .run(move |conn, who| {
+            let scope = who.scope(org.as_deref())?;
+            Ok(assistants::delete(conn, &scope, &id)?)
+        })
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

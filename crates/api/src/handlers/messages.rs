@@ -1,6 +1,6 @@
 //! `/v1/threads/{thread_id}/messages`: list, append, update, delete.
 
-use crate::auth::{thread_scope, Caller};
+use crate::auth::Caller;
 use crate::dto::content::require_text;
 use crate::dto::messages::{
     CreateMessageRequest, DeleteMessageResponse, ListMessagesQuery, MessageListResponse,
@@ -37,14 +37,12 @@ type Result<T> = std::result::Result<T, ApiError>;
 )]
 #[get("/v1/threads/{thread_id}/messages")]
 pub async fn list_messages(
-    state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
     query: QueryParams<ListMessagesQuery>,
 ) -> Result<web::Json<MessageListResponse>> {
     let thread_id = path.into_inner();
     let q = query.0;
-    let scope = thread_scope(&state, &caller, q.organization_id.as_deref(), &thread_id).await?;
     if q.after.is_some() && q.before.is_some() {
         return Err(ApiError::InvalidRequest(
             "use either 'after' or 'before', not both".into(),
@@ -56,12 +54,13 @@ pub async fn list_messages(
         after: q.after,
         before: q.before,
     };
-    let id = thread_id.clone();
-    let page = state
-        .store
-        .run(move |conn| messages::list(conn, &scope, &id, &query))
-        .await
-        .map_err(ApiError::from)?;
+    let org = q.organization_id;
+    let page = caller
+        .run(move |conn, who| {
+            let scope = who.thread_scope(conn, org.as_deref(), &thread_id)?;
+            Ok(messages::list(conn, &scope, &thread_id, &query)?)
+        })
+        .await?;
     let data: Vec<MessageResponse> = page.messages.into_iter().map(Into::into).collect();
     Ok(web::Json(MessageListResponse {
         object: "list".into(),
@@ -102,13 +101,7 @@ pub async fn create_message(
 ) -> Result<HttpResponse> {
     let now = state.clock.now();
     let thread_id = path.into_inner();
-    let scope = thread_scope(
-        &state,
-        &caller,
-        query.0.organization_id.as_deref(),
-        &thread_id,
-    )
-    .await?;
+    let org = query.0.organization_id;
     let body = body.0;
     let role = MessageRole::parse(&body.role).ok_or_else(|| {
         ApiError::Validation(vec![FieldError::new(
@@ -128,17 +121,25 @@ pub async fn create_message(
         .transpose()
         .map_err(DomainError::from)?
         .unwrap_or_default();
+    caller.before_counting(content.len()).await?;
     let (content, token_count) = cpu::count_one(content).await?;
     let new = NewMessage {
         metadata,
         ..NewMessage::text(role, content, token_count)
     };
-    let id = thread_id.clone();
-    let (_, mut stored) = state
-        .store
-        .run(move |conn| messages::append(conn, &scope, &id, vec![new], &limits, now))
-        .await
-        .map_err(ApiError::from)?;
+    let (_, mut stored) = caller
+        .run(move |conn, who| {
+            let scope = who.thread_scope(conn, org.as_deref(), &thread_id)?;
+            Ok(messages::append(
+                conn,
+                &scope,
+                &thread_id,
+                vec![new],
+                &limits,
+                now,
+            )?)
+        })
+        .await?;
     let message = stored
         .pop()
         .ok_or_else(|| ApiError::InvalidRequest("nothing was stored".into()))?;
@@ -177,13 +178,7 @@ pub async fn update_message(
 ) -> Result<web::Json<MessageResponse>> {
     let now = state.clock.now();
     let (thread_id, message_id) = path.into_inner();
-    let scope = thread_scope(
-        &state,
-        &caller,
-        query.0.organization_id.as_deref(),
-        &thread_id,
-    )
-    .await?;
+    let org = query.0.organization_id;
     let body = body.0;
     let content = match (&body.content, &body.texts) {
         (None, None) => None,
@@ -194,7 +189,10 @@ pub async fn update_message(
         )?),
     };
     let content = match content {
-        Some(c) => Some(cpu::count_one(c).await?),
+        Some(c) => {
+            caller.before_counting(c.len()).await?;
+            Some(cpu::count_one(c).await?)
+        }
         None => None,
     };
     let patch = MessagePatch {
@@ -202,14 +200,18 @@ pub async fn update_message(
         metadata: body.metadata,
     };
     let limits = state.limits;
-    let (tid, mid) = (thread_id.clone(), message_id.clone());
-    let message = state
-        .store
-        .run(move |conn| {
-            messages::update(conn, &scope, &tid, &mid, |m| m.apply(patch, &limits, now))
+    let message = caller
+        .run(move |conn, who| {
+            let scope = who.thread_scope(conn, org.as_deref(), &thread_id)?;
+            Ok(messages::update(
+                conn,
+                &scope,
+                &thread_id,
+                &message_id,
+                |m| m.apply(patch, &limits, now),
+            )?)
         })
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
     Ok(web::Json(message.into()))
 }
 
@@ -242,19 +244,14 @@ pub async fn delete_message(
 ) -> Result<web::Json<DeleteMessageResponse>> {
     let now = state.clock.now();
     let (thread_id, message_id) = path.into_inner();
-    let scope = thread_scope(
-        &state,
-        &caller,
-        query.0.organization_id.as_deref(),
-        &thread_id,
-    )
-    .await?;
-    let (tid, mid) = (thread_id.clone(), message_id.clone());
-    state
-        .store
-        .run(move |conn| messages::delete(conn, &scope, &tid, &mid, now))
-        .await
-        .map_err(ApiError::from)?;
+    let org = query.0.organization_id;
+    let mid = message_id.clone();
+    caller
+        .run(move |conn, who| {
+            let scope = who.thread_scope(conn, org.as_deref(), &thread_id)?;
+            Ok(messages::delete(conn, &scope, &thread_id, &mid, now)?)
+        })
+        .await?;
     Ok(web::Json(DeleteMessageResponse {
         id: message_id,
         deleted: true,

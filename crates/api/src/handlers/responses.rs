@@ -1,7 +1,7 @@
 //! `POST /v1/model/response` (the Freddy dialect's front door to the turn
 //! engine), its event stream, cancel, output modes and reasoning levels.
 
-use crate::auth::{thread_scope, Caller};
+use crate::auth::{Caller, Identity};
 use crate::dto::responses::{
     CancelResponse, CreateResponseRequest, OutputMode, OutputModesResponse, ReasoningLevel,
     ReasoningLevelsResponse, ResponseObject, ResponseStreamEvent,
@@ -14,7 +14,7 @@ use crate::state::AppState;
 use actix_web::{get, post, web, HttpResponse};
 use serde_json::{json, Value};
 use skein_engine::{EventLog, EventReader, Sequenced, TurnEvent};
-use skein_persistence::Scope;
+use skein_persistence::{DbConnection, Scope};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -60,9 +60,12 @@ pub async fn create_response(
 ) -> Result<HttpResponse> {
     let body = body.0;
     let stream = body.stream.unwrap_or(false);
-    let scope = response_scope(&state, &caller, &body).await?;
+    let thread = body.thread_id().map(str::to_string);
+    let organization = body.organization_id.clone();
     let request = body.into_turn(&state.limits)?;
-    let turn = state.engine().open(scope, request).await?;
+    caller.before_counting(request.text_bytes()).await?;
+    let whose = caller.within(move |conn, who| response_scope(conn, who, thread, organization));
+    let turn = state.engine().open(request, whose).await?;
     let events = EventLog::new();
     let request_id = request_id::current();
     let task = turn.spawn(events.clone(), move |failure| {
@@ -90,19 +93,20 @@ pub async fn create_response(
 /// The organization a response works in. A token user in several
 /// organizations may name an existing thread without `organization_id`
 /// (it is looked up in all of them); a new thread needs it.
-async fn response_scope(
-    state: &AppState,
-    caller: &Caller,
-    body: &CreateResponseRequest,
+fn response_scope(
+    conn: &mut DbConnection,
+    who: &Identity,
+    thread: Option<String>,
+    requested: Option<String>,
 ) -> Result<Scope> {
-    match (body.thread_id(), body.organization_id.as_deref()) {
-        (Some(id), None) if caller.organizations.len() > 1 => {
-            match thread_scope(state, caller, None, id).await {
-                Err(ApiError::ThreadNotFound(_)) => caller.scope(None),
+    match (thread, requested) {
+        (Some(id), None) if who.organizations.len() > 1 => {
+            match who.thread_scope(conn, None, &id) {
+                Err(ApiError::ThreadNotFound(_)) => who.scope(None),
                 other => other,
             }
         }
-        (_, requested) => caller.scope(requested),
+        (_, requested) => who.scope(requested.as_deref()),
     }
 }
 
@@ -193,7 +197,10 @@ pub async fn cancel_response(
 ) -> Result<web::Json<CancelResponse>> {
     let thread_id = path.into_inner();
     let org = query.0.organization_id;
-    let scope = thread_scope(&state, &caller, org.as_deref(), &thread_id).await?;
+    let id = thread_id.clone();
+    let scope = caller
+        .run(move |conn, who| who.thread_scope(conn, org.as_deref(), &id))
+        .await?;
     let outcome = state.engine().cancel(&scope, &thread_id).await?;
     Ok(web::Json(outcome.into()))
 }
@@ -211,20 +218,21 @@ pub async fn cancel_response(
     security(("api_key" = []), ("bearer" = []))
 )]
 #[get("/v1/model/response/output-modes")]
-pub async fn output_modes(_caller: Caller) -> web::Json<OutputModesResponse> {
+pub async fn output_modes(caller: Caller) -> Result<web::Json<OutputModesResponse>> {
+    caller.identity().await?;
     let mode = |m: &str, d: &str, default| OutputMode {
         mode: m.into(),
         description: d.into(),
         is_default: default,
     };
-    web::Json(OutputModesResponse {
+    Ok(web::Json(OutputModesResponse {
         success: true,
         output_modes: vec![
             mode("text", "Text content as a string (default)", true),
             mode("plain", "Plain text without markup", false),
             mode("blocks", "Content as typed blocks", false),
         ],
-    })
+    }))
 }
 
 /// Reasoning levels.
@@ -240,18 +248,19 @@ pub async fn output_modes(_caller: Caller) -> web::Json<OutputModesResponse> {
     security(("api_key" = []), ("bearer" = []))
 )]
 #[get("/v1/model/response/reasoning-levels")]
-pub async fn reasoning_levels(_caller: Caller) -> web::Json<ReasoningLevelsResponse> {
+pub async fn reasoning_levels(caller: Caller) -> Result<web::Json<ReasoningLevelsResponse>> {
+    caller.identity().await?;
     let level = |l: &str, d: &str, default| ReasoningLevel {
         level: l.into(),
         description: d.into(),
         is_default: default,
     };
-    web::Json(ReasoningLevelsResponse {
+    Ok(web::Json(ReasoningLevelsResponse {
         success: true,
         reasoning_levels: vec![
             level("low", "Fast answers with little deliberation", false),
             level("medium", "Balanced (default)", true),
             level("high", "Most deliberate answers", false),
         ],
-    })
+    }))
 }

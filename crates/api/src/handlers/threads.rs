@@ -1,6 +1,6 @@
 //! `/v1/threads`: create, read, list, update, pin, delete.
 
-use crate::auth::{thread_scope, Caller};
+use crate::auth::Caller;
 use crate::dto::content::require_text;
 use crate::dto::{
     CreateThreadRequest, DeleteAllResponse, GenerateNameQuery, GenerateNameRequest,
@@ -60,7 +60,6 @@ pub async fn create_thread(
 ) -> Result<HttpResponse> {
     let now = state.clock.now();
     let body = body.0;
-    let organization_id = caller.organization(body.organization_id.as_deref())?;
     if body.visible_in_ui.is_some() {
         caller.require_user_token("visible_in_ui")?;
     }
@@ -73,21 +72,21 @@ pub async fn create_thread(
         .map_err(skein_domain::DomainError::from)?
         .unwrap_or_default();
     let assistant_id = parse_assistant(body.assistant_id)?;
-    let thread = Thread::new(
-        NewThread {
-            id: ThreadId::generate(),
-            organization_id,
-            user_id: caller.user_id.clone(),
-            title,
-            metadata,
-            assistant_id,
-            visible_in_ui: body.visible_in_ui.unwrap_or(true),
-        },
-        now,
-    );
-    let thread = state
-        .store
-        .run(move |conn| -> Result<Thread> {
+    let (organization, visible_in_ui) = (body.organization_id, body.visible_in_ui);
+    let thread = caller
+        .run(move |conn, who| -> Result<Thread> {
+            let thread = Thread::new(
+                NewThread {
+                    id: ThreadId::generate(),
+                    organization_id: who.organization(organization.as_deref())?,
+                    user_id: who.user_id.clone(),
+                    title,
+                    metadata,
+                    assistant_id,
+                    visible_in_ui: visible_in_ui.unwrap_or(true),
+                },
+                now,
+            );
             if let Some(a) = &thread.assistant_id {
                 let owner = Scope {
                     organization_id: thread.organization_id.clone(),
@@ -121,19 +120,18 @@ pub async fn create_thread(
 )]
 #[get("/v1/threads/{thread_id}")]
 pub async fn get_thread(
-    state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
     query: QueryParams<OrganizationQuery>,
 ) -> Result<web::Json<ThreadResponse>> {
     let id = path.into_inner();
-    let scope = thread_scope(&state, &caller, query.0.organization_id.as_deref(), &id).await?;
-    let lookup = id.clone();
-    let thread = state
-        .store
-        .run(move |conn| threads::find(conn, &scope, &lookup))
-        .await?
-        .ok_or_else(|| ApiError::ThreadNotFound(id))?;
+    let org = query.0.organization_id;
+    let thread = caller
+        .run(move |conn, who| {
+            let scope = who.thread_scope(conn, org.as_deref(), &id)?;
+            threads::find(conn, &scope, &id)?.ok_or(ApiError::ThreadNotFound(id))
+        })
+        .await?;
     Ok(web::Json(thread.into()))
 }
 
@@ -157,18 +155,10 @@ pub async fn get_thread(
 )]
 #[get("/v1/threads")]
 pub async fn list_threads(
-    state: web::Data<AppState>,
     caller: Caller,
     query: QueryParams<ListThreadsQuery>,
 ) -> Result<web::Json<ThreadListResponse>> {
     let q = query.0;
-    // A user token without organization_id lists across all its organizations.
-    let orgs = match q.organization_id.as_deref() {
-        Some(org) => vec![caller.organization(Some(org))?],
-        None if caller.organizations.is_empty() => vec![caller.organization(None)?],
-        None => caller.organizations.clone(),
-    };
-    let (user, live) = (caller.user_id.clone(), caller.live);
     if q.after.is_some() && q.before.is_some() {
         return Err(ApiError::InvalidRequest(
             "use either 'after' or 'before', not both".into(),
@@ -186,9 +176,24 @@ pub async fn list_threads(
         include_deleted: q.include_deleted.unwrap_or(false),
         include_total: q.include_total.unwrap_or(false),
     };
-    let page = state
-        .store
-        .run(move |conn| threads::list_across(conn, &user, &orgs, Some(live), &query))
+    let organization = q.organization_id;
+    let page = caller
+        .run(move |conn, who| {
+            // A user token without organization_id lists across all its
+            // organizations.
+            let orgs = match organization.as_deref() {
+                Some(org) => vec![who.organization(Some(org))?],
+                None if who.organizations.is_empty() => vec![who.organization(None)?],
+                None => who.organizations.clone(),
+            };
+            Ok(threads::list_across(
+                conn,
+                &who.user_id,
+                &orgs,
+                Some(who.live),
+                &query,
+            )?)
+        })
         .await?;
     Ok(web::Json(ThreadListResponse::new(page, limit)))
 }
@@ -226,7 +231,7 @@ pub async fn update_thread(
 ) -> Result<web::Json<ThreadResponse>> {
     let now = state.clock.now();
     let id = path.into_inner();
-    let scope = thread_scope(&state, &caller, query.0.organization_id.as_deref(), &id).await?;
+    let org = query.0.organization_id;
     let body = body.0;
     if body.visible_in_ui.is_some() {
         caller.require_user_token("visible_in_ui")?;
@@ -239,14 +244,13 @@ pub async fn update_thread(
         visible_in_ui: body.visible_in_ui,
         state: body.state.map(Into::into),
     };
-    let lookup = id.clone();
-    let thread = state
-        .store
-        .run(move |conn| -> Result<Thread> {
+    let thread = caller
+        .run(move |conn, who| -> Result<Thread> {
+            let scope = who.thread_scope(conn, org.as_deref(), &id)?;
             if let Some(a) = &patch.assistant_id {
                 threads::check_assistant(conn, &scope, a)?;
             }
-            Ok(threads::update(conn, &scope, &lookup, |t| {
+            Ok(threads::update(conn, &scope, &id, |t| {
                 t.apply(patch, &limits, now)
             })?)
         })
@@ -280,13 +284,13 @@ pub async fn delete_thread(
 ) -> Result<HttpResponse> {
     let now = state.clock.now();
     let id = path.into_inner();
-    let scope = thread_scope(&state, &caller, query.0.organization_id.as_deref(), &id).await?;
-    let lookup = id.clone();
-    state
-        .store
-        .run(move |conn| threads::soft_delete(conn, &scope, &lookup, now))
-        .await
-        .map_err(ApiError::from)?;
+    let org = query.0.organization_id;
+    caller
+        .run(move |conn, who| {
+            let scope = who.thread_scope(conn, org.as_deref(), &id)?;
+            Ok(threads::soft_delete(conn, &scope, &id, now)?)
+        })
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -312,10 +316,12 @@ pub async fn delete_all_threads(
     query: QueryParams<OrganizationQuery>,
 ) -> Result<web::Json<DeleteAllResponse>> {
     let now = state.clock.now();
-    let scope = caller.scope(query.0.organization_id.as_deref())?;
-    let deleted = state
-        .store
-        .run(move |conn| threads::soft_delete_all(conn, &scope, now))
+    let org = query.0.organization_id;
+    let deleted = caller
+        .run(move |conn, who| {
+            let scope = who.scope(org.as_deref())?;
+            Ok(threads::soft_delete_all(conn, &scope, now)?)
+        })
         .await?;
     Ok(web::Json(DeleteAllResponse {
         deleted,
@@ -360,14 +366,14 @@ pub async fn pin_thread(
 ) -> Result<web::Json<PinResponse>> {
     let now = state.clock.now();
     let id = path.into_inner();
-    let scope = thread_scope(&state, &caller, query.0.organization_id.as_deref(), &id).await?;
+    let org = query.0.organization_id;
     let limits = state.limits;
-    let lookup = id.clone();
-    let thread = state
-        .store
-        .run(move |conn| threads::pin(conn, &scope, &lookup, &limits, now))
-        .await
-        .map_err(ApiError::from)?;
+    let thread = caller
+        .run(move |conn, who| {
+            let scope = who.thread_scope(conn, org.as_deref(), &id)?;
+            Ok(threads::pin(conn, &scope, &id, &limits, now)?)
+        })
+        .await?;
     Ok(web::Json(pin_response(thread, "Thread pinned")))
 }
 
@@ -387,19 +393,18 @@ pub async fn pin_thread(
 )]
 #[post("/v1/threads/{thread_id}/unpin")]
 pub async fn unpin_thread(
-    state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
     query: QueryParams<OrganizationQuery>,
 ) -> Result<web::Json<PinResponse>> {
     let id = path.into_inner();
-    let scope = thread_scope(&state, &caller, query.0.organization_id.as_deref(), &id).await?;
-    let lookup = id.clone();
-    let thread = state
-        .store
-        .run(move |conn| threads::update(conn, &scope, &lookup, |t| Ok(t.unpin())))
-        .await
-        .map_err(ApiError::from)?;
+    let org = query.0.organization_id;
+    let thread = caller
+        .run(move |conn, who| {
+            let scope = who.thread_scope(conn, org.as_deref(), &id)?;
+            Ok(threads::update(conn, &scope, &id, |t| Ok(t.unpin()))?)
+        })
+        .await?;
     Ok(web::Json(pin_response(thread, "Thread unpinned")))
 }
 
@@ -442,7 +447,7 @@ pub async fn generate_thread_name(
     use skein_providers::{ChatMessage, ModelRequest, Role};
 
     let id = path.into_inner();
-    let scope = thread_scope(&state, &caller, query.0.organization_id.as_deref(), &id).await?;
+    let org = query.0.organization_id;
     let given: Option<Vec<(MessageRole, String)>> = match body.0.messages {
         None => None,
         Some(list) => Some(
@@ -466,10 +471,10 @@ pub async fn generate_thread_name(
                 .collect::<Result<_>>()?,
         ),
     };
-    let (s, tid) = (scope.clone(), id.clone());
-    let (thread, recent) = state
-        .store
-        .run(move |conn| -> Result<_> {
+    let tid = id.clone();
+    let (scope, thread, recent) = caller
+        .run(move |conn, who| -> Result<_> {
+            let s = who.thread_scope(conn, org.as_deref(), &tid)?;
             let thread = threads::find(conn, &s, &tid)?
                 .ok_or_else(|| ApiError::ThreadNotFound(tid.clone()))?;
             let recent = if given.is_some() {
@@ -491,7 +496,7 @@ pub async fn generate_thread_name(
                     .map(|m| (m.role, m.content))
                     .collect()
             };
-            Ok((thread, given.unwrap_or(recent)))
+            Ok((s, thread, given.unwrap_or(recent)))
         })
         .await?;
     let no_text =
@@ -545,11 +550,13 @@ pub async fn generate_thread_name(
         ..ThreadPatch::default()
     };
     let tid = id.clone();
-    state
-        .store
-        .run(move |conn| threads::update(conn, &scope, &tid, |t| t.apply(patch, &limits, now)))
-        .await
-        .map_err(ApiError::from)?;
+    caller
+        .run(move |conn, _| {
+            Ok(threads::update(conn, &scope, &tid, |t| {
+                t.apply(patch, &limits, now)
+            })?)
+        })
+        .await?;
     Ok(web::Json(GenerateNameResponse {
         success: true,
         thread_id: id,

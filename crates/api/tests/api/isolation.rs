@@ -8,10 +8,11 @@ use super::common::*;
 use actix_web::http::Method;
 use serde_json::{json, Value};
 use skein_domain::{clock, OrganizationId, UserId};
-use skein_persistence::{tenancy, Backend};
+use skein_persistence::{keys, tenancy, Backend};
 
 skein_persistence::on_both_backends_async!(
     no_endpoint_reaches_another_users_or_organizations_objects,
+    every_endpoint_refuses_an_unknown_or_revoked_key_and_a_removed_member,
 );
 
 /// How an actor authenticates.
@@ -247,4 +248,99 @@ async fn snapshot(app: &TestApp, owner: &Cred, assistant_id: &str) -> (Value, Va
     .body;
     assert_eq!(thread["id"], "owned");
     (thread, messages, assistant)
+}
+
+/// Authentication happens in each request's own trip to the database, so
+/// every route must run one: a key that is unknown, revoked, or whose owner
+/// left the organization gets 401 on every authenticated endpoint, with a
+/// request that would otherwise succeed, and nothing changes.
+async fn every_endpoint_refuses_an_unknown_or_revoked_key_and_a_removed_member(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let k = &app.keys;
+    let owner = Cred::Key(k.a1.clone());
+    let t = call(
+        &app,
+        &owner,
+        Method::POST,
+        "/v1/model/response",
+        Some(json!({"thread": "owned", "inputs": [{"role": "user", "content": "secret"}]})),
+    )
+    .await;
+    assert_eq!(t.status, 200, "{}", t.body);
+    let msgs = call(
+        &app,
+        &owner,
+        Method::GET,
+        "/v1/threads/owned/messages",
+        None,
+    )
+    .await;
+    let message_id = msgs.body["data"][0]["id"].as_str().unwrap().to_string();
+    let asst = call(
+        &app,
+        &owner,
+        Method::POST,
+        "/v1/assistants",
+        Some(json!({"name": "Owned"})),
+    )
+    .await;
+    let assistant_id = asst.body["id"].as_str().unwrap().to_string();
+    let before = snapshot(&app, &owner, &assistant_id).await;
+    let (revoked, departed) = {
+        let mut conn = app.store.conn().unwrap();
+        let (org_a, usr_1, usr_2) = (
+            OrganizationId::parse(ORG_A).unwrap(),
+            UserId::parse("usr_1").unwrap(),
+            UserId::parse("usr_2").unwrap(),
+        );
+        let revoked = keys::create(&mut conn, &org_a, &usr_1, None, clock::now()).unwrap();
+        keys::revoke(&mut conn, revoked.id.as_str(), clock::now()).unwrap();
+        // usr_2's key stays valid, but usr_2 leaves org_a.
+        assert!(tenancy::remove_membership(&mut conn, &org_a, &usr_2).unwrap());
+        (revoked.secret, k.a2.clone())
+    };
+    let unknown = format!("sk_{}", "A".repeat(40));
+    // Valid for every route (unknown fields are ignored).
+    let body = json!({"title": "t", "name": "n", "role": "user", "content": "c",
+                      "inputs": [{"role": "user", "content": "c"}], "thread": "owned"});
+    let spec: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../openapi/openapi.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut checked = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            if operation["security"].is_null() {
+                continue;
+            }
+            let uri = path
+                .replace("{thread_id}", "owned")
+                .replace("{message_id}", &message_id)
+                .replace("{assistant_id}", &assistant_id);
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let with_body = matches!(method.as_str(), "post" | "put" | "patch");
+            for key in [&unknown, &revoked, &departed] {
+                let r = call(
+                    &app,
+                    &Cred::Key(key.clone()),
+                    m.clone(),
+                    &uri,
+                    with_body.then(|| body.clone()),
+                )
+                .await;
+                assert_error(&r, 401, "INVALID_API_KEY");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 3 * 20, "only {checked} checks");
+    assert_eq!(
+        snapshot(&app, &owner, &assistant_id).await,
+        before,
+        "nothing changed"
+    );
 }
