@@ -395,7 +395,7 @@ impl OpenTrip {
                     created,
                     armed: true,
                 };
-                history.newest_first(conn, HISTORY_CHUNK, |m| plan.builder.offer(&m))?;
+                history.newest_first(conn, HISTORY_CHUNK, |item| plan.builder.offer_item(item))?;
                 Ok(plan.finish(Some(lease)))
             }
             Target::Chain {
@@ -557,7 +557,14 @@ impl Turn {
         // Starting a stream may be CPU work (the echo model counts its
         // answer, which quotes the user's text): not on an async worker.
         let provider = std::sync::Arc::clone(&self.model.provider);
-        let bytes = request.messages.iter().map(|m| m.content.len()).sum();
+        // What a provider may count when it starts is at most its largest
+        // text (the echo model counts its answer, which quotes one input).
+        let bytes = request
+            .messages
+            .iter()
+            .map(|m| m.content.len())
+            .max()
+            .unwrap_or(0);
         let mut stream = match cpu::run_for(bytes, move || provider.stream(request)).await {
             Ok(stream) => stream,
             Err(e) => return Generated::Failed(e),

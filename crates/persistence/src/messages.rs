@@ -9,7 +9,8 @@ use crate::threads::{load_locked, save, visible_pk, ThreadKey};
 use crate::{DbConnection, ListKind, ListOrder, Missing, Scope, StoreError};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use skein_domain::{DomainError, Limits, Message, NewMessage, Thread, ThreadId};
+use skein_domain::context::ContextItem;
+use skein_domain::{DomainError, Limits, Message, MessageRole, NewMessage, Thread, ThreadId};
 
 /// A message list request, already validated.
 #[derive(Debug, Clone, Default)]
@@ -221,9 +222,12 @@ pub fn delete(
     })
 }
 
-/// The thread's stored turns, newest first, reading in chunks of `chunk`
-/// and handing each message to `take` until it returns false. The cost is
-/// proportional to what is taken, not to the length of the thread.
+/// The thread's stored turns, newest first, as the items of a model's
+/// context (role, text, token count), reading in chunks of `chunk` (then
+/// twice as many each time) and
+/// handing each to `take` until it returns false. The cost is proportional
+/// to what is taken, not to the length of the thread, and only the columns
+/// a context needs are read.
 pub fn history_newest_first<F>(
     conn: &mut DbConnection,
     scope: &Scope,
@@ -232,44 +236,60 @@ pub fn history_newest_first<F>(
     take: F,
 ) -> Result<(), StoreError>
 where
-    F: FnMut(Message) -> bool,
+    F: FnMut(ContextItem) -> bool,
 {
     let pk = visible_pk(conn, scope, thread_id)?;
-    let tid = ThreadId::parse(thread_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    history_at(conn, pk, &tid, chunk, take)
+    history_at(conn, pk, chunk, take)
 }
 
 /// [`history_newest_first`] for a thread already looked up (by row id).
 pub(crate) fn history_at<F>(
     conn: &mut DbConnection,
     pk: i64,
-    tid: &ThreadId,
     chunk: u32,
     mut take: F,
 ) -> Result<(), StoreError>
 where
-    F: FnMut(Message) -> bool,
+    F: FnMut(ContextItem) -> bool,
 {
     // One statement shape for every chunk (no boxed query), so that it is
-    // prepared once per connection.
+    // prepared once per connection. Chunks double (up to MAX_CHUNK), so a
+    // long history takes few round trips and at most twice what it needs.
     let mut below = i64::MAX;
+    let mut chunk = chunk.max(1);
     loop {
-        let rows: Vec<MessageRow> = messages::table
+        let rows: Vec<(i64, String, String, i64)> = messages::table
             .filter(messages::thread_pk.eq(pk))
             .filter(messages::seq.lt(below))
             .order(messages::seq.desc())
             .limit(i64::from(chunk))
-            .select(MessageRow::as_select())
+            .select((
+                messages::seq,
+                messages::role,
+                messages::content,
+                messages::token_count,
+            ))
             .load(conn)?;
         let full = rows.len() as i64 == i64::from(chunk);
-        for row in rows {
-            below = row.seq;
-            if !take(row.into_message(tid.clone())?) {
+        for (seq, role, content, tokens) in rows {
+            below = seq;
+            let role = MessageRole::parse(&role)
+                .ok_or_else(|| StoreError::Corrupt(format!("message role '{role}'")))?;
+            let item = ContextItem {
+                role: role.into(),
+                content,
+                tokens: u32::try_from(tokens).unwrap_or(u32::MAX),
+            };
+            if !take(item) {
                 return Ok(());
             }
         }
         if !full {
             return Ok(());
         }
+        chunk = (chunk * 2).min(MAX_CHUNK);
     }
 }
+
+/// The largest chunk of a history read.
+const MAX_CHUNK: u32 = 1024;

@@ -10,6 +10,7 @@ use crate::responses::{self, StoredResponse};
 use crate::threads::{insert_if_absent, load_locked, save};
 use crate::{assistants, DbConnection, Scope, StoreError};
 use chrono::{DateTime, TimeDelta, Utc};
+use skein_domain::context::ContextItem;
 use skein_domain::{
     Assistant, AssistantId, DomainError, Limits, Message, Metadata, NewMessage, NewThread, Thread,
     ThreadId, ThreadPatch, ThreadState,
@@ -52,12 +53,11 @@ pub struct OpenedTurn<P> {
 #[derive(Debug, Clone)]
 pub struct History {
     pk: i64,
-    thread_id: ThreadId,
 }
 
 impl History {
-    /// The messages newest first, handed to `take` until it returns false
-    /// (see [`crate::messages::history_newest_first`]).
+    /// The messages newest first, as context items, handed to `take` until
+    /// it returns false (see [`crate::messages::history_newest_first`]).
     pub fn newest_first<F>(
         &self,
         conn: &mut DbConnection,
@@ -65,9 +65,9 @@ impl History {
         take: F,
     ) -> Result<(), StoreError>
     where
-        F: FnMut(Message) -> bool,
+        F: FnMut(ContextItem) -> bool,
     {
-        history_at(conn, self.pk, &self.thread_id, chunk, take)
+        history_at(conn, self.pk, chunk, take)
     }
 }
 
@@ -152,10 +152,7 @@ where
             thread: leased,
             created,
             plan,
-            history: History {
-                pk: key.pk,
-                thread_id: start.thread_id.clone(),
-            },
+            history: History { pk: key.pk },
         })
     })
 }
