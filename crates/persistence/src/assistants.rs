@@ -41,10 +41,12 @@ fn owned_by(scope: &Scope) -> assistants::BoxedQuery<'_, Db> {
 
 /// Stores a new assistant. A taken id gives `StoreError::Conflict`.
 pub fn insert(conn: &mut DbConnection, assistant: &Assistant) -> Result<(), StoreError> {
-    diesel::insert_into(assistants::table)
-        .values(AssistantRow::from(assistant))
-        .execute(conn)?;
-    Ok(())
+    write_transaction(conn, |conn| {
+        diesel::insert_into(assistants::table)
+            .values(AssistantRow::from(assistant))
+            .execute(conn)?;
+        Ok(())
+    })
 }
 
 /// The scope's assistant with this id. Someone else's assistant, or one in
@@ -188,13 +190,16 @@ where
 
 /// Deletes the scope's assistant for good. Threads bound to it keep the id.
 pub fn delete(conn: &mut DbConnection, scope: &Scope, id: &str) -> Result<(), StoreError> {
-    let n = diesel::delete(
-        assistants::table
-            .filter(assistants::organization_id.eq(scope.organization_id.as_str()))
-            .filter(assistants::created_by.eq(scope.user_id.as_str()))
-            .filter(assistants::id.eq(id)),
-    )
-    .execute(conn)?;
+    let n = write_transaction(conn, |conn| {
+        diesel::delete(
+            assistants::table
+                .filter(assistants::organization_id.eq(scope.organization_id.as_str()))
+                .filter(assistants::created_by.eq(scope.user_id.as_str()))
+                .filter(assistants::id.eq(id)),
+        )
+        .execute(conn)
+        .map_err(StoreError::from)
+    })?;
     if n == 0 {
         return Err(StoreError::NotFound(Missing::Assistant(id.to_string())));
     }

@@ -124,9 +124,12 @@ pub fn authenticate(
         .last_used_at
         .is_none_or(|t| now_naive - t >= LAST_USED_RESOLUTION);
     if stale {
-        diesel::update(api_keys::table.filter(api_keys::id.eq(&row.id)))
-            .set(api_keys::last_used_at.eq(now_naive))
-            .execute(conn)?;
+        crate::connection::write_transaction(conn, |conn| {
+            diesel::update(api_keys::table.filter(api_keys::id.eq(&row.id)))
+                .set(api_keys::last_used_at.eq(now_naive))
+                .execute(conn)
+                .map_err(StoreError::from)
+        })?;
     }
     let corrupt = |e: skein_domain::IdError| StoreError::Corrupt(format!("api key row: {e}"));
     Ok(Some(KeyIdentity {

@@ -1,5 +1,6 @@
 //! Keyset pagination over an integer key (`threads.pk`, `messages.seq`):
-//! the page after or before a cursor, in either order, without OFFSET.
+//! the page after or before a cursor, in either order, without OFFSET, as a
+//! range of keys with two statement shapes.
 
 use crate::ListOrder;
 
@@ -44,33 +45,42 @@ impl Keyset {
     }
 }
 
-/// Applies a [`Keyset`] to a boxed query on an integer key column: the
-/// cursor bounds, the reading order and the row limit.
-macro_rules! apply_keyset {
-    ($query:expr, $column:expr, $keyset:expr) => {{
-        let ks: $crate::keyset::Keyset = $keyset;
-        let mut q = $query;
-        if let Some(a) = ks.after {
-            q = match ks.order {
-                $crate::ListOrder::Asc => q.filter($column.gt(a)),
-                $crate::ListOrder::Desc => q.filter($column.lt(a)),
-            };
-        }
-        if let Some(b) = ks.before {
-            q = match ks.order {
-                $crate::ListOrder::Asc => q.filter($column.lt(b)),
-                $crate::ListOrder::Desc => q.filter($column.gt(b)),
-            };
-        }
-        q = if ks.reads_ascending() {
-            q.order($column.asc())
-        } else {
-            q.order($column.desc())
+impl Keyset {
+    /// The open range of keys the page reads from: `(low, high)`, both
+    /// exclusive. Always a range (the whole key space without a cursor), so
+    /// that every page of a list has one of two statement shapes (ascending,
+    /// descending), prepared once per connection whatever the cursors.
+    pub(crate) fn bounds(&self) -> (i64, i64) {
+        let (low, high) = match self.order {
+            ListOrder::Asc => (self.after, self.before),
+            ListOrder::Desc => (self.before, self.after),
         };
-        q.limit(ks.fetch())
+        (low.unwrap_or(i64::MIN), high.unwrap_or(i64::MAX))
+    }
+}
+
+/// Runs `$load` on `$query` bounded to the [`Keyset`]'s key range on the
+/// integer key `$column`, in its reading order, limited to one row more than
+/// the page. `$load` is expanded once per order (two statement shapes, no
+/// boxed query), with the query bound to `$q`.
+macro_rules! with_keyset {
+    ($query:expr, $column:expr, $keyset:expr, |$q:ident| $load:expr) => {{
+        let ks: $crate::keyset::Keyset = $keyset;
+        let (low, high) = ks.bounds();
+        let bounded = $query
+            .filter($column.gt(low))
+            .filter($column.lt(high))
+            .limit(ks.fetch());
+        if ks.reads_ascending() {
+            let $q = bounded.order($column.asc());
+            $load
+        } else {
+            let $q = bounded.order($column.desc());
+            $load
+        }
     }};
 }
-pub(crate) use apply_keyset;
+pub(crate) use with_keyset;
 
 #[cfg(test)]
 mod tests {
@@ -90,6 +100,18 @@ mod tests {
         let k = ks(None, Some(10), ListOrder::Desc);
         assert!(k.backwards() && k.reads_ascending());
         assert_eq!(k.finish(vec![11, 12, 13]), (vec![12, 11], true));
+    }
+
+    #[test]
+    fn cursors_become_an_open_range_of_keys() {
+        assert_eq!(
+            ks(None, None, ListOrder::Desc).bounds(),
+            (i64::MIN, i64::MAX)
+        );
+        assert_eq!(ks(Some(10), None, ListOrder::Asc).bounds(), (10, i64::MAX));
+        assert_eq!(ks(Some(10), None, ListOrder::Desc).bounds(), (i64::MIN, 10));
+        assert_eq!(ks(None, Some(7), ListOrder::Asc).bounds(), (i64::MIN, 7));
+        assert_eq!(ks(None, Some(7), ListOrder::Desc).bounds(), (7, i64::MAX));
     }
 
     #[test]

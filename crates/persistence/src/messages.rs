@@ -2,7 +2,7 @@
 //! newest-first history read used to build a model's context.
 
 use crate::connection::write_transaction;
-use crate::keyset::{apply_keyset, Keyset};
+use crate::keyset::{with_keyset, Keyset};
 use crate::rows::{to_naive, to_utc, MessageRow, NewMessageRow, ThreadChangeset};
 use crate::schema::{messages, threads};
 use crate::threads::{load_locked, save, visible_pk, ThreadKey};
@@ -135,12 +135,12 @@ pub fn list(
         order: query.order,
         limit: query.limit,
     };
-    let q = messages::table
-        .filter(messages::thread_pk.eq(pk))
-        .into_boxed();
-    let rows: Vec<MessageRow> = apply_keyset!(q, messages::seq, keyset)
-        .select(MessageRow::as_select())
-        .load(conn)?;
+    let rows: Vec<MessageRow> = with_keyset!(
+        messages::table.filter(messages::thread_pk.eq(pk)),
+        messages::seq,
+        keyset,
+        |q| q.select(MessageRow::as_select()).load(conn)?
+    );
     let (rows, has_more) = keyset.finish(rows);
     let tid = ThreadId::parse(thread_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(MessagePage {

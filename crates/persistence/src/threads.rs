@@ -1,7 +1,7 @@
 //! Thread queries: create, get, keyset-paginated list, updates, pins, soft delete.
 
 use crate::connection::write_transaction;
-use crate::keyset::{apply_keyset, Keyset};
+use crate::keyset::{with_keyset, Keyset};
 use crate::rows::{to_naive, NewThreadRow, ThreadChangeset, ThreadRow};
 use crate::schema::{memberships, threads};
 use crate::{DbConnection, ListKind, Missing, StoreError};
@@ -154,10 +154,12 @@ fn filtered<'a>(
 
 /// Stores a new thread. A taken id gives `StoreError::Conflict`.
 pub fn insert(conn: &mut DbConnection, thread: &Thread) -> Result<(), StoreError> {
-    diesel::insert_into(threads::table)
-        .values(NewThreadRow::from(thread))
-        .execute(conn)?;
-    Ok(())
+    write_transaction(conn, |conn| {
+        diesel::insert_into(threads::table)
+            .values(NewThreadRow::from(thread))
+            .execute(conn)?;
+        Ok(())
+    })
 }
 
 /// One indexed lookup: the thread if it exists, is not deleted, belongs to
@@ -333,18 +335,13 @@ pub fn soft_delete(
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let (key, _) = load_live(conn, scope, id, false)?;
-    let n = diesel::update(
-        threads::table
-            .filter(threads::pk.eq(key.pk))
-            .filter(threads::deleted_at.is_null()),
-    )
-    .set(threads::deleted_at.eq(to_naive(now)))
-    .execute(conn)?;
-    if n == 0 {
-        return Err(StoreError::NotFound(Missing::Thread(id.to_string())));
-    }
-    Ok(())
+    write_transaction(conn, |conn| {
+        let (key, _) = load_locked(conn, scope, id)?;
+        diesel::update(threads::table.filter(threads::pk.eq(key.pk)))
+            .set(threads::deleted_at.eq(to_naive(now)))
+            .execute(conn)?;
+        Ok(())
+    })
 }
 
 /// Soft-deletes every live thread of the scope's user in one set-based
@@ -361,11 +358,13 @@ pub fn soft_delete_all(
         .filter(threads::deleted_at.is_null());
     let deleted_at = threads::deleted_at.eq(to_naive(now));
     // Only the threads the caller can see (expired ones are already gone).
-    Ok(match scope.live {
-        Some(l) => diesel::update(owned.filter(admitted_by!(l)))
-            .set(deleted_at)
-            .execute(conn)?,
-        None => diesel::update(owned).set(deleted_at).execute(conn)?,
+    write_transaction(conn, |conn| {
+        Ok(match scope.live {
+            Some(l) => diesel::update(owned.filter(admitted_by!(l)))
+                .set(deleted_at)
+                .execute(conn)?,
+            None => diesel::update(owned).set(deleted_at).execute(conn)?,
+        })
     })
 }
 
@@ -404,15 +403,24 @@ fn cursor_pk(
 ) -> Result<i64, StoreError> {
     // Deleted (and expired) threads stay valid cursors so that a walk
     // survives deletes.
-    owned_by(user, orgs, None, true)
-        .filter(threads::id.eq(id))
-        .select(threads::pk)
-        .first::<i64>(conn)
-        .optional()?
-        .ok_or_else(|| StoreError::InvalidCursor {
-            list: ListKind::Threads,
-            id: id.to_string(),
-        })
+    let found = match orgs {
+        [org] => threads::table
+            .filter(threads::organization_id.eq(org.as_str()))
+            .filter(threads::id.eq(id))
+            .filter(threads::user_id.eq(user.as_str()))
+            .select(threads::pk)
+            .load::<i64>(conn)?
+            .pop(),
+        _ => owned_by(user, orgs, None, true)
+            .filter(threads::id.eq(id))
+            .select(threads::pk)
+            .first::<i64>(conn)
+            .optional()?,
+    };
+    found.ok_or_else(|| StoreError::InvalidCursor {
+        list: ListKind::Threads,
+        id: id.to_string(),
+    })
 }
 
 /// One page of the scope's threads in creation order, by keyset pagination
@@ -457,10 +465,30 @@ pub fn list_across(
         order: query.order,
         limit: query.limit,
     };
-    let rows: Vec<ThreadRow> =
-        apply_keyset!(filtered(user, orgs, live, query), threads::pk, keyset)
-            .select(ThreadRow::as_select())
-            .load(conn)?;
+    let plain = query.assistant_id.is_none()
+        && query.visible_in_ui.is_none()
+        && query.is_pinned.is_none()
+        && !query.include_deleted;
+    let rows: Vec<ThreadRow> = match (orgs, live) {
+        // The usual page (one organization, live threads, no filter): a
+        // statement of one shape per order, prepared once per connection.
+        ([org], Some(l)) if plain => with_keyset!(
+            threads::table
+                .filter(threads::organization_id.eq(org.as_str()))
+                .filter(threads::user_id.eq(user.as_str()))
+                .filter(threads::deleted_at.is_null())
+                .filter(admitted_by!(l)),
+            threads::pk,
+            keyset,
+            |q| q.select(ThreadRow::as_select()).load(conn)?
+        ),
+        _ => with_keyset!(
+            filtered(user, orgs, live, query),
+            threads::pk,
+            keyset,
+            |q| q.select(ThreadRow::as_select()).load(conn)?
+        ),
+    };
     let (rows, has_more) = keyset.finish(rows);
     let total = if query.include_total {
         Some(

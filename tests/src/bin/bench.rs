@@ -1,10 +1,10 @@
 //! `skein-bench`: load on the real server over loopback HTTP.
 //!
-//! Starts the release `skein` binary (SQLite, then PostgreSQL when
-//! reachable), seeds threads through the API, then measures thread get,
-//! list page 1 and a deep list page (the page after the 21st-oldest thread,
-//! i.e. about page N/20) with a fixed number of requests over several
-//! connections. Prints a Markdown table for docs/benchmarks.md.
+//! Starts the release `skein` binary on SQLite, then on PostgreSQL, and runs
+//! the sections of docs/benchmarks.md (`BENCH_SECTIONS` picks some): load
+//! (`wrk` at 1 and 32 connections, every common operation, `/healthz` as the
+//! ceiling), history, gateway, context, counting, and idle (memory at rest
+//! on a large database). Prints Markdown tables for docs/benchmarks.md.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use reqwest::blocking::Client;
@@ -14,6 +14,8 @@ use skein_persistence::Backend;
 use skein_tests::Server;
 use std::time::{Duration, Instant};
 
+#[path = "bench/load.rs"]
+mod load;
 #[path = "bench/turns.rs"]
 mod turns;
 
@@ -38,74 +40,6 @@ fn env_num(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-struct Stats {
-    rps: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
-/// `total` requests of `path` spread over `conns` threads, each with its own
-/// keep-alive connection.
-fn measure(base: &str, key: &str, path: &str, total: usize, conns: usize) -> Stats {
-    let per = total / conns;
-    let start = Instant::now();
-    let handles: Vec<_> = (0..conns)
-        .map(|_| {
-            let url = format!("{base}{path}");
-            let key = key.to_string();
-            std::thread::spawn(move || {
-                let http = Client::new();
-                let mut lat = Vec::with_capacity(per);
-                for _ in 0..per {
-                    let t = Instant::now();
-                    let r = http.get(&url).header("X-API-Key", &key).send().unwrap();
-                    assert!(r.status().is_success(), "{url}: {}", r.status());
-                    r.bytes().unwrap();
-                    lat.push(t.elapsed());
-                }
-                lat
-            })
-        })
-        .collect();
-    let mut lat: Vec<Duration> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
-    let elapsed = start.elapsed();
-    lat.sort();
-    Stats {
-        rps: lat.len() as f64 / elapsed.as_secs_f64(),
-        p50: lat[lat.len() / 2],
-        p99: lat[lat.len() * 99 / 100],
-    }
-}
-
-fn seed(base: &str, key: &str, n: usize, conns: usize) -> Duration {
-    let start = Instant::now();
-    let handles: Vec<_> = (0..conns)
-        .map(|c| {
-            let url = format!("{base}/v1/threads");
-            let key = key.to_string();
-            std::thread::spawn(move || {
-                let http = Client::new();
-                for i in (c..n).step_by(conns) {
-                    let r = http
-                        .post(&url)
-                        .header("X-API-Key", &key)
-                        .json(&json!({"title": format!("thread {i}"), "metadata": {"i": i}}))
-                        .send()
-                        .unwrap();
-                    assert_eq!(r.status(), 201);
-                }
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().unwrap();
-    }
-    start.elapsed()
 }
 
 fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
@@ -133,10 +67,13 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
         "\n### {} — {threads} threads, {requests} requests per row, {conns} connections\n",
         backend.name()
     );
-    if section("reads") {
-        reads(&base, &key, threads, requests, conns);
-    }
     let seeder = Seeder::new(&server, &url, dir.path());
+    if section("load") {
+        let secs = env_num("BENCH_SECONDS", 10) as u64;
+        load::load(&base, &key, threads, secs, &|thread, n| {
+            seeder.append(thread, n)
+        });
+    }
     if section("history") {
         responses_by_history_length(&server, &key, &seeder, requests, conns);
     }
@@ -149,67 +86,29 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
     if section("counting") {
         turns::reads_while_counting(&base, &key, requests);
     }
+    let (rss, peak) = server.memory_kib();
+    println!(
+        "\nServer memory at the end of the {} run: RSS {:.1} MiB, peak (VmHWM) **{:.1} MiB**.\n",
+        backend.name(),
+        rss as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
     assert!(server.terminate());
+    if section("idle") {
+        load::idle(
+            backend,
+            env_num("BENCH_IDLE_THREADS", 1_000_000) as u64,
+            env_num("BENCH_IDLE_MESSAGES_PER_THREAD", 10) as u64,
+        );
+    }
 }
 
 /// Whether `BENCH_SECTIONS` (a comma-separated list; all when unset) names
-/// this section: reads, history, gateway, context, counting.
+/// this section: load, history, gateway, context, counting, idle.
 fn section(name: &str) -> bool {
     std::env::var("BENCH_SECTIONS")
         .map(|v| v.split(',').any(|s| s.trim() == name))
         .unwrap_or(true)
-}
-
-/// Seeds threads through the API, then reads one thread, page 1 and a deep
-/// page, and `/healthz` as the ceiling.
-fn reads(base: &str, key: &str, threads: usize, requests: usize, conns: usize) {
-    let seeded = seed(base, key, threads, conns);
-    let http = Client::new();
-    let oldest: Value = http
-        .get(format!("{base}/v1/threads?order=asc&limit=21"))
-        .header("X-API-Key", key)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let cursor = oldest["last_id"].as_str().unwrap().to_string();
-    let some_id = oldest["first_id"].as_str().unwrap().to_string();
-    let deep_page = threads.saturating_sub(21) / 20;
-    println!(
-        "Seeding {threads} threads through POST /v1/threads: {:.0} creates/s\n",
-        threads as f64 / seeded.as_secs_f64()
-    );
-    println!("| operation | req/s | p50 | p99 |");
-    println!("|---|---:|---:|---:|");
-    let rows = [
-        (
-            "GET /v1/threads/{id}".to_string(),
-            format!("/v1/threads/{some_id}"),
-        ),
-        (
-            "GET /v1/threads?limit=20 (page 1)".to_string(),
-            "/v1/threads?limit=20".to_string(),
-        ),
-        (
-            format!("GET /v1/threads?limit=20&after=… (page {deep_page})"),
-            format!("/v1/threads?limit=20&after={cursor}"),
-        ),
-        (
-            "GET /healthz (no database)".to_string(),
-            "/healthz".to_string(),
-        ),
-    ];
-    for (name, path) in rows {
-        // Warm-up, then the measured run.
-        measure(base, key, &path, conns * 20, conns);
-        let s = measure(base, key, &path, requests, conns);
-        println!(
-            "| {name} | {:.0} | {:.2} ms | {:.2} ms |",
-            s.rps,
-            s.p50.as_secs_f64() * 1e3,
-            s.p99.as_secs_f64() * 1e3
-        );
-    }
 }
 
 fn banner_value(banner: &str, label: &str) -> String {
