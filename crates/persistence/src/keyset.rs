@@ -1,6 +1,6 @@
 //! Keyset pagination over an integer key (`threads.pk`, `messages.seq`):
-//! the page after or before a cursor, in either order, without OFFSET, as a
-//! range of keys with two statement shapes.
+//! the page after or before a cursor, in either order, without OFFSET, in
+//! six statement shapes.
 
 use crate::ListOrder;
 
@@ -46,37 +46,56 @@ impl Keyset {
 }
 
 impl Keyset {
-    /// The open range of keys the page reads from: `(low, high)`, both
-    /// exclusive. Always a range (the whole key space without a cursor), so
-    /// that every page of a list has one of two statement shapes (ascending,
-    /// descending), prepared once per connection whatever the cursors.
-    pub(crate) fn bounds(&self) -> (i64, i64) {
-        let (low, high) = match self.order {
-            ListOrder::Asc => (self.after, self.before),
-            ListOrder::Desc => (self.before, self.after),
-        };
-        (low.unwrap_or(i64::MIN), high.unwrap_or(i64::MAX))
+    /// The bound the page starts from: keys above it (`Above`) or below it
+    /// (`Below`) in storage order, or no bound.
+    pub(crate) fn bound(&self) -> Bound {
+        match (self.order, self.after, self.before) {
+            (ListOrder::Asc, Some(a), _) => Bound::Above(a),
+            (ListOrder::Desc, Some(a), _) => Bound::Below(a),
+            (ListOrder::Asc, None, Some(b)) => Bound::Below(b),
+            (ListOrder::Desc, None, Some(b)) => Bound::Above(b),
+            (_, None, None) => Bound::None,
+        }
     }
 }
 
-/// Runs `$load` on `$query` bounded to the [`Keyset`]'s key range on the
-/// integer key `$column`, in its reading order, limited to one row more than
-/// the page. `$load` is expanded once per order (two statement shapes, no
-/// boxed query), with the query bound to `$q`.
+/// One side of a page's key range (a page has at most one cursor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bound {
+    /// The first page: no bound.
+    None,
+    /// Keys greater than this one.
+    Above(i64),
+    /// Keys less than this one.
+    Below(i64),
+}
+
+/// Runs `$load` on `$query` limited to the [`Keyset`]'s page on the integer
+/// key `$column`: its one bound, its reading order, one row more than the
+/// page. `$load` is expanded once per shape (no bound, above, below, each
+/// ascending or descending): six statements, each prepared once per
+/// connection, and each a plain one-sided range, which PostgreSQL's generic
+/// plans serve from the `(owner, key)` index (a two-sided range with
+/// sentinel values made them scan the primary key instead).
 macro_rules! with_keyset {
     ($query:expr, $column:expr, $keyset:expr, |$q:ident| $load:expr) => {{
         let ks: $crate::keyset::Keyset = $keyset;
-        let (low, high) = ks.bounds();
-        let bounded = $query
-            .filter($column.gt(low))
-            .filter($column.lt(high))
-            .limit(ks.fetch());
-        if ks.reads_ascending() {
-            let $q = bounded.order($column.asc());
-            $load
-        } else {
-            let $q = bounded.order($column.desc());
-            $load
+        let fetch = ks.fetch();
+        macro_rules! ordered {
+            ($bounded:expr) => {
+                if ks.reads_ascending() {
+                    let $q = $bounded.order($column.asc()).limit(fetch);
+                    $load
+                } else {
+                    let $q = $bounded.order($column.desc()).limit(fetch);
+                    $load
+                }
+            };
+        }
+        match ks.bound() {
+            $crate::keyset::Bound::None => ordered!($query),
+            $crate::keyset::Bound::Above(key) => ordered!($query.filter($column.gt(key))),
+            $crate::keyset::Bound::Below(key) => ordered!($query.filter($column.lt(key))),
         }
     }};
 }
@@ -103,15 +122,15 @@ mod tests {
     }
 
     #[test]
-    fn cursors_become_an_open_range_of_keys() {
+    fn a_cursor_becomes_one_bound_in_storage_order() {
+        assert_eq!(ks(None, None, ListOrder::Desc).bound(), Bound::None);
+        assert_eq!(ks(Some(10), None, ListOrder::Asc).bound(), Bound::Above(10));
         assert_eq!(
-            ks(None, None, ListOrder::Desc).bounds(),
-            (i64::MIN, i64::MAX)
+            ks(Some(10), None, ListOrder::Desc).bound(),
+            Bound::Below(10)
         );
-        assert_eq!(ks(Some(10), None, ListOrder::Asc).bounds(), (10, i64::MAX));
-        assert_eq!(ks(Some(10), None, ListOrder::Desc).bounds(), (i64::MIN, 10));
-        assert_eq!(ks(None, Some(7), ListOrder::Asc).bounds(), (i64::MIN, 7));
-        assert_eq!(ks(None, Some(7), ListOrder::Desc).bounds(), (7, i64::MAX));
+        assert_eq!(ks(None, Some(7), ListOrder::Asc).bound(), Bound::Below(7));
+        assert_eq!(ks(None, Some(7), ListOrder::Desc).bound(), Bound::Above(7));
     }
 
     #[test]

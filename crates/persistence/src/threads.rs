@@ -409,8 +409,8 @@ fn cursor_pk(
             .filter(threads::id.eq(id))
             .filter(threads::user_id.eq(user.as_str()))
             .select(threads::pk)
-            .load::<i64>(conn)?
-            .pop(),
+            .first::<i64>(conn)
+            .optional()?,
         _ => owned_by(user, orgs, None, true)
             .filter(threads::id.eq(id))
             .select(threads::pk)
