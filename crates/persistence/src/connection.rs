@@ -100,16 +100,9 @@ impl DatabaseUrl {
                 ))?;
                 Ok(DbConnection::Sqlite(c))
             }
-            Backend::Postgres => {
-                let mut c = PgConnection::establish(&self.target)?;
-                // Statements are prepared once per connection, but planned
-                // for their values each time: a generic plan cannot tell a
-                // deep page's cursor from the first page and may scan the
-                // wrong index (measured: a deep thread page fell from about
-                // 2,500 to 450 req/s with generic plans).
-                c.batch_execute("SET plan_cache_mode = force_custom_plan")?;
-                Ok(DbConnection::Postgresql(c))
-            }
+            Backend::Postgres => Ok(DbConnection::Postgresql(PgConnection::establish(
+                &self.target,
+            )?)),
         }
     }
 }
