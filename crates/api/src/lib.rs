@@ -57,6 +57,7 @@ fn routes(cfg: &mut ServiceConfig) {
         .service(responses::reasoning_levels)
         .service(responses::create_response)
         .service(responses::cancel_response)
+        .service(responses::reconnect_stream)
         .service(assistants::create_assistant)
         .service(assistants::list_assistants)
         .service(assistants::get_assistant)

@@ -10,8 +10,9 @@
 //! holding the turn back, and the log grows with the answer's size, not
 //! with its number of tokens.
 
+use crate::running::CancelOutcome;
 use crate::turn::Completed;
-use crate::EngineError;
+use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::watch;
 
@@ -31,17 +32,166 @@ pub enum TurnEvent {
     Heartbeat,
     /// The turn was saved (terminal).
     Completed(Box<Completed>),
-    /// The turn failed and nothing was saved (terminal).
-    Failed(EngineError),
-    /// The turn was cancelled (terminal).
-    Cancelled,
+    /// The turn failed and nothing was saved (terminal): what a client may
+    /// see of the failure.
+    Failed(PublicFailure),
+    /// The turn was cancelled (terminal), with what the cancel kept.
+    Cancelled(Option<CancelOutcome>),
+    /// The process running the turn went away before it ended (terminal;
+    /// only a reconnect reports this).
+    Interrupted,
 }
 
 impl TurnEvent {
     /// True for the events that end a turn.
     pub fn is_terminal(&self) -> bool {
-        matches!(self, Self::Completed(_) | Self::Failed(_) | Self::Cancelled)
+        matches!(
+            self,
+            Self::Completed(_) | Self::Failed(_) | Self::Cancelled(_) | Self::Interrupted
+        )
     }
+}
+
+/// A failure as a client sees it: the front door's code and public message
+/// (no upstream URL, body or transport detail). Stored with the events, so
+/// that a reconnect on any replica reports the same failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicFailure {
+    /// The error code (`UPSTREAM_ERROR`, ...).
+    pub code: String,
+    /// The public message.
+    pub message: String,
+}
+
+/// How a run of events is stored: consecutive deltas become one item
+/// holding their text and the byte offsets where one delta ended and the
+/// next began, so a stored run costs about the answer's size, and a
+/// reconnect still replays every delta under its own sequence number.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Stored {
+    Created {
+        seq: u64,
+        response_id: String,
+        thread_id: Option<String>,
+    },
+    Deltas {
+        seq: u64,
+        text: String,
+        cuts: Vec<usize>,
+    },
+    Heartbeat {
+        seq: u64,
+    },
+    Completed {
+        seq: u64,
+        response: Box<Completed>,
+    },
+    Failed {
+        seq: u64,
+        failure: PublicFailure,
+    },
+    Cancelled {
+        seq: u64,
+        outcome: Option<CancelOutcome>,
+    },
+    Interrupted {
+        seq: u64,
+    },
+}
+
+/// Encodes a run of events for storage (see [`decode_run`]).
+pub fn encode_run(run: &[Sequenced]) -> String {
+    let mut items: Vec<Stored> = Vec::new();
+    for Sequenced { sequence, event } in run {
+        let seq = *sequence;
+        if let (
+            TurnEvent::Delta(piece),
+            Some(Stored::Deltas {
+                seq: first,
+                text,
+                cuts,
+            }),
+        ) = (event, items.last_mut())
+        {
+            if *first + cuts.len() as u64 + 1 == seq {
+                cuts.push(text.len());
+                text.push_str(piece);
+                continue;
+            }
+        }
+        items.push(match event {
+            TurnEvent::Created {
+                response_id,
+                thread_id,
+            } => Stored::Created {
+                seq,
+                response_id: response_id.clone(),
+                thread_id: thread_id.clone(),
+            },
+            TurnEvent::Delta(piece) => Stored::Deltas {
+                seq,
+                text: piece.clone(),
+                cuts: Vec::new(),
+            },
+            TurnEvent::Heartbeat => Stored::Heartbeat { seq },
+            TurnEvent::Completed(done) => Stored::Completed {
+                seq,
+                response: done.clone(),
+            },
+            TurnEvent::Failed(failure) => Stored::Failed {
+                seq,
+                failure: failure.clone(),
+            },
+            TurnEvent::Cancelled(outcome) => Stored::Cancelled {
+                seq,
+                outcome: outcome.clone(),
+            },
+            TurnEvent::Interrupted => Stored::Interrupted { seq },
+        });
+    }
+    serde_json::to_string(&items).unwrap_or_else(|_| "[]".to_string())
+}
+
+/// Decodes a stored run back into its events, each under its own sequence
+/// number.
+pub fn decode_run(text: &str) -> Result<Vec<Sequenced>, serde_json::Error> {
+    let items: Vec<Stored> = serde_json::from_str(text)?;
+    let mut out = Vec::new();
+    for item in items {
+        let (sequence, event) = match item {
+            Stored::Created {
+                seq,
+                response_id,
+                thread_id,
+            } => (
+                seq,
+                TurnEvent::Created {
+                    response_id,
+                    thread_id,
+                },
+            ),
+            Stored::Deltas { seq, text, cuts } => {
+                let mut start = 0;
+                for (i, end) in cuts.iter().copied().chain([text.len()]).enumerate() {
+                    let piece = text.get(start..end).unwrap_or_default().to_string();
+                    out.push(Sequenced {
+                        sequence: seq + i as u64,
+                        event: TurnEvent::Delta(piece),
+                    });
+                    start = end;
+                }
+                continue;
+            }
+            Stored::Heartbeat { seq } => (seq, TurnEvent::Heartbeat),
+            Stored::Completed { seq, response } => (seq, TurnEvent::Completed(response)),
+            Stored::Failed { seq, failure } => (seq, TurnEvent::Failed(failure)),
+            Stored::Cancelled { seq, outcome } => (seq, TurnEvent::Cancelled(outcome)),
+            Stored::Interrupted { seq } => (seq, TurnEvent::Interrupted),
+        };
+        out.push(Sequenced { sequence, event });
+    }
+    Ok(out)
 }
 
 /// An event and its place in the turn (1, 2, ...).
@@ -128,6 +278,14 @@ impl EventLog {
         self.wake.send_replace(version);
     }
 
+    /// The events with sequence numbers above `after` that are there now,
+    /// without waiting (does not count as read).
+    pub fn snapshot(&self, after: u64) -> Vec<Sequenced> {
+        let st = self.lock();
+        let start = st.events.partition_point(|e| e.sequence <= after);
+        st.events.get(start..).unwrap_or_default().to_vec()
+    }
+
     /// A reader of the events with sequence numbers above `after`.
     pub fn reader(self: &Arc<Self>, after: u64) -> EventReader {
         EventReader {
@@ -167,6 +325,15 @@ impl EventReader {
         }
     }
 
+    /// The events this reader has not seen yet, without waiting; `None`
+    /// when there are none (or the terminal event was returned).
+    pub fn try_next(&mut self) -> Option<Vec<Sequenced>> {
+        if self.done {
+            return None;
+        }
+        self.take()
+    }
+
     fn take(&mut self) -> Option<Vec<Sequenced>> {
         let mut st = self.log.lock();
         let start = st.events.partition_point(|e| e.sequence <= self.after);
@@ -191,7 +358,7 @@ mod tests {
                 let what = match &e.event {
                     TurnEvent::Delta(t) => t.clone(),
                     TurnEvent::Heartbeat => "<heartbeat>".into(),
-                    TurnEvent::Cancelled => "<cancelled>".into(),
+                    TurnEvent::Cancelled(_) => "<cancelled>".into(),
                     other => format!("{other:?}"),
                 };
                 (e.sequence, what)
@@ -252,7 +419,7 @@ mod tests {
         let log = EventLog::new();
         let mut reader = log.reader(0);
         log.push(TurnEvent::Delta("a".into()));
-        log.push(TurnEvent::Cancelled);
+        log.push(TurnEvent::Cancelled(None));
         log.push(TurnEvent::Delta("late".into()));
         assert_eq!(
             texts(&next(&mut reader).await.unwrap()),
@@ -263,6 +430,54 @@ mod tests {
         assert_eq!(
             texts(&next(&mut replay).await.unwrap()),
             [(2, "<cancelled>".into())]
+        );
+    }
+
+    #[test]
+    fn a_stored_run_replays_every_delta_under_its_own_number() {
+        let run = vec![
+            Sequenced {
+                sequence: 1,
+                event: TurnEvent::Created {
+                    response_id: "resp_1".into(),
+                    thread_id: Some("thread_1".into()),
+                },
+            },
+            Sequenced {
+                sequence: 2,
+                event: TurnEvent::Delta("Hé".into()),
+            },
+            Sequenced {
+                sequence: 3,
+                event: TurnEvent::Delta("llo".into()),
+            },
+            Sequenced {
+                sequence: 4,
+                event: TurnEvent::Heartbeat,
+            },
+            Sequenced {
+                sequence: 5,
+                event: TurnEvent::Delta(" w".into()),
+            },
+            Sequenced {
+                sequence: 6,
+                event: TurnEvent::Failed(PublicFailure {
+                    code: "UPSTREAM_ERROR".into(),
+                    message: "The model provider failed".into(),
+                }),
+            },
+        ];
+        let stored = encode_run(&run);
+        assert_eq!(
+            stored.matches("\"deltas\"").count(),
+            2,
+            "consecutive deltas share one item: {stored}"
+        );
+        let back = decode_run(&stored).unwrap();
+        assert_eq!(
+            texts(&back),
+            texts(&run),
+            "the same events under the same numbers"
         );
     }
 

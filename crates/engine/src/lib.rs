@@ -12,18 +12,20 @@
 pub mod cpu;
 mod error;
 pub mod events;
+pub mod follow;
+pub mod recorder;
 pub mod running;
 pub mod turn;
 
 pub use error::EngineError;
-pub use events::{EventLog, EventReader, Sequenced, TurnEvent};
+pub use events::{EventLog, EventReader, PublicFailure, Sequenced, TurnEvent};
 pub use running::{CancelMode, CancelOutcome, Running};
 pub use turn::{Completed, LeaseGuard, Target, Turn, TurnInput, TurnRequest};
 
 use chrono::TimeDelta;
 use skein_domain::retention::Clock;
 use skein_domain::Limits;
-use skein_persistence::{Scope, Store};
+use skein_persistence::{Backend, Scope, Store};
 use skein_providers::Router;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,32 +55,77 @@ pub struct Engine {
     pub running: Arc<Running>,
 }
 
+/// How long a cancel waits for the replica running the response to report
+/// what it kept.
+pub const REMOTE_CANCEL_WAIT: Duration = Duration::from_secs(10);
+
 impl Engine {
     /// Cancels the response running in the caller's thread and reports what
-    /// was kept. A thread the caller cannot see, or one with nothing running
-    /// in this process, is [`EngineError::NotRunning`].
+    /// was kept. A response running in another replica (PostgreSQL) is
+    /// asked through `NOTIFY`, and its outcome read from its stored events.
+    /// A thread the caller cannot see, or one with nothing running, is
+    /// [`EngineError::NotRunning`].
     pub async fn cancel(
         &self,
         scope: &Scope,
         thread_id: &str,
     ) -> Result<CancelOutcome, EngineError> {
         let not_running = || EngineError::NotRunning(thread_id.to_string());
-        let (s, t) = (scope.clone(), thread_id.to_string());
-        let visible = self
+        let (s, t, now) = (scope.clone(), thread_id.to_string(), self.clock.now());
+        let target = match self
             .store
-            .run(move |conn| skein_persistence::threads::find(conn, &s, &t))
-            .await?;
-        if visible.is_none() {
-            return Err(not_running());
+            .run(move |conn| skein_persistence::events::locate(conn, &s, &t, now))
+            .await
+        {
+            Ok(target) => target,
+            Err(skein_persistence::StoreError::NotFound(_)) => return Err(not_running()),
+            Err(e) => return Err(e.into()),
+        };
+        let organization = scope.organization_id.as_str();
+        if let Some(handle) = self.running.take(organization, thread_id) {
+            let (reply, outcome) = oneshot::channel();
+            handle.send(reply).map_err(|_| not_running())?;
+            // The turn answers from its generation loop, which never waits
+            // on a client; it drops the channel if it ended first.
+            return outcome.await.map_err(|_| not_running());
         }
-        let handle = self
-            .running
-            .take(scope.organization_id.as_str(), thread_id)
-            .ok_or_else(not_running)?;
-        let (reply, outcome) = oneshot::channel();
-        handle.send(reply).map_err(|_| not_running())?;
-        // The turn answers from its generation loop, which never waits on a
-        // client; it drops the channel if it ended first.
-        outcome.await.map_err(|_| not_running())
+        let (Some(response_id), true, Backend::Postgres) =
+            (target.response_id, target.running, self.store.backend())
+        else {
+            return Err(not_running());
+        };
+        let pk = target.thread_pk;
+        let mut wake = self.store.signals().watch_events(pk);
+        let (o, t) = (organization.to_string(), thread_id.to_string());
+        self.store
+            .run(move |conn| skein_persistence::events::request_cancel(conn, &o, &t))
+            .await?;
+        let deadline = tokio::time::Instant::now() + REMOTE_CANCEL_WAIT;
+        let mut cursor = 0;
+        loop {
+            wake.borrow_and_update();
+            let id = response_id.clone();
+            let rows = self
+                .store
+                .run(move |conn| skein_persistence::events::after(conn, pk, &id, cursor))
+                .await?;
+            for row in rows {
+                cursor = row.last_seq;
+                let ended = events::decode_run(&row.events)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|e| e.event.is_terminal());
+                match ended.map(|e| e.event) {
+                    Some(TurnEvent::Cancelled(Some(outcome))) => return Ok(outcome),
+                    Some(_) => return Err(not_running()),
+                    None => {}
+                }
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(not_running());
+            }
+            let _ = tokio::time::timeout(left.min(follow::RECHECK), wake.changed()).await;
+        }
     }
 }

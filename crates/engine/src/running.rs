@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use tokio::sync::oneshot;
 
 /// What a cancelled generation did with its turn.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CancelOutcome {
     /// What was kept.
     pub mode: CancelMode,
@@ -21,7 +21,8 @@ pub struct CancelOutcome {
 }
 
 /// What a cancel kept of the turn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum CancelMode {
     /// Cancelled within the quick-cancel window: nothing was kept.
     QuickEdit,

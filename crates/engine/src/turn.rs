@@ -13,7 +13,7 @@
 //! dropped) gives it back through the guard's one release path, and a
 //! thread the turn created is removed again if it is still empty.
 
-use crate::events::{EventLog, TurnEvent};
+use crate::events::{EventLog, PublicFailure, TurnEvent};
 use crate::running::{CancelMode, CancelOutcome, CancelRequest};
 use crate::{cpu, Engine, EngineError};
 use chrono::{DateTime, Utc};
@@ -98,7 +98,7 @@ impl TurnRequest {
 }
 
 /// A saved turn: what both front doors render as their response object.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Completed {
     /// The response id.
     pub response_id: String,
@@ -137,6 +137,7 @@ pub struct Turn {
     store: bool,
     metadata: Value,
     lease: Option<LeaseGuard>,
+    thread_pk: Option<i64>,
 }
 
 /// What the generation ended with.
@@ -163,15 +164,17 @@ struct Opened {
     model: ResolvedModel,
     context: Vec<ContextItem>,
     lease: Option<LeaseGuard>,
+    thread_pk: Option<i64>,
 }
 
 impl Plan {
-    fn finish(self, lease: Option<LeaseGuard>) -> Opened {
+    fn finish(self, lease: Option<LeaseGuard>, thread_pk: Option<i64>) -> Opened {
         Opened {
             settings: self.settings,
             model: self.model,
             context: self.builder.finish(),
             lease,
+            thread_pk,
         }
     }
 }
@@ -286,6 +289,7 @@ impl Engine {
             store,
             metadata: Value::Object(metadata),
             lease: opened.lease,
+            thread_pk: opened.thread_pk,
         })
     }
 }
@@ -396,7 +400,7 @@ impl OpenTrip {
                     armed: true,
                 };
                 history.newest_first(conn, HISTORY_CHUNK, |item| plan.builder.offer_item(item))?;
-                Ok(plan.finish(Some(lease)))
+                Ok(plan.finish(Some(lease), Some(history.thread_pk())))
             }
             Target::Chain {
                 previous_response_id,
@@ -422,11 +426,11 @@ impl OpenTrip {
                         })
                     })
                 })?;
-                Ok(plan.finish(None))
+                Ok(plan.finish(None, None))
             }
             Target::Threadless => {
                 let assistant = assistants::for_turn(conn, &scope, assistant.as_ref(), None)?;
-                Ok(planner.plan(assistant.as_ref())?.finish(None))
+                Ok(planner.plan(assistant.as_ref())?.finish(None, None))
             }
         }
     }
@@ -447,16 +451,21 @@ impl Turn {
     /// interest, not the turn): the `Created` event, the generation, the
     /// commit, then exactly one terminal event into `events`. A failure is
     /// handed to `on_failure` first (once, whether or not anyone still
-    /// follows the turn: the front door reports it there). A panic anywhere
-    /// in the turn releases the lease and ends it as
-    /// [`EngineError::Panicked`].
+    /// follows the turn: the front door reports it there and says what a
+    /// client may see of it). A panic anywhere in the turn releases the
+    /// lease and ends it as [`EngineError::Panicked`].
+    ///
+    /// In a thread, the turn's events are also stored (see
+    /// [`crate::recorder`]) so that a client can reconnect from any
+    /// replica, its lease is renewed while it runs, and a cancel request
+    /// from another replica reaches it.
     pub fn spawn<R>(
         self,
         events: std::sync::Arc<EventLog>,
         on_failure: R,
     ) -> JoinHandle<Result<Completed, EngineError>>
     where
-        R: FnOnce(&EngineError) + Send + 'static,
+        R: FnOnce(&EngineError) -> PublicFailure + Send + 'static,
     {
         events.push(TurnEvent::Created {
             response_id: self.response_id.to_string(),
@@ -473,14 +482,30 @@ impl Turn {
         let cancel = key
             .as_ref()
             .map(|(org, thread, response)| running.register(org, thread, response));
+        let recorder = self.thread_pk.map(|pk| {
+            crate::recorder::record(
+                self.engine.store.clone(),
+                self.engine.clock.clone(),
+                pk,
+                self.response_id.to_string(),
+                events.reader(0),
+            )
+        });
         let mut turn = self;
         // Kept outside the part that may panic, so that a panic can give the
         // lease back before the turn's end is reported.
         let mut lease = turn.lease.take();
+        let renewal = lease
+            .as_ref()
+            .map(|guard| guard.keep_alive(turn.engine.lease_ttl, turn.engine.clock.clone()));
         tokio::spawn(async move {
-            let ran = AssertUnwindSafe(turn.run(&events, cancel, &mut lease))
+            let mut outcome = None;
+            let ran = AssertUnwindSafe(turn.run(&events, cancel, &mut lease, &mut outcome))
                 .catch_unwind()
                 .await;
+            if let Some(renewal) = renewal {
+                renewal.abort();
+            }
             let result = match ran {
                 Ok(result) => result,
                 Err(panic) => {
@@ -495,16 +520,16 @@ impl Turn {
             if let Some((org, thread, response)) = &key {
                 running.finish(org, thread, response);
             }
-            if let Err(e) = &result {
-                if !matches!(e, EngineError::Cancelled) {
-                    on_failure(e);
-                }
-            }
             events.push(match &result {
                 Ok(done) => TurnEvent::Completed(Box::new(done.clone())),
-                Err(EngineError::Cancelled) => TurnEvent::Cancelled,
-                Err(e) => TurnEvent::Failed(e.clone()),
+                Err(EngineError::Cancelled) => TurnEvent::Cancelled(outcome),
+                Err(e) => TurnEvent::Failed(on_failure(e)),
             });
+            if let Some(recorder) = recorder {
+                // The stored events end with the terminal one before the
+                // caller learns the result (bounded: storage may be down).
+                let _ = tokio::time::timeout(crate::recorder::FINISH_WAIT, recorder).await;
+            }
             result
         })
     }
@@ -514,6 +539,7 @@ impl Turn {
         events: &EventLog,
         cancel: Option<oneshot::Receiver<CancelRequest>>,
         lease: &mut Option<LeaseGuard>,
+        cancelled: &mut Option<CancelOutcome>,
     ) -> Result<Completed, EngineError> {
         let started = Instant::now();
         match self.generate(events, cancel).await {
@@ -524,7 +550,9 @@ impl Turn {
             }
             Generated::Cancelled { partial, reply } => {
                 let outcome = self.cancel(started, partial, lease).await;
-                // The canceller may have given up waiting; nothing to do then.
+                *cancelled = Some(outcome.clone());
+                // The canceller may have given up waiting (or is on another
+                // replica and reads the outcome from the stored events).
                 let _ = reply.send(outcome);
                 Err(EngineError::Cancelled)
             }
@@ -570,18 +598,46 @@ impl Turn {
             Err(e) => return Generated::Failed(e),
         };
         let mut cancel = cancel.map(FutureExt::fuse);
+        // A cancel request for this thread from another replica.
+        let mut remote = self
+            .target
+            .as_ref()
+            .map(|_| self.engine.store.signals().cancels());
         let heartbeat = self.engine.heartbeat;
         let mut text = String::new();
         loop {
             let cancelled = async {
                 match cancel.as_mut() {
                     Some(rx) => rx.await.ok(),
-                    None => None,
+                    None => std::future::pending().await,
+                }
+            };
+            let asked_elsewhere = async {
+                match (remote.as_mut(), self.target.as_ref()) {
+                    (Some(rx), Some(thread)) => loop {
+                        match rx.recv().await {
+                            Ok(signal)
+                                if signal.thread_id == thread.as_str()
+                                    && signal.organization
+                                        == self.scope.organization_id.as_str() =>
+                            {
+                                // The outcome goes into the stored events.
+                                let (reply, _) = oneshot::channel();
+                                return reply;
+                            }
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                                std::future::pending::<()>().await;
+                            }
+                            _ => {}
+                        }
+                    },
+                    _ => std::future::pending().await,
                 }
             };
             tokio::select! {
                 biased;
                 Some(reply) = cancelled => return Generated::Cancelled { partial: text, reply },
+                reply = asked_elsewhere => return Generated::Cancelled { partial: text, reply },
                 next = tokio::time::timeout(heartbeat, stream.next()) => match next {
                     Err(_silence) => events.push(TurnEvent::Heartbeat),
                     Ok(Some(Ok(StreamEvent::Delta(delta)))) => {
@@ -796,6 +852,48 @@ pub struct LeaseGuard {
 }
 
 impl LeaseGuard {
+    /// Renews the lease every third of `ttl` while the returned task runs
+    /// (abort it when the turn ends), so a long generation never loses its
+    /// lease, and a dead process's lease lapses within `ttl`.
+    fn keep_alive(
+        &self,
+        ttl: chrono::TimeDelta,
+        clock: skein_domain::retention::Clock,
+    ) -> tokio::task::AbortHandle {
+        let (store, scope, thread, lease_id) = (
+            self.store.clone(),
+            self.scope.clone(),
+            self.thread_id.clone(),
+            self.lease_id.clone(),
+        );
+        let every = (ttl / 3)
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(1))
+            .max(std::time::Duration::from_millis(100));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let (s, t, l) = (scope.clone(), thread.clone(), lease_id.clone());
+                let until = clock.now() + ttl;
+                match store
+                    .run(move |conn| turns::renew(conn, &s, &t, &l, until))
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        log::warn!("response {lease_id} lost the lease of {thread}");
+                        return;
+                    }
+                    Err(e) => log::warn!("could not renew the lease of {thread}: {e}"),
+                }
+            }
+        })
+        .abort_handle()
+    }
+
     /// Gives the lease back now (and removes a thread this turn created and
     /// left empty). If that fails, the lease still lapses by itself.
     pub async fn release(mut self) {

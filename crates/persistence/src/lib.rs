@@ -9,6 +9,7 @@
 pub mod assistants;
 pub mod connection;
 pub mod error;
+pub mod events;
 pub mod keys;
 mod keyset;
 pub mod messages;

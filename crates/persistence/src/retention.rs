@@ -9,7 +9,10 @@
 //!   deleted_grace`, or created before `now - thread_max_age -
 //!   deleted_grace`;
 //! - with each such thread: its messages and its rows in `responses`;
-//! - any response created before `now - response_ttl`.
+//! - any response created before `now - response_ttl`, and the stored
+//!   stream events of responses that old;
+//! - a provisional thread (created by a first response that never saved
+//!   its turn: the process died) once its lease has lapsed.
 //!
 //! [`purge_batch`] deletes a bounded number of rows in one short write
 //! transaction, so that a sweeper calling it in a loop never holds a lock
@@ -34,6 +37,8 @@ pub struct PurgeCounts {
     pub messages: u64,
     /// Responses: those of the purged threads and the expired ones.
     pub responses: u64,
+    /// Stored runs of stream events (older than the response TTL).
+    pub events: u64,
 }
 
 impl PurgeCounts {
@@ -51,6 +56,7 @@ impl std::ops::Add for PurgeCounts {
             threads: self.threads + other.threads,
             messages: self.messages + other.messages,
             responses: self.responses + other.responses,
+            events: self.events + other.events,
         }
     }
 }
@@ -67,7 +73,11 @@ impl std::fmt::Display for PurgeCounts {
             f,
             "{} threads, {} messages, {} responses",
             self.threads, self.messages, self.responses
-        )
+        )?;
+        if self.events > 0 {
+            write!(f, ", {} stream event runs", self.events)?;
+        }
+        Ok(())
     }
 }
 
@@ -184,6 +194,12 @@ pub fn purge_batch(
             purge_threads(conn, &due)
         })?;
     }
+    counts.threads += purge_abandoned(conn, now, limit)?;
+    counts.events += to_u64(crate::events::purge_older_than(
+        conn,
+        crate::rows::to_utc(c.responses_before),
+        limit,
+    )?);
     if !expired.is_empty() {
         counts.responses += write_transaction(conn, |conn| -> Result<u64, StoreError> {
             Ok(to_u64(
@@ -230,9 +246,42 @@ fn purge_threads(
             .execute(conn)?,
         );
     }
+    crate::events::purge_threads(conn, &pks)?;
     counts.threads =
         to_u64(diesel::delete(threads::table.filter(threads::pk.eq_any(&pks))).execute(conn)?);
     Ok(counts)
+}
+
+/// Removes up to `limit` provisional threads whose lease has lapsed: a first
+/// response created them and died before saving its turn, so they hold no
+/// message. Re-checked under the write lock.
+fn purge_abandoned(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<u64, StoreError> {
+    let now = to_naive(now);
+    let candidates: Vec<i64> = threads::table
+        .filter(threads::provisional)
+        .filter(threads::lease_expires_at.lt(now))
+        .limit(limit)
+        .select(threads::pk)
+        .load(conn)?;
+    if candidates.is_empty() {
+        return Ok(0);
+    }
+    write_transaction(conn, |conn| {
+        let due = threads::table
+            .filter(threads::pk.eq_any(&candidates))
+            .filter(threads::provisional)
+            .filter(threads::message_count.eq(0))
+            .filter(threads::lease_expires_at.lt(now));
+        let pks: Vec<i64> = due.select(threads::pk).load(conn)?;
+        crate::events::purge_threads(conn, &pks)?;
+        Ok(to_u64(
+            diesel::delete(threads::table.filter(threads::pk.eq_any(&pks))).execute(conn)?,
+        ))
+    })
 }
 
 /// Runs [`purge_batch`] until a batch deletes nothing; returns the total.
@@ -293,5 +342,11 @@ pub fn count_purgeable(
         threads: to_u64(threads_due),
         messages: to_u64(messages_due),
         responses: to_u64(expired_responses) + to_u64(thread_responses),
+        events: to_u64(
+            crate::schema::response_events::table
+                .filter(crate::schema::response_events::created_at.lt(c.responses_before))
+                .count()
+                .get_result::<i64>(conn)?,
+        ),
     })
 }

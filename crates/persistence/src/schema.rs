@@ -76,6 +76,7 @@ diesel::table! {
         last_seq -> BigInt,
         lease_id -> Nullable<Text>,
         lease_expires_at -> Nullable<Timestamp>,
+        provisional -> Bool,
     }
 }
 
@@ -109,6 +110,19 @@ diesel::table! {
         output_text -> Text,
         usage -> Text,
         metadata -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    response_events (pk) {
+        pk -> BigInt,
+        thread_pk -> BigInt,
+        response_id -> Text,
+        first_seq -> BigInt,
+        last_seq -> BigInt,
+        events -> Text,
+        terminal -> Bool,
         created_at -> Timestamp,
     }
 }

@@ -74,6 +74,10 @@ pub struct Store {
     gate: Arc<Semaphore>,
     wait: Duration,
     writer: Option<Arc<WriteGate>>,
+    /// Wake-ups for stream readers and cancel requests.
+    signals: Arc<crate::events::Signals>,
+    /// The URL, for the notification listener (PostgreSQL).
+    url: Arc<str>,
 }
 
 impl std::fmt::Debug for Store {
@@ -110,7 +114,27 @@ impl Store {
             gate: Arc::new(Semaphore::new(permits)),
             wait: options.connection_timeout,
             writer,
+            signals: Arc::new(crate::events::Signals::default()),
+            url: Arc::from(url),
         })
+    }
+
+    /// This process's stream and cancel signals.
+    pub fn signals(&self) -> &Arc<crate::events::Signals> {
+        &self.signals
+    }
+
+    /// On PostgreSQL, starts following the other replicas' notifications
+    /// (stored stream events, cancel requests) on a connection of its own;
+    /// must run inside the async runtime. On SQLite (one process) there is
+    /// nothing to follow.
+    pub fn listen(&self) {
+        if self.backend == Backend::Postgres {
+            tokio::spawn(crate::events::listen(
+                self.url.to_string(),
+                Arc::clone(&self.signals),
+            ));
+        }
     }
 
     /// The backend in use.

@@ -128,7 +128,8 @@ fn owned_by<'a>(
     if !include_deleted {
         q = q.filter(threads::deleted_at.is_null());
     }
-    q
+    // A thread whose first response has not been saved yet is not listed.
+    q.filter(threads::provisional.eq(false))
 }
 
 fn filtered<'a>(
@@ -224,6 +225,15 @@ fn load_live(
     } else {
         Err(missing())
     }
+}
+
+/// Loads the caller's live thread for a read (no lock).
+pub(crate) fn load_live_for_read(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    id: &str,
+) -> Result<(ThreadKey, Thread), StoreError> {
+    load_live(conn, scope, id, false)
 }
 
 /// Loads the caller's thread inside a write transaction, locking its row.
@@ -477,6 +487,7 @@ pub fn list_across(
                 .filter(threads::organization_id.eq(org.as_str()))
                 .filter(threads::user_id.eq(user.as_str()))
                 .filter(threads::deleted_at.is_null())
+                .filter(threads::provisional.eq(false))
                 .filter(admitted_by!(l)),
             threads::pk,
             keyset,

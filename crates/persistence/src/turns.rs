@@ -7,9 +7,12 @@
 use crate::connection::{write_transaction, write_transaction_as, Durability};
 use crate::messages::{append_and_save, history_at};
 use crate::responses::{self, StoredResponse};
+use crate::rows::to_naive;
+use crate::schema::threads;
 use crate::threads::{insert_if_absent, load_locked, save};
 use crate::{assistants, DbConnection, Scope, StoreError};
 use chrono::{DateTime, TimeDelta, Utc};
+use diesel::prelude::*;
 use skein_domain::context::ContextItem;
 use skein_domain::{
     Assistant, AssistantId, DomainError, Limits, Message, Metadata, NewMessage, NewThread, Thread,
@@ -56,6 +59,11 @@ pub struct History {
 }
 
 impl History {
+    /// The thread's row id.
+    pub fn thread_pk(&self) -> i64 {
+        self.pk
+    }
+
     /// The messages newest first, as context items, handed to `take` until
     /// it returns false (see [`crate::messages::history_newest_first`]).
     pub fn newest_first<F>(
@@ -148,6 +156,14 @@ where
             .record_appended(start.new_messages, limits, now)
             .map_err(StoreError::from)?;
         save(conn, key.pk, &leased)?;
+        if created {
+            // Unlisted until the turn is saved; removed by the sweeper if
+            // the process dies first (see `retention`).
+            diesel::update(threads::table.filter(threads::pk.eq(key.pk)))
+                .set(threads::provisional.eq(true))
+                .execute(conn)
+                .map_err(StoreError::from)?;
+        }
         Ok(OpenedTurn {
             thread: leased,
             created,
@@ -215,6 +231,13 @@ pub fn commit(
                 }
                 let next = next.release_lease(lease_id);
                 let stored = append_and_save(conn, key, &next, turn.messages, now)?;
+                diesel::update(
+                    threads::table
+                        .filter(threads::pk.eq(key.pk))
+                        .filter(threads::provisional),
+                )
+                .set(threads::provisional.eq(false))
+                .execute(conn)?;
                 (Some(next), stored)
             }
             None => (None, Vec::new()),
@@ -248,5 +271,28 @@ pub fn release(
             save(conn, key.pk, &current.release_lease(lease_id))?;
         }
         Ok(())
+    })
+}
+
+/// Extends a running response's lease to `until`, if `lease_id` still holds
+/// it; returns false when it does not (the lease was lost). Relaxed
+/// durability, like taking the lease.
+pub fn renew(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    thread_id: &ThreadId,
+    lease_id: &str,
+    until: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    write_transaction_as(conn, Durability::Relaxed, |conn| {
+        let renewed = diesel::update(
+            threads::table
+                .filter(threads::organization_id.eq(scope.organization_id.as_str()))
+                .filter(threads::id.eq(thread_id.as_str()))
+                .filter(threads::lease_id.eq(lease_id)),
+        )
+        .set(threads::lease_expires_at.eq(to_naive(until)))
+        .execute(conn)?;
+        Ok(renewed > 0)
     })
 }

@@ -95,7 +95,7 @@ pub struct ModelRequest {
 }
 
 /// Token accounting of one model call.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Usage {
     /// Tokens of the context sent to the model.
     pub input_tokens: u32,

@@ -522,6 +522,8 @@ fn serve(config: Config) -> anyhow::Result<()> {
         if let Some(sweeper) = sweeper {
             actix_web::rt::spawn(sweeper);
         }
+        // PostgreSQL: stream events and cancel requests of other replicas.
+        state.store.listen();
         let settings = http::HttpSettings {
             workers: config.workers,
             client_request_timeout: std::time::Duration::from_millis(

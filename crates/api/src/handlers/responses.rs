@@ -12,8 +12,9 @@ use crate::extract::{JsonBody, QueryParams};
 use crate::request_id;
 use crate::state::AppState;
 use actix_web::{get, post, web, HttpResponse};
+use futures_util::StreamExt;
 use serde_json::{json, Value};
-use skein_engine::{EventLog, EventReader, Sequenced, TurnEvent};
+use skein_engine::{EventLog, EventReader, PublicFailure, Sequenced, TurnEvent};
 use skein_persistence::{DbConnection, Scope};
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -71,14 +72,14 @@ pub async fn create_response(
     let task = turn.spawn(events.clone(), move |failure| {
         // The one report of a failed turn: a server fault is logged once,
         // with its cause chain, under the request's id.
-        request_id::within(request_id, || ApiError::from(failure.clone()).report());
+        let public = request_id::within(request_id, || ApiError::from(failure.clone()).report());
+        PublicFailure {
+            code: public.code.to_string(),
+            message: public.message,
+        }
     });
     if stream {
-        return Ok(HttpResponse::Ok()
-            .content_type("text/event-stream")
-            .insert_header(("Cache-Control", "no-cache"))
-            .insert_header(("X-Accel-Buffering", "no"))
-            .streaming(event_stream(events.reader(0))));
+        return Ok(sse(event_stream(events.reader(0))));
     }
     match task.await {
         Ok(Ok(done)) => Ok(HttpResponse::Ok().json(ResponseObject::from(done))),
@@ -150,25 +151,193 @@ fn freddy_event(response_id: &str, event: TurnEvent) -> (&'static str, Value) {
             "response.completed",
             json!({"response": ResponseObject::from(*done)}),
         ),
-        TurnEvent::Failed(e) => {
-            // Reported (and logged) once by the turn's failure hook.
-            let public = ApiError::from(e).public();
-            (
-                "response.error",
-                json!({"status": "failed", "code": public.code, "message": public.message}),
-            )
-        }
-        TurnEvent::Cancelled => ("response.cancelled", json!({"response_id": response_id})),
+        // Reported (and logged) once by the turn's failure hook.
+        TurnEvent::Failed(PublicFailure { code, message }) => (
+            "response.error",
+            json!({"status": "failed", "code": code, "message": message}),
+        ),
+        TurnEvent::Interrupted => (
+            "response.error",
+            json!({"status": "failed", "code": "RESPONSE_INTERRUPTED",
+                   "message": "The response was interrupted: the server running it went away before it finished"}),
+        ),
+        TurnEvent::Cancelled(_) => ("response.cancelled", json!({"response_id": response_id})),
     }
 }
 
-/// One SSE frame: the `event:` line and the same name in the JSON.
-fn frame(name: &str, sequence: u64, mut payload: Value) -> web::Bytes {
+/// One SSE frame: the `id:` line (the sequence number, which a client
+/// hands back to reconnect), the `event:` line, and the same name and
+/// number in the JSON.
+fn frame(name: &str, sequence: u64, payload: Value) -> web::Bytes {
+    let payload = framed(name, sequence, payload);
+    web::Bytes::from(format!(
+        "id: {sequence}\nevent: {name}\ndata: {payload}\n\n"
+    ))
+}
+
+/// The JSON of an event: its payload with `event` and `sequence_number`.
+fn framed(name: &str, sequence: u64, mut payload: Value) -> Value {
     if let Value::Object(map) = &mut payload {
         map.insert("event".into(), Value::String(name.into()));
         map.insert("sequence_number".into(), Value::from(sequence));
     }
-    web::Bytes::from(format!("event: {name}\ndata: {payload}\n\n"))
+    payload
+}
+
+/// Query of the reconnect endpoint.
+#[derive(Debug, Default, serde::Deserialize, validator::Validate, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReconnectQuery {
+    /// Replay the events after this sequence number (the `id:` of the last
+    /// frame the client received); overrides the `Last-Event-ID` header.
+    /// Without either, the whole response is replayed.
+    #[serde(default, alias = "lastEventId")]
+    pub last_event_id: Option<u64>,
+    /// Organization (defaults to the caller's only one).
+    #[serde(default, alias = "organizationId")]
+    pub organization_id: Option<String>,
+}
+
+/// Reconnect to a response stream.
+///
+/// The events of the thread's running or most recent response with a
+/// sequence number above `last_event_id` (or the `Last-Event-ID` header),
+/// then its live events until the last one, then `data: [DONE]`: the same
+/// frames as the original stream, from any replica. If the server running
+/// the response went away, the stream ends with `response.error`
+/// `RESPONSE_INTERRUPTED` once its lease has lapsed. If the stored events
+/// are gone (older than the response TTL) but the turn was saved, one
+/// `response.completed` is built from the saved messages.
+///
+/// A client that asks for `application/json` (and not `text/event-stream`)
+/// in `Accept`, or a Fern-generated SDK (`X-Fern-Language`, whose reconnect
+/// call reads the body as one JSON document), gets the same events as one
+/// JSON object once the response has ended: `{"thread_id", "response_id",
+/// "events": [...]}`.
+#[utoipa::path(
+    tag = "responses",
+    operation_id = "reconnect_response_stream",
+    params(("thread_id" = String, Path, description = "Thread id"), ReconnectQuery,
+           ("Last-Event-ID" = Option<u64>, Header, description = "The last sequence number received (the query parameter wins)")),
+    responses(
+        (status = 200, description = "An event stream of `id: <n>` / `event: <name>` / `data: <json>` frames ending with `data: [DONE]` (or, for JSON clients, the events as one object)",
+         content((ResponseStreamEvent = "text/event-stream"), (Value = "application/json"))),
+        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
+        (status = 404, description = "`THREAD_NOT_FOUND`, or `RESPONSE_NOT_FOUND`: no response in this thread", body = ErrorResponse),
+        (status = 422, description = "`VALIDATION_ERROR`: `last_event_id` is not a non-negative integer", body = ErrorResponse),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
+#[get("/v1/model/response/{thread_id}/stream")]
+pub async fn reconnect_stream(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: QueryParams<ReconnectQuery>,
+    request: actix_web::HttpRequest,
+) -> Result<HttpResponse> {
+    let thread_id = path.into_inner();
+    let ReconnectQuery {
+        last_event_id,
+        organization_id,
+    } = query.0;
+    let after = match last_event_id {
+        Some(n) => n,
+        None => last_event_id_header(&request)?,
+    };
+    let json = wants_json(&request);
+    let (id, now) = (thread_id.clone(), state.clock.now());
+    let target = caller
+        .run(move |conn, who| {
+            let scope = who.thread_scope(conn, organization_id.as_deref(), &id)?;
+            Ok(skein_persistence::events::locate(conn, &scope, &id, now)?)
+        })
+        .await?;
+    let mut response_id = target.response_id.clone().unwrap_or_default();
+    let events = state.engine().follow(&thread_id, target, after).await?;
+    if json {
+        let mut out = Vec::new();
+        let mut events = std::pin::pin!(events);
+        while let Some(Sequenced { sequence, event }) = events.next().await {
+            if let TurnEvent::Created {
+                response_id: id, ..
+            } = &event
+            {
+                response_id.clone_from(id);
+            }
+            let (name, payload) = freddy_event(&response_id, event);
+            out.push(framed(name, sequence, payload));
+        }
+        return Ok(HttpResponse::Ok().json(json!({
+            "thread_id": thread_id,
+            "response_id": response_id,
+            "events": out,
+        })));
+    }
+    Ok(sse(sse_frames(events, response_id)))
+}
+
+/// `Last-Event-ID` as a sequence number (absent: 0, the whole response).
+fn last_event_id_header(request: &actix_web::HttpRequest) -> Result<u64> {
+    let Some(value) = request.headers().get("last-event-id") else {
+        return Ok(0);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .ok_or_else(|| {
+            ApiError::Validation(vec![crate::error::FieldError::new(
+                &["header", "Last-Event-ID"],
+                "Last-Event-ID must be a non-negative integer (the id of the last event received)",
+            )])
+        })
+}
+
+/// Whether the client reads the reconnect answer as one JSON document.
+fn wants_json(request: &actix_web::HttpRequest) -> bool {
+    let accept = request
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if accept.contains("text/event-stream") {
+        return false;
+    }
+    accept.contains("application/json") || request.headers().contains_key("x-fern-language")
+}
+
+/// An SSE answer with the headers every stream carries.
+fn sse<S>(body: S) -> HttpResponse
+where
+    S: futures_util::Stream<Item = std::result::Result<web::Bytes, actix_web::Error>> + 'static,
+{
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body)
+}
+
+/// Freddy frames of replayed or followed events, then `data: [DONE]`.
+fn sse_frames<S>(
+    events: S,
+    mut response_id: String,
+) -> impl futures_util::Stream<Item = std::result::Result<web::Bytes, actix_web::Error>>
+where
+    S: futures_util::Stream<Item = Sequenced>,
+{
+    async_stream::stream! {
+        let mut events = std::pin::pin!(events);
+        while let Some(Sequenced { sequence, event }) = events.next().await {
+            if let TurnEvent::Created { response_id: id, .. } = &event {
+                response_id.clone_from(id);
+            }
+            let (name, payload) = freddy_event(&response_id, event);
+            yield Ok(frame(name, sequence, payload));
+        }
+        yield Ok(web::Bytes::from_static(b"data: [DONE]\n\n"));
+    }
 }
 
 /// Cancel a running response.

@@ -225,6 +225,14 @@ impl TestApp {
             .await
     }
 
+    /// `GET /v1/model/response/{thread}/stream` with `query`, read as it comes.
+    pub async fn reconnect(&self, key: &str, thread: &str, query: &str) -> EventStream {
+        self.get(format!("/v1/model/response/{thread}/stream?{query}"))
+            .key(key)
+            .stream()
+            .await
+    }
+
     /// `POST /v1/model/response/{thread}/cancel`.
     pub async fn cancel(&self, key: &str, thread: &str) -> Resp {
         let uri = format!("/v1/model/response/{thread}/cancel");
@@ -425,8 +433,11 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 fn frame(block: &str) -> Option<(String, Value)> {
     let mut name = None;
     let mut data = None;
+    let mut id = None;
     for line in block.lines() {
-        if let Some(n) = line.strip_prefix("event: ") {
+        if let Some(i) = line.strip_prefix("id: ") {
+            id = Some(i.parse::<u64>().expect("an id line holds a number"));
+        } else if let Some(n) = line.strip_prefix("event: ") {
             name = Some(n.to_string());
         } else if let Some(d) = line.strip_prefix("data: ") {
             data = Some(d.to_string());
@@ -441,6 +452,11 @@ fn frame(block: &str) -> Option<(String, Value)> {
         v["event"].as_str(),
         name.as_deref(),
         "event line and key agree"
+    );
+    assert_eq!(
+        id,
+        v["sequence_number"].as_u64(),
+        "every frame's id line is its sequence number"
     );
     Some((name.unwrap(), v))
 }

@@ -146,6 +146,7 @@ fn counts(threads: u64, messages: u64, responses: u64) -> PurgeCounts {
         threads,
         messages,
         responses,
+        events: 0,
     }
 }
 

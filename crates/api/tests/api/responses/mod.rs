@@ -8,6 +8,7 @@ mod chains;
 mod concurrency;
 pub mod fake_upstream;
 mod faults;
+mod reconnect;
 mod streaming;
 
 use serde_json::{json, Value};

@@ -1,0 +1,82 @@
+//! Stores a thread response's events as they happen, so that a client that
+//! lost its stream can reconnect on any replica (see [`crate::follow`]).
+//!
+//! The recorder is one more reader of the turn's [`EventLog`]: it never
+//! holds the generation back. It writes a run of events at most every
+//! [`FLUSH_EVERY`] (the first event and the terminal one at once), so a
+//! response costs a row per ~50 ms of generation, not one per token, and
+//! consecutive deltas are stored as one text (see
+//! [`crate::events::encode_run`]). Each write wakes the readers of the
+//! thread on every replica.
+
+use crate::events::{encode_run, EventReader, Sequenced, TurnEvent};
+use skein_domain::retention::Clock;
+use skein_persistence::events::{self, NewEvents};
+use skein_persistence::Store;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// The longest a stored event waits for its run to be written.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
+
+/// How long the end of a turn waits for its terminal event to be stored.
+pub const FINISH_WAIT: Duration = Duration::from_secs(5);
+
+/// Follows `reader` and stores its events for `response_id` in the thread
+/// with row id `thread_pk`, until the terminal event is stored.
+pub fn record(
+    store: Store,
+    clock: Clock,
+    thread_pk: i64,
+    response_id: String,
+    mut reader: EventReader,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut pending: Vec<Sequenced> = Vec::new();
+        let mut last_write: Option<Instant> = None;
+        loop {
+            let Some(batch) = reader.next().await else {
+                break;
+            };
+            pending.extend(batch);
+            let urgent = pending
+                .iter()
+                .any(|e| matches!(e.event, TurnEvent::Created { .. }) || e.event.is_terminal());
+            if !urgent {
+                if let Some(at) = last_write {
+                    tokio::time::sleep_until(at + FLUSH_EVERY).await;
+                }
+                if let Some(more) = reader.try_next() {
+                    pending.extend(more);
+                }
+            }
+            let terminal = pending.iter().any(|e| e.event.is_terminal());
+            let (Some(first), Some(last)) = (pending.first(), pending.last()) else {
+                continue;
+            };
+            let run = NewEvents {
+                first_seq: i64::try_from(first.sequence).unwrap_or(i64::MAX),
+                last_seq: i64::try_from(last.sequence).unwrap_or(i64::MAX),
+                events: encode_run(&pending),
+                terminal,
+            };
+            let (id, now) = (response_id.clone(), clock.now());
+            last_write = Some(Instant::now());
+            match store
+                .run(move |conn| events::append(conn, thread_pk, &id, &run, now))
+                .await
+            {
+                Ok(()) => {
+                    pending.clear();
+                    store.signals().events_stored(thread_pk);
+                }
+                // Kept and written with the next run.
+                Err(e) => log::warn!("could not store the events of {response_id}: {e}"),
+            }
+            if terminal && pending.is_empty() {
+                break;
+            }
+        }
+    })
+}
