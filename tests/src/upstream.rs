@@ -83,3 +83,98 @@ fn serve(conn: TcpStream) {
         }
     }
 }
+
+/// An OpenAI-compatible upstream that takes its time, for streams that must
+/// still be running when a test acts on them. The requested model picks
+/// the pace: `slow` streams [`SLOW_DELTAS`] deltas (`"w0 "`, `"w1 "`, ...)
+/// [`SLOW_PACE`] apart and ends; `stall` sends one delta (`"partial"`) and
+/// then keeps the stream open (SSE comments) until the client goes away.
+#[derive(Debug)]
+pub struct PacedUpstream {
+    /// `http://127.0.0.1:PORT/v1`.
+    pub base_url: String,
+}
+
+/// How many deltas `slow` sends.
+pub const SLOW_DELTAS: usize = 40;
+/// The pause between two of them.
+pub const SLOW_PACE: std::time::Duration = std::time::Duration::from_millis(50);
+
+impl PacedUpstream {
+    /// Binds a free port and serves on a background thread until the
+    /// process ends (one thread per request; every answer closes its
+    /// connection).
+    pub fn start() -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let base_url = format!("http://{}/v1", listener.local_addr()?);
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                std::thread::spawn(move || serve_paced(conn));
+            }
+        });
+        Ok(Self { base_url })
+    }
+
+    /// The text `slow` streams.
+    pub fn slow_text() -> String {
+        (0..SLOW_DELTAS).map(|i| format!("w{i} ")).collect()
+    }
+}
+
+fn serve_paced(conn: TcpStream) {
+    let Ok(mut writer) = conn.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(conn);
+    let mut length = 0usize;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut request = vec![0u8; length];
+    if reader.read_exact(&mut request).is_err() {
+        return;
+    }
+    let stall = String::from_utf8_lossy(&request).contains("\"stall\"");
+    let delta = |t: &str| {
+        format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{t}\"}}}}]}}\n\n")
+    };
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
+    if writer.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    if stall {
+        if writer.write_all(delta("partial").as_bytes()).is_err() {
+            return;
+        }
+        // Until Skein hangs up (a cancel, or its process died).
+        while writer.write_all(b": waiting\n\n").is_ok() {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        return;
+    }
+    for i in 0..SLOW_DELTAS {
+        if writer
+            .write_all(delta(&format!("w{i} ")).as_bytes())
+            .is_err()
+        {
+            return;
+        }
+        std::thread::sleep(SLOW_PACE);
+    }
+    let _ = writer.write_all(
+        b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":40,\"total_tokens\":50}}\n\ndata: [DONE]\n\n",
+    );
+}

@@ -21,6 +21,8 @@ const SCRIPT_DEADLINE: Duration = Duration::from_secs(300);
 mod edge;
 #[path = "e2e/first_use.rs"]
 mod first_use;
+#[path = "e2e/streams.rs"]
+mod streams;
 
 skein_persistence::on_both_backends!(
     the_binary_serves_the_threads_api_and_shuts_down_gracefully,
@@ -28,6 +30,7 @@ skein_persistence::on_both_backends!(
     the_published_python_clients_work_unchanged,
     the_python_clients_drive_messages_and_responses,
     the_freddy_sdk_creates_and_chains_responses,
+    the_newest_freddy_sdk_reconnects_to_a_stream,
     organizations_users_and_memberships_are_managed_from_the_cli,
     the_sweeper_and_skein_purge_delete_what_is_due,
 );
@@ -350,6 +353,16 @@ fn the_freddy_sdk_creates_and_chains_responses(backend: Backend) {
         "requirements-freddy.txt",
         "test_freddy_sdk.py",
         5,
+    );
+}
+
+fn the_newest_freddy_sdk_reconnects_to_a_stream(backend: Backend) {
+    run_client_script(
+        backend,
+        "venv-sdk178",
+        "requirements-sdk178.txt",
+        "test_sdk_reconnect.py",
+        4,
     );
 }
 
