@@ -21,8 +21,9 @@ fn client() -> Client {
         .unwrap()
 }
 
-#[test]
-fn a_budget_spread_round_robin_over_three_replicas_admits_exactly_its_size() {
+/// Three replicas on a fresh PostgreSQL database with the budget under
+/// test (the database and the directory are dropped after the replicas).
+fn three_replicas_with_a_budget() -> (TestDb, tempfile::TempDir, Replicas) {
     let db = TestDb::new(Backend::Postgres);
     let dir = tempfile::tempdir().unwrap();
     let budget = BUDGET.to_string();
@@ -36,6 +37,12 @@ fn a_budget_spread_round_robin_over_three_replicas_admits_exactly_its_size() {
             ("SKEIN_RATE_LIMIT_WINDOW_SECS", &window),
         ],
     );
+    (db, dir, replicas)
+}
+
+#[test]
+fn a_budget_spread_round_robin_over_three_replicas_admits_exactly_its_size() {
+    let (_db, _dir, replicas) = three_replicas_with_a_budget();
     let http = client();
     let mut statuses = Vec::new();
     for i in 0..3 * BUDGET {
@@ -75,19 +82,7 @@ fn a_budget_spread_round_robin_over_three_replicas_admits_exactly_its_size() {
 
 #[test]
 fn concurrent_requests_on_three_replicas_share_one_budget() {
-    let db = TestDb::new(Backend::Postgres);
-    let dir = tempfile::tempdir().unwrap();
-    let budget = BUDGET.to_string();
-    let window = WINDOW_SECS.to_string();
-    let replicas = Replicas::start(
-        3,
-        &db.url,
-        dir.path(),
-        &[
-            ("SKEIN_RATE_LIMIT_REQUESTS", &budget),
-            ("SKEIN_RATE_LIMIT_WINDOW_SECS", &window),
-        ],
-    );
+    let (_db, _dir, replicas) = three_replicas_with_a_budget();
     // Three clients at once, one per replica, each asking for the whole
     // budget and more.
     let statuses: Vec<u16> = std::thread::scope(|s| {
