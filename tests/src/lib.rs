@@ -207,6 +207,68 @@ impl Drop for Server {
     }
 }
 
+/// Several `skein serve` processes on one database (PostgreSQL: SQLite is
+/// one process), each on its own port and in its own working directory
+/// (so each has its own log), all stopped when this is dropped.
+pub struct Replicas {
+    /// The servers, in the order they were started.
+    pub servers: Vec<Server>,
+    /// The key the first one printed at its first start on the empty
+    /// database; it works on every replica.
+    pub key: String,
+}
+
+impl Replicas {
+    /// Starts `n` replicas on `database_url`, with extra environment
+    /// variables, in subdirectories `replica-<i>` of `workdir`. The first
+    /// starts alone and bootstraps the database (printing the key); the
+    /// others start after it listens, find the database set up and print
+    /// no key.
+    pub fn start(
+        n: usize,
+        database_url: &str,
+        workdir: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> Self {
+        assert!(n >= 1, "at least one replica");
+        let mut servers = Vec::with_capacity(n);
+        for i in 0..n {
+            let dir = workdir.join(format!("replica-{i}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let server = Server::start_with(database_url, &dir, env);
+            if i > 0 {
+                assert!(
+                    server.bootstrap_key.is_none(),
+                    "replica {i} bootstrapped again:\n{}",
+                    server.banner
+                );
+            }
+            servers.push(server);
+        }
+        let key = servers[0].bootstrap_key.clone().unwrap_or_else(|| {
+            panic!(
+                "the first replica printed no key (was the database empty?):\n{}",
+                servers[0].banner
+            )
+        });
+        Self { servers, key }
+    }
+
+    /// The replica a round-robin balancer sends request `i` to.
+    pub fn pick(&self, i: usize) -> &Server {
+        &self.servers[i % self.servers.len()]
+    }
+
+    /// Every replica's logs, labelled, for failure messages.
+    pub fn logs(&self) -> String {
+        self.servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("--- replica {i} ({}):\n{}", s.base_url, s.logs()))
+            .collect()
+    }
+}
+
 /// The lines a reader yields, read on a thread until its end (the channel
 /// then disconnects).
 fn lines_of(reader: impl Read + Send + 'static) -> Receiver<String> {

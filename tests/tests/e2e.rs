@@ -21,6 +21,8 @@ const SCRIPT_DEADLINE: Duration = Duration::from_secs(300);
 mod edge;
 #[path = "e2e/first_use.rs"]
 mod first_use;
+#[path = "e2e/replicas.rs"]
+mod replicas;
 #[path = "e2e/streams.rs"]
 mod streams;
 

@@ -137,10 +137,11 @@ pub enum ApiError {
     /// A well-formed request that cannot be served as asked.
     #[error("{0}")]
     InvalidRequest(String),
-    /// The caller has used up its request budget for the current window.
+    /// The caller has used up its request budget (see [`crate::ratelimit`]).
     #[error("rate limit exceeded: retry in {retry_after_secs} s")]
     RateLimited {
-        /// Seconds until the window ends (the `Retry-After` header).
+        /// Seconds until the next request would be admitted (the
+        /// `Retry-After` header).
         retry_after_secs: u64,
     },
     /// The database cannot be reached.

@@ -1,34 +1,49 @@
-//! Request budgets: at most `requests` requests per `window_secs` seconds
-//! for each caller, counted in memory in this process.
+//! Request budgets: `requests` requests per `window_secs` seconds for each
+//! caller, by GCRA (the generic cell rate algorithm).
 //!
 //! The caller is the API key for key requests and the user for token
-//! requests (see [`key_identity`] and [`user_identity`]). Each identity has a
-//! fixed window that starts with its first request; once the budget of a
-//! window is spent, further requests are refused with the seconds left until
-//! the window ends. Refused requests do not count. Windows that have ended
-//! are dropped when a window's time has passed since the last sweep, or when
-//! the table grows past a size threshold, so memory holds only the callers
-//! of the last two windows or so.
+//! requests (see [`key_identity`] and [`user_identity`]). A caller may spend
+//! its whole budget at once; after that one request more is admitted every
+//! `window_secs / requests` seconds, so no stretch of `window_secs` ever
+//! admits more than the budget plus what it earns back meanwhile (a fixed
+//! window would admit twice the budget around its boundary). A refused
+//! request is not counted and is told when the next one would pass.
+//!
+//! On PostgreSQL the budgets live in the database
+//! ([`skein_persistence::ratelimits`]), so every replica counts against
+//! the same budget of a caller; the check is one statement in the
+//! request's own trip to the database. On SQLite (one process) they are
+//! counted in memory with the `governor` crate's keyed GCRA; callers whose
+//! budget is whole again are dropped from memory from time to time.
 
 use serde::Deserialize;
-use std::collections::HashMap;
+use skein_domain::retention::Clock;
+use skein_persistence::ratelimits::{self, Gcra, Verdict};
+use skein_persistence::{DbConnection, StoreError};
+use std::num::NonZeroU32;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Default window length in seconds.
 pub const DEFAULT_WINDOW_SECS: u64 = 60;
 
-/// Table size at which ended windows are swept regardless of time; the
-/// threshold then doubles while the live entries need the room.
+/// Longest window honoured (about a hundred years): longer ones are cut to
+/// it, so that no time computation overflows.
+const MAX_WINDOW_SECS: u64 = 100 * 365 * 24 * 3600;
+
+/// Number of tracked callers at which memory is tidied regardless of time;
+/// the threshold then doubles while the live entries need the room.
 const SWEEP_AT: usize = 10_000;
 
 /// Rate-limit settings as configured (`[rate_limit]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitSettings {
-    /// Requests allowed per caller and window; 0 turns rate limiting off.
+    /// Requests allowed per caller and window (also the largest burst); 0
+    /// turns rate limiting off.
     pub requests: u32,
-    /// Length of a window in seconds (at least 1).
+    /// The window in seconds (at least 1): the budget is earned back over
+    /// this time, one request every `window_secs / requests` seconds.
     pub window_secs: u64,
 }
 
@@ -59,37 +74,60 @@ pub fn user_identity(user_id: &str) -> String {
     format!("user:{user_id}")
 }
 
-/// One identity's current window.
-#[derive(Debug, Clone, Copy)]
-struct Window {
-    /// When the window ends; `None` if that is beyond what `Instant` holds.
-    ends: Option<Instant>,
-    /// Requests accepted in it.
-    used: u32,
+/// The service clock as a monotonic clock for `governor`: the time since
+/// the limiter was made, plus however far the service clock was moved
+/// (tests move it).
+#[derive(Debug, Clone)]
+struct ServiceClock {
+    base: Instant,
+    clock: Clock,
 }
 
-impl Window {
-    fn is_over(&self, now: Instant) -> bool {
-        self.ends.is_some_and(|ends| now >= ends)
+impl ServiceClock {
+    fn offset(&self) -> Duration {
+        self.clock.offset().to_std().unwrap_or_default()
     }
 }
 
+impl governor::clock::Clock for ServiceClock {
+    type Instant = Duration;
+
+    fn now(&self) -> Duration {
+        self.base.elapsed().saturating_add(self.offset())
+    }
+}
+
+type Local = governor::RateLimiter<
+    String,
+    governor::state::keyed::DefaultKeyedStateStore<String>,
+    ServiceClock,
+    governor::middleware::NoOpMiddleware<Duration>,
+>;
+
+/// When in-memory budgets were last tidied.
 #[derive(Debug)]
-struct Table {
-    windows: HashMap<String, Window>,
-    /// When ended windows were last dropped.
-    last_sweep: Option<Instant>,
-    /// Size at which the table is swept regardless of time.
+struct Housekeeping {
+    last_sweep: Option<Duration>,
     sweep_at: usize,
 }
 
 /// Counts requests per identity and refuses those over the budget.
-#[derive(Debug)]
 pub struct RateLimiter {
     settings: RateLimitSettings,
-    window: Duration,
-    table: Mutex<Table>,
+    gcra: Gcra,
+    clock: ServiceClock,
+    local: Option<Local>,
+    housekeeping: Mutex<Housekeeping>,
     min_sweep_at: usize,
+}
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("settings", &self.settings)
+            .field("gcra", &self.gcra)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for RateLimiter {
@@ -100,26 +138,45 @@ impl Default for RateLimiter {
 }
 
 impl RateLimiter {
-    /// A limiter with these settings (a window of 0 s counts as 1 s).
-    pub fn new(settings: RateLimitSettings) -> Self {
-        Self::with_sweep_threshold(settings, SWEEP_AT)
+    /// A limiter with these settings, on this service clock (a window of
+    /// 0 s counts as 1 s).
+    pub fn new(settings: RateLimitSettings, clock: Clock) -> Self {
+        Self::with_sweep_threshold(settings, clock, SWEEP_AT)
     }
 
     /// A limiter that accepts every request.
     pub fn off() -> Self {
-        Self::new(RateLimitSettings::default())
+        Self::new(RateLimitSettings::default(), Clock::system())
     }
 
-    fn with_sweep_threshold(settings: RateLimitSettings, sweep_at: usize) -> Self {
+    fn with_sweep_threshold(settings: RateLimitSettings, clock: Clock, sweep_at: usize) -> Self {
         let settings = RateLimitSettings {
-            window_secs: settings.window_secs.max(1),
+            window_secs: settings.window_secs.clamp(1, MAX_WINDOW_SECS),
             ..settings
         };
+        let burst = NonZeroU32::new(settings.requests).unwrap_or(NonZeroU32::MIN);
+        let emission = Duration::from_secs(settings.window_secs) / burst.get();
+        let emission = emission.max(Duration::from_micros(1));
+        let gcra = Gcra {
+            emission,
+            tolerance: emission.saturating_mul(burst.get() - 1),
+        };
+        let clock = ServiceClock {
+            base: Instant::now(),
+            clock,
+        };
+        let local = settings.is_enabled().then(|| {
+            let quota = governor::Quota::with_period(emission)
+                .unwrap_or_else(|| governor::Quota::per_second(NonZeroU32::MIN))
+                .allow_burst(burst);
+            governor::RateLimiter::new(quota, Default::default(), clock.clone())
+        });
         Self {
             settings,
-            window: Duration::from_secs(settings.window_secs),
-            table: Mutex::new(Table {
-                windows: HashMap::new(),
+            gcra,
+            clock,
+            local,
+            housekeeping: Mutex::new(Housekeeping {
                 last_sweep: None,
                 sweep_at,
             }),
@@ -137,74 +194,92 @@ impl RateLimiter {
         self.settings.is_enabled()
     }
 
-    /// Counts one request of `identity` at `now`. `Err` carries the seconds
-    /// until the identity's window ends (1 to `window_secs`): the request is
-    /// over the budget and was not counted.
-    pub fn check(&self, identity: &str, now: Instant) -> Result<(), u64> {
+    /// Counts one request of `identity`. On PostgreSQL against the budget
+    /// shared by every replica (one statement on `conn`), on SQLite in
+    /// memory. The inner `Err` carries the seconds to wait (1 to
+    /// `window_secs`, rounded up): the request is over the budget and was
+    /// not counted.
+    pub fn check(
+        &self,
+        conn: &mut DbConnection,
+        identity: &str,
+    ) -> Result<Result<(), u64>, StoreError> {
         if !self.is_enabled() {
-            return Ok(());
+            return Ok(Ok(()));
         }
-        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
-        self.sweep_if_due(&mut table, now);
-        let fresh = Window {
-            ends: now.checked_add(self.window),
-            used: 0,
+        match ratelimits::take(conn, identity, self.gcra, self.clock.offset())? {
+            Some(Verdict::Admitted) => Ok(Ok(())),
+            Some(Verdict::Refused { retry_after }) => Ok(Err(self.wait_secs(retry_after))),
+            None => Ok(self.check_in_memory(identity)),
+        }
+    }
+
+    /// Counts one request of `identity` in this process's memory (SQLite
+    /// mode); `Err` as in [`RateLimiter::check`].
+    pub fn check_in_memory(&self, identity: &str) -> Result<(), u64> {
+        let Some(local) = &self.local else {
+            return Ok(());
         };
-        let window = table.windows.entry(identity.to_string()).or_insert(fresh);
-        if window.is_over(now) {
-            *window = fresh;
-        }
-        if window.used < self.settings.requests {
-            window.used += 1;
-            return Ok(());
-        }
-        let left = window
-            .ends
-            .map_or(self.window, |ends| ends.saturating_duration_since(now));
-        let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-        Err(secs.clamp(1, self.settings.window_secs))
+        self.sweep_if_due(local);
+        local.check_key(&identity.to_string()).map_err(|not_until| {
+            let now = governor::clock::Clock::now(&self.clock);
+            self.wait_secs(not_until.wait_time_from(now))
+        })
     }
 
-    /// [`check`](Self::check) at the current time.
-    pub fn check_now(&self, identity: &str) -> Result<(), u64> {
-        self.check(identity, Instant::now())
+    /// Whole seconds to wait, rounded up, between 1 and the window.
+    fn wait_secs(&self, wait: Duration) -> u64 {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        secs.clamp(1, self.settings.window_secs)
     }
 
-    /// How many identities are being tracked.
+    /// How many identities are held in memory.
     pub fn tracked(&self) -> usize {
-        self.table
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .windows
-            .len()
+        self.local.as_ref().map_or(0, Local::len)
     }
 
-    /// Drops ended windows once a window's time has passed since the last
-    /// sweep, or when the table has reached its size threshold.
-    fn sweep_if_due(&self, table: &mut Table, now: Instant) {
-        let last = *table.last_sweep.get_or_insert(now);
-        let timely = now.saturating_duration_since(last) >= self.window;
-        let crowded = table.windows.len() >= table.sweep_at;
+    /// Drops callers whose budget is whole again once a window has passed
+    /// since the last sweep, or when memory holds the threshold's number.
+    fn sweep_if_due(&self, local: &Local) {
+        let now = governor::clock::Clock::now(&self.clock);
+        let mut hk = self
+            .housekeeping
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let last = *hk.last_sweep.get_or_insert(now);
+        let timely = now.saturating_sub(last) >= Duration::from_secs(self.settings.window_secs);
+        let crowded = local.len() >= hk.sweep_at;
         if !(timely || crowded) {
             return;
         }
-        table.windows.retain(|_, w| !w.is_over(now));
-        table.last_sweep = Some(now);
-        // Live entries that fill the table would otherwise make every new
+        local.retain_recent();
+        local.shrink_to_fit();
+        hk.last_sweep = Some(now);
+        // Live entries that fill memory would otherwise make every new
         // identity pay for a full sweep.
-        table.sweep_at = self.min_sweep_at.max(table.windows.len().saturating_mul(2));
+        hk.sweep_at = self.min_sweep_at.max(local.len().saturating_mul(2));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeDelta;
 
-    fn limiter(requests: u32, window_secs: u64) -> RateLimiter {
-        RateLimiter::new(RateLimitSettings {
-            requests,
-            window_secs,
-        })
+    fn limiter(requests: u32, window_secs: u64) -> (RateLimiter, Clock) {
+        let clock = Clock::system();
+        let l = RateLimiter::new(
+            RateLimitSettings {
+                requests,
+                window_secs,
+            },
+            clock.clone(),
+        );
+        (l, clock)
+    }
+
+    fn advance(clock: &Clock, ms: i64) {
+        clock.advance(TimeDelta::milliseconds(ms));
     }
 
     #[test]
@@ -214,122 +289,142 @@ mod tests {
         assert_eq!(settings.window_secs, 60);
         let off = RateLimiter::default();
         assert!(!off.is_enabled());
-        let t0 = Instant::now();
         for _ in 0..1000 {
-            assert_eq!(off.check("key:k", t0), Ok(()));
+            assert_eq!(off.check_in_memory("key:k"), Ok(()));
         }
         assert_eq!(off.tracked(), 0);
     }
 
     #[test]
-    fn the_budget_is_allowed_and_one_more_is_refused_until_the_window_ends() {
-        let l = limiter(3, 10);
-        let t0 = Instant::now();
-        for i in 0..3 {
-            assert_eq!(l.check("key:a", t0 + Duration::from_secs(i)), Ok(()));
-        }
-        // 2.5 s into the window: 7.5 s left, rounded up.
-        assert_eq!(l.check("key:a", t0 + Duration::from_millis(2500)), Err(8));
-        // Refused requests do not count, and the wait shrinks.
-        assert_eq!(l.check("key:a", t0 + Duration::from_secs(9)), Err(1));
-        assert_eq!(l.check("key:a", t0 + Duration::from_millis(9999)), Err(1));
-        // The next window has the full budget again.
-        let t1 = t0 + Duration::from_secs(10);
+    fn the_budget_is_allowed_at_once_and_then_one_request_per_share_of_the_window() {
+        let (l, clock) = limiter(3, 30);
         for _ in 0..3 {
-            assert_eq!(l.check("key:a", t1), Ok(()));
+            assert_eq!(l.check_in_memory("key:a"), Ok(()));
         }
-        assert_eq!(l.check("key:a", t1), Err(10));
+        // One request is earned back every 10 s.
+        assert_eq!(l.check_in_memory("key:a"), Err(10));
+        advance(&clock, 2_500);
+        // Refused requests do not count, and the wait shrinks.
+        assert_eq!(l.check_in_memory("key:a"), Err(8));
+        advance(&clock, 7_600);
+        assert_eq!(l.check_in_memory("key:a"), Ok(()));
+        assert_eq!(l.check_in_memory("key:a"), Err(10));
+        // A whole window later the whole budget is back, and no more.
+        advance(&clock, 30_000);
+        for _ in 0..3 {
+            assert_eq!(l.check_in_memory("key:a"), Ok(()));
+        }
+        assert!(l.check_in_memory("key:a").is_err());
+    }
+
+    #[test]
+    fn no_double_burst_at_a_window_boundary() {
+        // A fixed window started by the first request would admit the
+        // two requests at 59 s and three more at 61 s.
+        let (l, clock) = limiter(3, 60);
+        assert_eq!(l.check_in_memory("u"), Ok(()));
+        advance(&clock, 59_000);
+        assert_eq!(l.check_in_memory("u"), Ok(()));
+        assert_eq!(l.check_in_memory("u"), Ok(()));
+        advance(&clock, 2_000);
+        assert_eq!(l.check_in_memory("u"), Ok(()));
+        let wait = l.check_in_memory("u").unwrap_err();
+        assert!((17..=18).contains(&wait), "{wait}");
     }
 
     #[test]
     fn retry_after_is_always_between_one_and_the_window() {
-        let l = limiter(1, 5);
-        let t0 = Instant::now();
-        assert_eq!(l.check("u", t0), Ok(()));
-        for ms in (0..5000).step_by(250) {
-            let wait = l.check("u", t0 + Duration::from_millis(ms)).unwrap_err();
-            assert!((1..=5).contains(&wait), "{ms} ms: {wait}");
+        let (l, clock) = limiter(1, 5);
+        assert_eq!(l.check_in_memory("u"), Ok(()));
+        for _ in 0..19 {
+            let wait = l.check_in_memory("u").unwrap_err();
+            assert!((1..=5).contains(&wait), "{wait}");
+            advance(&clock, 250);
         }
     }
 
     #[test]
     fn identities_are_independent() {
-        let l = limiter(2, 60);
-        let t0 = Instant::now();
-        assert_eq!(l.check(&key_identity("key_1"), t0), Ok(()));
-        assert_eq!(l.check(&key_identity("key_1"), t0), Ok(()));
-        assert!(l.check(&key_identity("key_1"), t0).is_err());
-        assert_eq!(l.check(&key_identity("key_2"), t0), Ok(()));
-        assert_eq!(l.check(&user_identity("key_1"), t0), Ok(()));
-        assert_eq!(l.check(&user_identity("usr_1"), t0), Ok(()));
-        assert_eq!(l.check(&user_identity("usr_1"), t0), Ok(()));
-        assert!(l.check(&user_identity("usr_1"), t0).is_err());
+        let (l, _clock) = limiter(2, 60);
+        assert_eq!(l.check_in_memory(&key_identity("key_1")), Ok(()));
+        assert_eq!(l.check_in_memory(&key_identity("key_1")), Ok(()));
+        assert!(l.check_in_memory(&key_identity("key_1")).is_err());
+        assert_eq!(l.check_in_memory(&key_identity("key_2")), Ok(()));
+        assert_eq!(l.check_in_memory(&user_identity("key_1")), Ok(()));
+        assert_eq!(l.check_in_memory(&user_identity("usr_1")), Ok(()));
+        assert_eq!(l.check_in_memory(&user_identity("usr_1")), Ok(()));
+        assert!(l.check_in_memory(&user_identity("usr_1")).is_err());
         assert_ne!(key_identity("x"), user_identity("x"));
     }
 
     #[test]
     fn a_zero_window_counts_as_one_second_and_huge_windows_do_not_overflow() {
-        let l = limiter(1, 0);
+        let (l, clock) = limiter(1, 0);
         assert_eq!(l.settings().window_secs, 1);
-        let t0 = Instant::now();
-        assert_eq!(l.check("a", t0), Ok(()));
-        assert_eq!(l.check("a", t0), Err(1));
-        assert_eq!(l.check("a", t0 + Duration::from_secs(1)), Ok(()));
+        assert_eq!(l.check_in_memory("a"), Ok(()));
+        assert_eq!(l.check_in_memory("a"), Err(1));
+        advance(&clock, 1_000);
+        assert_eq!(l.check_in_memory("a"), Ok(()));
 
-        let l = limiter(1, u64::MAX);
-        assert_eq!(l.check("a", t0), Ok(()));
-        let wait = l.check("a", t0 + Duration::from_secs(3600)).unwrap_err();
+        let (l, clock) = limiter(1, u64::MAX);
+        assert_eq!(l.check_in_memory("a"), Ok(()));
+        advance(&clock, 3_600_000);
+        let wait = l.check_in_memory("a").unwrap_err();
         assert!(wait >= 1);
     }
 
     #[test]
-    fn ended_windows_are_dropped_when_a_window_has_passed() {
-        let l = limiter(5, 10);
-        let t0 = Instant::now();
+    fn whole_budgets_are_dropped_from_memory_when_a_window_has_passed() {
+        let (l, clock) = limiter(5, 10);
         for i in 0..500 {
-            assert_eq!(l.check(&format!("key:{i}"), t0), Ok(()));
+            assert_eq!(l.check_in_memory(&format!("key:{i}")), Ok(()));
         }
         assert_eq!(l.tracked(), 500);
-        // Still within the window: nothing is dropped.
-        assert_eq!(l.check("key:late", t0 + Duration::from_secs(5)), Ok(()));
+        // Still within the window: nothing is dropped. This caller spends
+        // its whole budget, which is back only at 15 s.
+        advance(&clock, 5_000);
+        for _ in 0..5 {
+            assert_eq!(l.check_in_memory("key:late"), Ok(()));
+        }
         assert_eq!(l.tracked(), 501);
-        // A window later, only the still-live entry and the new one remain.
-        assert_eq!(l.check("key:new", t0 + Duration::from_secs(12)), Ok(()));
+        // A window later, only the spent budget and the new one remain.
+        advance(&clock, 6_000);
+        assert_eq!(l.check_in_memory("key:new"), Ok(()));
         assert_eq!(l.tracked(), 2);
     }
 
     #[test]
-    fn a_crowded_table_is_swept_before_time_and_stays_bounded() {
+    fn crowded_memory_is_tidied_before_time_and_stays_bounded() {
+        let clock = Clock::system();
         let l = RateLimiter::with_sweep_threshold(
             RateLimitSettings {
-                requests: 1,
+                requests: 10,
                 window_secs: 1000,
             },
+            clock.clone(),
             100,
         );
-        let t0 = Instant::now();
-        // Identities arrive one per second, each window lasting 1000 s:
-        // the table reaches its threshold long before a window has passed.
+        // Identities arrive one per second, each earning its request back
+        // in 100 s: memory reaches its threshold long before a window.
         for i in 0..100u64 {
-            assert_eq!(
-                l.check(&format!("a{i}"), t0 + Duration::from_secs(i)),
-                Ok(())
-            );
+            assert_eq!(l.check_in_memory(&format!("a{i}")), Ok(()));
+            advance(&clock, 1_000);
         }
         assert_eq!(l.tracked(), 100);
         // All live: the sweep keeps them and raises the threshold, so the
         // next identities do not each trigger a sweep.
-        assert_eq!(l.check("b", t0 + Duration::from_secs(100)), Ok(()));
+        assert_eq!(l.check_in_memory("b"), Ok(()));
         assert_eq!(l.tracked(), 101);
-        // Once the first ones' windows have ended, a crowded table drops
-        // them even though a full window has not passed since the last sweep.
-        let later = t0 + Duration::from_secs(1050);
+        // Once the first ones' budgets are whole, crowded memory drops
+        // them even though a full window has not passed since the sweep.
+        advance(&clock, 250_000);
         for i in 0..100u64 {
-            assert_eq!(l.check(&format!("c{i}"), later), Ok(()));
+            assert_eq!(l.check_in_memory(&format!("c{i}")), Ok(()));
         }
-        assert!(l.tracked() <= 200, "{}", l.tracked());
+        assert_eq!(l.tracked(), 100);
         // A long quiet spell leaves one entry.
-        assert_eq!(l.check("d", t0 + Duration::from_secs(5000)), Ok(()));
+        advance(&clock, 5_000_000);
+        assert_eq!(l.check_in_memory("d"), Ok(()));
         assert_eq!(l.tracked(), 1);
     }
 }

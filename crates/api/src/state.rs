@@ -52,7 +52,8 @@ pub struct AppState {
     /// (`quick_edit`); later the partial answer is saved (`keep_partial`).
     pub quick_cancel: std::time::Duration,
     /// Request budgets per API key and per token user, checked after
-    /// authentication; off unless configured.
+    /// authentication (shared by every replica on PostgreSQL); off unless
+    /// configured.
     pub rate_limiter: Arc<RateLimiter>,
 }
 

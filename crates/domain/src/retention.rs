@@ -150,6 +150,13 @@ impl Clock {
         crate::clock::now() + TimeDelta::milliseconds(self.offset_ms.load(Ordering::Relaxed))
     }
 
+    /// How far this clock has been moved from the system time (zero
+    /// outside tests), for time kept elsewhere (the database's clock, a
+    /// monotonic clock) to be moved alike.
+    pub fn offset(&self) -> TimeDelta {
+        TimeDelta::milliseconds(self.offset_ms.load(Ordering::Relaxed))
+    }
+
     /// Moves this clock (and its clones) forward by `by`.
     pub fn advance(&self, by: TimeDelta) {
         self.offset_ms

@@ -1,5 +1,10 @@
 //! Embedded migrations, one tree per backend with the same directory names.
+//!
+//! On PostgreSQL, applying them holds an advisory lock, so that replicas
+//! that start together (or `skein migrate` run beside them) apply each
+//! migration once: the others wait, then find nothing pending.
 
+use crate::locks::{self, Wait};
 use crate::{DbConnection, StoreError};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
@@ -7,7 +12,14 @@ const SQLITE: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 const POSTGRES: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 
 /// Applies every pending migration; returns the names of those applied.
+/// On PostgreSQL this waits for the migration lock, so that concurrent
+/// callers apply each migration exactly once.
 pub fn run_pending(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
+    locks::exclusive(conn, locks::MIGRATIONS, Wait::Block, run_pending_unlocked)
+        .map(Option::unwrap_or_default)
+}
+
+fn run_pending_unlocked(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
     let applied = match conn {
         DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE).map(names),
         DbConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES).map(names),

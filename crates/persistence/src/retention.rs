@@ -17,8 +17,14 @@
 //! [`purge_batch`] deletes a bounded number of rows in one short write
 //! transaction, so that a sweeper calling it in a loop never holds a lock
 //! long enough to stall requests.
+//!
+//! Several replicas on one PostgreSQL database sweep one at a time: each
+//! batch runs under an advisory lock ([`sweep_batch`] skips when another
+//! replica holds it, [`purge_all`] waits its turn), so no two processes
+//! ever work on the same batch.
 
 use crate::connection::write_transaction;
+use crate::locks::{self, Wait};
 use crate::rows::to_naive;
 use crate::schema::{messages, responses, threads};
 use crate::{DbConnection, StoreError};
@@ -284,8 +290,25 @@ fn purge_abandoned(
     })
 }
 
+/// One batch of the background sweeper: [`purge_batch`] under the
+/// sweeper's advisory lock on PostgreSQL. `None` when another process
+/// holds the lock (it is sweeping: this round is left to it); on SQLite
+/// (one process) the batch always runs.
+pub fn sweep_batch(
+    conn: &mut DbConnection,
+    policy: &RetentionPolicy,
+    now: DateTime<Utc>,
+    batch: u32,
+) -> Result<Option<PurgeCounts>, StoreError> {
+    locks::exclusive(conn, locks::SWEEPER, Wait::Skip, |conn| {
+        purge_batch(conn, policy, now, batch)
+    })
+}
+
 /// Runs [`purge_batch`] until a batch deletes nothing; returns the total.
-/// Each batch is a few short transactions.
+/// Each batch is a few short transactions, run under the sweeper's
+/// advisory lock on PostgreSQL (waiting for a sweeper that holds it), so
+/// that a purge beside running replicas never works on their batch.
 pub fn purge_all(
     conn: &mut DbConnection,
     policy: &RetentionPolicy,
@@ -294,7 +317,10 @@ pub fn purge_all(
 ) -> Result<PurgeCounts, StoreError> {
     let mut total = PurgeCounts::default();
     loop {
-        let done = purge_batch(conn, policy, now, batch)?;
+        let done = locks::exclusive(conn, locks::SWEEPER, Wait::Block, |conn| {
+            purge_batch(conn, policy, now, batch)
+        })?
+        .unwrap_or_default();
         if done.is_empty() {
             return Ok(total);
         }

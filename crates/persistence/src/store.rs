@@ -147,7 +147,8 @@ impl Store {
         Ok(self.pool.get()?)
     }
 
-    /// Applies pending migrations (blocking).
+    /// Applies pending migrations (blocking). On PostgreSQL under an
+    /// advisory lock: replicas that start at once apply each migration once.
     pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
         migrations::run_pending(&mut *self.conn()?)
     }

@@ -11,6 +11,7 @@ use skein_api::{AppState, Metrics};
 use skein_domain::retention::{Clock, RetentionPolicy};
 use skein_domain::{clock, OrganizationId, UserId};
 use skein_persistence::connection::redact;
+use skein_persistence::ratelimits;
 use skein_persistence::retention::{self, PurgeCounts};
 use skein_persistence::{keys, migrations, tenancy, DbConnection, PoolOptions, Store};
 use skein_providers::Router;
@@ -328,13 +329,17 @@ fn purge_command(config: &Config, dry_run: bool) -> anyhow::Result<()> {
         println!("would purge: {due}");
     } else {
         let done = retention::purge_all(&mut conn, &policy, now, config.retention.sweep_batch)?;
+        ratelimits::prune(&mut conn, std::time::Duration::ZERO)?;
         println!("purged: {done}");
     }
     Ok(())
 }
 
 /// The retention sweeper: every `every`, purges in batches (one short
-/// transaction each) until a batch finds nothing, counting what went.
+/// transaction each) until a batch finds nothing, counting what went, then
+/// drops the rate-limit budgets that are whole again. On PostgreSQL each
+/// batch holds the sweeper's advisory lock: when another replica holds it,
+/// this one leaves the round to it.
 async fn sweep(
     store: Store,
     policy: RetentionPolicy,
@@ -349,14 +354,22 @@ async fn sweep(
         ticker.tick().await;
         let started = std::time::Instant::now();
         let mut total = PurgeCounts::default();
+        let mut finished = false;
         loop {
             let now = clock.now();
             let result = store
-                .run(move |c| retention::purge_batch(c, &policy, now, batch))
+                .run(move |c| retention::sweep_batch(c, &policy, now, batch))
                 .await;
             match result {
-                Ok(done) if done.is_empty() => break,
-                Ok(done) => {
+                Ok(None) => {
+                    log::debug!("retention sweep skipped: another replica is sweeping");
+                    break;
+                }
+                Ok(Some(done)) if done.is_empty() => {
+                    finished = true;
+                    break;
+                }
+                Ok(Some(done)) => {
                     metrics.record_purged(done.threads, done.messages, done.responses);
                     total += done;
                 }
@@ -371,6 +384,14 @@ async fn sweep(
                 "retention sweep purged {total} in {} ms",
                 started.elapsed().as_millis()
             );
+        }
+        if finished {
+            let offset = clock.offset().to_std().unwrap_or_default();
+            match store.run(move |c| ratelimits::prune(c, offset)).await {
+                Ok(0) => {}
+                Ok(n) => log::debug!("dropped {n} rate-limit budgets that are whole again"),
+                Err(e) => log::warn!("pruning rate-limit budgets failed: {e:#}"),
+            }
         }
     }
 }
@@ -465,13 +486,18 @@ fn serve(config: Config) -> anyhow::Result<()> {
         }
     );
     let lease_secs = i64::try_from(config.lease_ttl_secs).unwrap_or(i64::MAX);
-    let rate_limiter = skein_api::ratelimit::RateLimiter::new(config.rate_limit);
+    let clock = Clock::system();
+    let rate_limiter = skein_api::ratelimit::RateLimiter::new(config.rate_limit, clock.clone());
     if rate_limiter.is_enabled() {
         let limits = rate_limiter.settings();
         log::info!(
-            "rate limits: {} requests per {} s for each API key and each token user",
+            "rate limits: {} requests per {} s for each API key and each token user, {}",
             limits.requests,
-            limits.window_secs
+            limits.window_secs,
+            match store.backend() {
+                skein_persistence::Backend::Postgres => "shared by every replica (PostgreSQL)",
+                skein_persistence::Backend::Sqlite => "counted in this process (SQLite)",
+            }
         );
     } else {
         log::info!("rate limits: off");
@@ -502,7 +528,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         heartbeat: skein_api::state::DEFAULT_HEARTBEAT,
         tokens: tokens.map(std::sync::Arc::new),
         retention: policy,
-        clock: Clock::system(),
+        clock,
         rate_limiter: std::sync::Arc::new(rate_limiter),
     };
     let metrics = actix_web::web::Data::new(Metrics::default());

@@ -1,10 +1,15 @@
-//! Rate limits: a budget per API key and per token user, answered with 429
-//! `RATE_LIMITED` and `Retry-After`; off by default.
+//! Rate limits: a budget per API key and per token user (GCRA: the whole
+//! budget at once, then one request per share of the window), answered
+//! with 429 `RATE_LIMITED` and `Retry-After`; off by default. On
+//! PostgreSQL the budget is the database's (shared by replicas), on SQLite
+//! in memory: the same stories hold on both.
 
 use super::common::*;
+use chrono::TimeDelta;
 use serde_json::json;
 use skein_api::ratelimit::{RateLimitSettings, RateLimiter};
 use skein_api::AppState;
+use skein_domain::retention::Clock;
 use skein_domain::{clock, OrganizationId, UserId};
 use skein_persistence::{keys, Backend};
 use std::sync::Arc;
@@ -13,13 +18,17 @@ skein_persistence::on_both_backends_async!(
     the_request_after_the_budget_is_refused_with_retry_after,
     a_token_user_has_one_budget_for_all_its_tokens,
     off_by_default_every_request_passes,
+    no_double_burst_at_a_window_boundary,
 );
 
 fn budget_of_3(s: &mut AppState) {
-    s.rate_limiter = Arc::new(RateLimiter::new(RateLimitSettings {
-        requests: 3,
-        window_secs: 60,
-    }));
+    s.rate_limiter = Arc::new(RateLimiter::new(
+        RateLimitSettings {
+            requests: 3,
+            window_secs: 60,
+        },
+        s.clock.clone(),
+    ));
 }
 
 fn retry_after(r: &Resp) -> u64 {
@@ -42,7 +51,12 @@ async fn the_request_after_the_budget_is_refused_with_retry_after(backend: Backe
     let refused = app.list_threads(&k.a1, "").await;
     assert_error(&refused, 429, "RATE_LIMITED");
     assert_eq!(refused.body["error"]["type"], "client_error");
-    assert!((1..=60).contains(&retry_after(&refused)));
+    // One request of the budget comes back every 20 s.
+    assert!(
+        (19..=20).contains(&retry_after(&refused)),
+        "{}",
+        refused.body
+    );
     // Writes are refused too, and change nothing.
     let write = app.post_thread(&k.a1, json!({"title": "x"})).await;
     assert_error(&write, 429, "RATE_LIMITED");
@@ -84,7 +98,7 @@ async fn the_request_after_the_budget_is_refused_with_retry_after(backend: Backe
     for _ in 0..5 {
         assert_eq!(app.get("/healthz").send().await.status, 200);
     }
-    // Still refused: the window has not ended.
+    // Still refused: no request has been earned back yet.
     let again = app.list_threads(&k.a1, "").await;
     assert_error(&again, 429, "RATE_LIMITED");
 }
@@ -112,7 +126,11 @@ async fn a_token_user_has_one_budget_for_all_its_tokens(backend: Backend) {
     }
     let refused = with_token(&app, &second).await;
     assert_error(&refused, 429, "RATE_LIMITED");
-    assert!((1..=60).contains(&retry_after(&refused)));
+    assert!(
+        (19..=20).contains(&retry_after(&refused)),
+        "{}",
+        refused.body
+    );
     // Another user's token, and usr_1's API key, are counted apart.
     let other = with_token(&app, &token_for("usr_2", 600)).await;
     assert_eq!(other.status, 200, "{}", other.body);
@@ -130,4 +148,39 @@ async fn off_by_default_every_request_passes(backend: Backend) {
         assert_eq!(r.status, 200, "request {i}: {}", r.body);
         assert!(r.headers.get("retry-after").is_none());
     }
+}
+
+/// A fixed window that starts with the first request admits the two
+/// requests at 59 s and a whole budget again at 61 s (five in two
+/// seconds); GCRA has earned back one request by 61 s, and no more.
+async fn no_double_burst_at_a_window_boundary(backend: Backend) {
+    let clock = Clock::system();
+    let handle = clock.clone();
+    let app = TestApp::with(backend, |s: &mut AppState| {
+        s.clock = handle;
+        budget_of_3(s);
+    })
+    .await;
+    let key = &app.keys.a1;
+    assert_eq!(app.list_threads(key, "").await.status, 200);
+    clock.advance(TimeDelta::seconds(59));
+    for i in 0..2 {
+        let r = app.list_threads(key, "").await;
+        assert_eq!(r.status, 200, "request {i} at 59 s: {}", r.body);
+    }
+    clock.advance(TimeDelta::seconds(2));
+    let earned = app.list_threads(key, "").await;
+    assert_eq!(earned.status, 200, "{}", earned.body);
+    let refused = app.list_threads(key, "").await;
+    assert_error(&refused, 429, "RATE_LIMITED");
+    // The next one is earned back at 79 s.
+    assert!(
+        (17..=18).contains(&retry_after(&refused)),
+        "{}",
+        refused.body
+    );
+    // Refused requests are not counted: waiting as told is enough.
+    clock.advance(TimeDelta::seconds(18));
+    let after_wait = app.list_threads(key, "").await;
+    assert_eq!(after_wait.status, 200, "{}", after_wait.body);
 }

@@ -326,7 +326,7 @@ fn responses_are_kept_23_hours_and_gone_at_25(backend: Backend) {
 
 /// Inserts `n` threads of `scope`, created and last active in 2000, each
 /// with one message and one response, in a few statements.
-fn seed_expired(conn: &mut DbConnection, n: u32) {
+pub(crate) fn seed_expired(conn: &mut DbConnection, n: u32) {
     let threads_sql = |series: &str, t: &str| {
         format!(
             "INSERT INTO threads (id, organization_id, user_id, metadata, status, state, \
