@@ -88,7 +88,8 @@ fn serve(conn: TcpStream) {
 /// still be running when a test acts on them. The requested model picks
 /// the pace: `slow` streams [`SLOW_DELTAS`] deltas (`"w0 "`, `"w1 "`, ...)
 /// [`SLOW_PACE`] apart and ends; `stall` sends one delta (`"partial"`) and
-/// then keeps the stream open (SSE comments) until the client goes away.
+/// then keeps the stream open (SSE comments) until the client goes away;
+/// `flood` sends [`FLOOD_DELTAS`] one-word deltas as fast as it can write.
 #[derive(Debug)]
 pub struct PacedUpstream {
     /// `http://127.0.0.1:PORT/v1`.
@@ -97,6 +98,8 @@ pub struct PacedUpstream {
 
 /// How many deltas `slow` sends.
 pub const SLOW_DELTAS: usize = 40;
+/// How many deltas `flood` sends.
+pub const FLOOD_DELTAS: usize = 2_000;
 /// The pause between two of them.
 pub const SLOW_PACE: std::time::Duration = std::time::Duration::from_millis(50);
 
@@ -147,7 +150,9 @@ fn serve_paced(conn: TcpStream) {
     if reader.read_exact(&mut request).is_err() {
         return;
     }
-    let stall = String::from_utf8_lossy(&request).contains("\"stall\"");
+    let request = String::from_utf8_lossy(&request);
+    let stall = request.contains("\"stall\"");
+    let flood = request.contains("\"flood\"");
     let delta = |t: &str| {
         format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{t}\"}}}}]}}\n\n")
     };
@@ -165,14 +170,23 @@ fn serve_paced(conn: TcpStream) {
         }
         return;
     }
-    for i in 0..SLOW_DELTAS {
-        if writer
-            .write_all(delta(&format!("w{i} ")).as_bytes())
-            .is_err()
-        {
+    if flood {
+        let all: String = (0..FLOOD_DELTAS)
+            .map(|i| delta(&format!("w{i} ")))
+            .collect();
+        if writer.write_all(all.as_bytes()).is_err() {
             return;
         }
-        std::thread::sleep(SLOW_PACE);
+    } else {
+        for i in 0..SLOW_DELTAS {
+            if writer
+                .write_all(delta(&format!("w{i} ")).as_bytes())
+                .is_err()
+            {
+                return;
+            }
+            std::thread::sleep(SLOW_PACE);
+        }
     }
     let _ = writer.write_all(
         b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":40,\"total_tokens\":50}}\n\ndata: [DONE]\n\n",

@@ -55,6 +55,8 @@ pub struct AppState {
     /// authentication (shared by every replica on PostgreSQL); off unless
     /// configured.
     pub rate_limiter: Arc<RateLimiter>,
+    /// Store thread responses' events for reconnects (on by default).
+    pub store_stream_events: bool,
 }
 
 impl AppState {
@@ -71,6 +73,7 @@ impl AppState {
             heartbeat: self.heartbeat,
             quick_cancel: self.quick_cancel,
             running: Arc::clone(&self.running),
+            store_events: self.store_stream_events,
         }
     }
 
@@ -91,6 +94,7 @@ impl AppState {
             retention: skein_domain::retention::RetentionPolicy::default(),
             clock: skein_domain::retention::Clock::system(),
             rate_limiter: Arc::new(RateLimiter::off()),
+            store_stream_events: true,
         }
     }
 }

@@ -53,6 +53,9 @@ pub struct Engine {
     pub quick_cancel: Duration,
     /// The responses running in this process, for cancel.
     pub running: Arc<Running>,
+    /// Store thread responses' events, so that a client can reconnect to a
+    /// stream (see [`recorder`]).
+    pub store_events: bool,
 }
 
 /// How long a cancel waits for the replica running the response to report

@@ -3,7 +3,8 @@
 //!
 //! The recorder is one more reader of the turn's [`EventLog`]: it never
 //! holds the generation back. It writes a run of events at most every
-//! [`FLUSH_EVERY`] (the first event and the terminal one at once), so a
+//! [`FLUSH_EVERY`] (the first event, and a run that ends the turn, at
+//! once), so a
 //! response costs a row per ~50 ms of generation, not one per token, and
 //! consecutive deltas are stored as one text (see
 //! [`crate::events::encode_run`]). Each write wakes the readers of the
@@ -45,10 +46,25 @@ pub fn record(
                 .any(|e| matches!(e.event, TurnEvent::Created { .. }) || e.event.is_terminal());
             if !urgent {
                 if let Some(at) = last_write {
-                    tokio::time::sleep_until(at + FLUSH_EVERY).await;
-                }
-                if let Some(more) = reader.try_next() {
-                    pending.extend(more);
+                    // Gather until the run is due, or at once when the
+                    // turn ends (its caller waits for the terminal run).
+                    let due = tokio::time::sleep_until(at + FLUSH_EVERY);
+                    tokio::pin!(due);
+                    loop {
+                        tokio::select! {
+                            () = &mut due => break,
+                            more = reader.next() => match more {
+                                Some(more) => {
+                                    let ends = more.iter().any(|e| e.event.is_terminal());
+                                    pending.extend(more);
+                                    if ends {
+                                        break;
+                                    }
+                                }
+                                None => break,
+                            },
+                        }
+                    }
                 }
             }
             let terminal = pending.iter().any(|e| e.event.is_terminal());

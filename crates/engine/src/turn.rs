@@ -482,15 +482,18 @@ impl Turn {
         let cancel = key
             .as_ref()
             .map(|(org, thread, response)| running.register(org, thread, response));
-        let recorder = self.thread_pk.map(|pk| {
-            crate::recorder::record(
-                self.engine.store.clone(),
-                self.engine.clock.clone(),
-                pk,
-                self.response_id.to_string(),
-                events.reader(0),
-            )
-        });
+        let recorder = self
+            .thread_pk
+            .filter(|_| self.engine.store_events)
+            .map(|pk| {
+                crate::recorder::record(
+                    self.engine.store.clone(),
+                    self.engine.clock.clone(),
+                    pk,
+                    self.response_id.to_string(),
+                    events.reader(0),
+                )
+            });
         let mut turn = self;
         // Kept outside the part that may panic, so that a panic can give the
         // lease back before the turn's end is reported.

@@ -52,6 +52,9 @@ pub struct Config {
     /// Seconds a thread's busy lease lasts if its response never finishes
     /// (`SKEIN_LEASE_TTL_SECS`).
     pub lease_ttl_secs: u64,
+    /// Store the events of thread responses so that clients can reconnect
+    /// to a stream (`SKEIN_STORE_STREAM_EVENTS`, default true).
+    pub store_stream_events: bool,
     /// User tokens (`[jwt]`); off unless a secret or a public key is set.
     pub jwt: JwtConfig,
     /// Request budgets per API key and token user (`[rate_limit]`:
@@ -167,6 +170,7 @@ impl Default for Config {
             limits: Limits::default(),
             routing: RoutingConfig::default(),
             lease_ttl_secs: 600,
+            store_stream_events: true,
             jwt: JwtConfig::default(),
             rate_limit: RateLimitSettings::default(),
             retention: RetentionConfig::default(),
@@ -255,6 +259,9 @@ impl Config {
         }
         if let Some(v) = env("SKEIN_LEASE_TTL_SECS") {
             self.lease_ttl_secs = parse_num("SKEIN_LEASE_TTL_SECS", &v)?;
+        }
+        if let Some(v) = env("SKEIN_STORE_STREAM_EVENTS") {
+            self.store_stream_events = parse_bool("SKEIN_STORE_STREAM_EVENTS", &v)?;
         }
         if let Some(v) = env("SKEIN_RATE_LIMIT_REQUESTS") {
             self.rate_limit.requests = parse_num("SKEIN_RATE_LIMIT_REQUESTS", &v)?;

@@ -530,6 +530,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         retention: policy,
         clock,
         rate_limiter: std::sync::Arc::new(rate_limiter),
+        store_stream_events: config.store_stream_events,
     };
     let metrics = actix_web::web::Data::new(Metrics::default());
     let sweeper = config.retention.sweep_every().map(|every| {

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 #[path = "bench/load.rs"]
 mod load;
+#[path = "bench/streams.rs"]
+mod streams;
 #[path = "bench/turns.rs"]
 mod turns;
 
@@ -94,6 +96,13 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
         peak as f64 / 1024.0
     );
     assert!(server.terminate());
+    if section("streams") {
+        streams::reconnect_latency(backend, env_num("BENCH_RECONNECTS", 500));
+        streams::event_storage_cost(backend, env_num("BENCH_STREAM_ROUNDS", 30));
+        if backend == Backend::Postgres {
+            streams::replica_scaling(30, env_num("BENCH_SECONDS", 10) as u64);
+        }
+    }
     if section("idle") {
         load::idle(
             backend,
@@ -104,7 +113,7 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
 }
 
 /// Whether `BENCH_SECTIONS` (a comma-separated list; all when unset) names
-/// this section: load, history, gateway, context, counting, idle.
+/// this section: load, history, gateway, context, counting, streams, idle.
 fn section(name: &str) -> bool {
     std::env::var("BENCH_SECTIONS")
         .map(|v| v.split(',').any(|s| s.trim() == name))

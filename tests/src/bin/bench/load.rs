@@ -9,15 +9,19 @@ use std::time::Duration;
 
 /// One measured row. Requests cycle over its paths and its bodies (writes
 /// rotate over many threads, so that none reaches its message cap).
-struct Row {
-    name: String,
-    method: &'static str,
-    paths: Vec<String>,
-    bodies: Vec<Value>,
+pub(crate) struct Row {
+    pub(crate) name: String,
+    pub(crate) method: &'static str,
+    pub(crate) paths: Vec<String>,
+    pub(crate) bodies: Vec<Value>,
 }
 
 impl Row {
-    fn new(name: impl Into<String>, method: &'static str, path: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        name: impl Into<String>,
+        method: &'static str,
+        path: impl Into<String>,
+    ) -> Self {
         Self {
             name: name.into(),
             method,
@@ -28,10 +32,10 @@ impl Row {
 }
 
 /// What `wrk` reported.
-struct Measured {
-    rps: f64,
-    p50: Duration,
-    p99: Duration,
+pub(crate) struct Measured {
+    pub(crate) rps: f64,
+    pub(crate) p50: Duration,
+    pub(crate) p99: Duration,
 }
 
 fn lua_string(s: &str) -> String {
@@ -97,8 +101,10 @@ fn duration(text: &str) -> Option<Duration> {
     Some(Duration::from_secs_f64(secs))
 }
 
-fn run_wrk(base: &str, key: &str, row: &Row, conns: usize, secs: u64) -> Measured {
-    let file = std::env::temp_dir().join(format!("skein-bench-{}.lua", std::process::id()));
+pub(crate) fn run_wrk(base: &str, key: &str, row: &Row, conns: usize, secs: u64) -> Measured {
+    static SCRIPTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = SCRIPTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let file = std::env::temp_dir().join(format!("skein-bench-{}-{n}.lua", std::process::id()));
     let threads = conns.min(2);
     std::fs::write(&file, script(key, row, threads)).unwrap();
     let out = Command::new("wrk")
@@ -134,7 +140,7 @@ fn run_wrk(base: &str, key: &str, row: &Row, conns: usize, secs: u64) -> Measure
     }
 }
 
-fn post(http: &Client, url: &str, key: &str, body: &Value) -> Value {
+pub(crate) fn post(http: &Client, url: &str, key: &str, body: &Value) -> Value {
     let r = http
         .post(url)
         .header("X-API-Key", key)

@@ -275,7 +275,7 @@ fn random_letters(n: usize) -> String {
 }
 
 impl Timings {
-    fn p(&mut self, q: usize) -> Duration {
+    pub(crate) fn p(&mut self, q: usize) -> Duration {
         percentile(&mut self.0, q)
     }
 }
