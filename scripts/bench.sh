@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks on loopback: release server + the skein-bench load driver.
 # Knobs: BENCH_THREADS (20000), BENCH_REQUESTS (8000), BENCH_CONNECTIONS (8),
+# BENCH_RECONNECTS (500), BENCH_STREAM_ROUNDS (60),
 # BENCH_SECONDS (10 per load row), BENCH_SECTIONS (all), BENCH_IDLE_THREADS
 # (1000000), BENCH_IDLE_MESSAGES_PER_THREAD (10).
 set -euo pipefail

@@ -3,12 +3,12 @@
 //!
 //! A turn writes its events into an [`EventLog`] and never waits for a
 //! reader: a slow client cannot stall the generation, a cancel or the
-//! upstream's timeout. Readers follow the log at their own pace. While
-//! readers keep up, every delta is an event of its own; once
-//! [`BACKLOG`] events wait unread, new deltas are merged into the last
-//! unread one, so a slow client receives fewer, larger deltas instead of
-//! holding the turn back, and the log grows with the answer's size, not
-//! with its number of tokens.
+//! upstream's timeout. Every event keeps its own sequence number, and
+//! readers follow the log at their own pace. A client's reader that has
+//! fallen [`BACKLOG`] events behind gets each run of consecutive deltas of
+//! its batch as one delta under the run's last number (fewer, larger
+//! frames, the same text); the recorder that stores the events for
+//! reconnects reads every event as it is.
 
 use crate::running::CancelOutcome;
 use crate::turn::Completed;
@@ -203,15 +203,12 @@ pub struct Sequenced {
     pub event: TurnEvent,
 }
 
-/// Unread events after which new deltas are merged into the last one.
+/// A reader this many events behind gets its runs of deltas merged.
 pub const BACKLOG: usize = 32;
 
 #[derive(Debug, Default)]
 struct LogState {
     events: Vec<Sequenced>,
-    /// The highest sequence number any reader has taken: events up to it
-    /// are sealed (a delta after it may still grow).
-    seen: u64,
     closed: bool,
 }
 
@@ -235,64 +232,47 @@ impl EventLog {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Appends an event (ignored once a terminal event was appended). A
-    /// delta is merged into the last event when that is an unread delta and
-    /// [`BACKLOG`] events wait unread.
+    /// Appends an event under the next sequence number (ignored once a
+    /// terminal event was appended).
     pub fn push(&self, event: TurnEvent) {
         let version = {
             let mut st = self.lock();
             if st.closed {
                 return;
             }
-            let next = st.events.last().map_or(1, |e| e.sequence + 1);
-            let seen = st.seen;
-            let unread = st.events.len() - st.events.partition_point(|e| e.sequence <= seen);
-            let unread_delta = unread >= BACKLOG
-                && matches!(
-                    st.events.last(),
-                    Some(Sequenced {
-                        event: TurnEvent::Delta(_),
-                        ..
-                    })
-                );
-            match event {
-                TurnEvent::Delta(more) if unread_delta => {
-                    if let Some(Sequenced {
-                        event: TurnEvent::Delta(text),
-                        ..
-                    }) = st.events.last_mut()
-                    {
-                        text.push_str(&more);
-                    }
-                }
-                event => {
-                    st.closed = event.is_terminal();
-                    st.events.push(Sequenced {
-                        sequence: next,
-                        event,
-                    });
-                }
-            }
-            st.events.last().map_or(0, |e| e.sequence)
+            let sequence = st.events.last().map_or(1, |e| e.sequence + 1);
+            st.closed = event.is_terminal();
+            st.events.push(Sequenced { sequence, event });
+            sequence
         };
         self.wake.send_replace(version);
     }
 
     /// The events with sequence numbers above `after` that are there now,
-    /// without waiting (does not count as read).
+    /// without waiting.
     pub fn snapshot(&self, after: u64) -> Vec<Sequenced> {
         let st = self.lock();
         let start = st.events.partition_point(|e| e.sequence <= after);
         st.events.get(start..).unwrap_or_default().to_vec()
     }
 
-    /// A reader of the events with sequence numbers above `after`.
+    /// A client's reader of the events above `after`: a batch of at least
+    /// [`BACKLOG`] events comes with its runs of deltas merged.
     pub fn reader(self: &Arc<Self>, after: u64) -> EventReader {
         EventReader {
             log: Arc::clone(self),
             wake: self.wake.subscribe(),
             after,
             done: false,
+            merge: true,
+        }
+    }
+
+    /// A reader of every event above `after`, as it is (for storing them).
+    pub fn exact_reader(self: &Arc<Self>, after: u64) -> EventReader {
+        EventReader {
+            merge: false,
+            ..self.reader(after)
         }
     }
 }
@@ -304,6 +284,7 @@ pub struct EventReader {
     wake: watch::Receiver<u64>,
     after: u64,
     done: bool,
+    merge: bool,
 }
 
 impl EventReader {
@@ -335,15 +316,40 @@ impl EventReader {
     }
 
     fn take(&mut self) -> Option<Vec<Sequenced>> {
-        let mut st = self.log.lock();
-        let start = st.events.partition_point(|e| e.sequence <= self.after);
-        let batch = st.events.get(start..).filter(|b| !b.is_empty())?.to_vec();
-        let last = batch.last().map_or(self.after, |e| e.sequence);
-        st.seen = st.seen.max(last);
-        self.after = last;
+        let batch = {
+            let st = self.log.lock();
+            let start = st.events.partition_point(|e| e.sequence <= self.after);
+            st.events.get(start..).filter(|b| !b.is_empty())?.to_vec()
+        };
+        self.after = batch.last().map_or(self.after, |e| e.sequence);
         self.done = batch.iter().any(|e| e.event.is_terminal());
-        Some(batch)
+        Some(if self.merge && batch.len() >= BACKLOG {
+            merge_deltas(batch)
+        } else {
+            batch
+        })
     }
+}
+
+/// Each run of consecutive deltas as one delta under the run's last number.
+fn merge_deltas(batch: Vec<Sequenced>) -> Vec<Sequenced> {
+    let mut out: Vec<Sequenced> = Vec::with_capacity(batch.len());
+    for Sequenced { sequence, event } in batch {
+        if let (
+            TurnEvent::Delta(more),
+            Some(Sequenced {
+                sequence: last,
+                event: TurnEvent::Delta(text),
+            }),
+        ) = (&event, out.last_mut())
+        {
+            text.push_str(more);
+            *last = sequence;
+            continue;
+        }
+        out.push(Sequenced { sequence, event });
+    }
+    out
 }
 
 #[cfg(test)]
@@ -386,31 +392,34 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_backlog_merges_new_deltas_until_the_reader_catches_up() {
+    async fn a_reader_behind_by_the_backlog_gets_merged_deltas_under_the_last_number() {
         let log = EventLog::new();
         let mut reader = log.reader(0);
+        let mut exact = log.exact_reader(0);
         let pieces: Vec<String> = (0..BACKLOG + 10).map(|i| format!("{i} ")).collect();
         for piece in &pieces {
             log.push(TurnEvent::Delta(piece.clone()));
         }
         log.push(TurnEvent::Heartbeat);
-        let batch = texts(&next(&mut reader).await.unwrap());
-        assert_eq!(batch.len(), BACKLOG + 1, "{batch:?}");
-        assert_eq!(
-            batch[BACKLOG - 1],
-            (BACKLOG as u64, pieces[BACKLOG - 1..].concat()),
-            "the deltas after the backlog merged into the last unread one"
-        );
-        assert_eq!(batch[BACKLOG], (BACKLOG as u64 + 1, "<heartbeat>".into()));
-        // Caught up: deltas are events of their own again.
         log.push(TurnEvent::Delta("x".into()));
-        log.push(TurnEvent::Delta("y".into()));
+        let last = BACKLOG as u64 + 10;
         assert_eq!(
             texts(&next(&mut reader).await.unwrap()),
             [
-                (BACKLOG as u64 + 2, "x".into()),
-                (BACKLOG as u64 + 3, "y".into())
-            ]
+                (last, pieces.concat()),
+                (last + 1, "<heartbeat>".into()),
+                (last + 2, "x".into())
+            ],
+            "one delta per run, numbered as its last piece"
+        );
+        // The exact reader (the recorder) sees every event.
+        assert_eq!(next(&mut exact).await.unwrap().len(), BACKLOG + 12);
+        // Caught up: deltas are events of their own again.
+        log.push(TurnEvent::Delta("y".into()));
+        log.push(TurnEvent::Delta("z".into()));
+        assert_eq!(
+            texts(&next(&mut reader).await.unwrap()),
+            [(last + 3, "y".into()), (last + 4, "z".into())]
         );
     }
 

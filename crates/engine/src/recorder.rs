@@ -3,14 +3,13 @@
 //!
 //! The recorder is one more reader of the turn's [`EventLog`]: it never
 //! holds the generation back. It writes a run of events at most every
-//! [`FLUSH_EVERY`] (the first event, and a run that ends the turn, at
-//! once), so a
+//! [`FLUSH_EVERY`] (a run that ends the turn at once), so a
 //! response costs a row per ~50 ms of generation, not one per token, and
 //! consecutive deltas are stored as one text (see
 //! [`crate::events::encode_run`]). Each write wakes the readers of the
 //! thread on every replica.
 
-use crate::events::{encode_run, EventReader, Sequenced, TurnEvent};
+use crate::events::{encode_run, EventReader, Sequenced};
 use skein_domain::retention::Clock;
 use skein_persistence::events::{self, NewEvents};
 use skein_persistence::Store;
@@ -35,35 +34,31 @@ pub fn record(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut pending: Vec<Sequenced> = Vec::new();
-        let mut last_write: Option<Instant> = None;
+        // A turn that ends within its first FLUSH_EVERY costs one write.
+        let mut last_write = Instant::now();
         loop {
             let Some(batch) = reader.next().await else {
                 break;
             };
             pending.extend(batch);
-            let urgent = pending
-                .iter()
-                .any(|e| matches!(e.event, TurnEvent::Created { .. }) || e.event.is_terminal());
-            if !urgent {
-                if let Some(at) = last_write {
-                    // Gather until the run is due, or at once when the
-                    // turn ends (its caller waits for the terminal run).
-                    let due = tokio::time::sleep_until(at + FLUSH_EVERY);
-                    tokio::pin!(due);
-                    loop {
-                        tokio::select! {
-                            () = &mut due => break,
-                            more = reader.next() => match more {
-                                Some(more) => {
-                                    let ends = more.iter().any(|e| e.event.is_terminal());
-                                    pending.extend(more);
-                                    if ends {
-                                        break;
-                                    }
+            if !pending.iter().any(|e| e.event.is_terminal()) {
+                // Gather until the run is due, or at once when the turn
+                // ends (its caller waits for the terminal run).
+                let due = tokio::time::sleep_until(last_write + FLUSH_EVERY);
+                tokio::pin!(due);
+                loop {
+                    tokio::select! {
+                        () = &mut due => break,
+                        more = reader.next() => match more {
+                            Some(more) => {
+                                let ends = more.iter().any(|e| e.event.is_terminal());
+                                pending.extend(more);
+                                if ends {
+                                    break;
                                 }
-                                None => break,
-                            },
-                        }
+                            }
+                            None => break,
+                        },
                     }
                 }
             }
@@ -78,7 +73,7 @@ pub fn record(
                 terminal,
             };
             let (id, now) = (response_id.clone(), clock.now());
-            last_write = Some(Instant::now());
+            last_write = Instant::now();
             match store
                 .run(move |conn| events::append(conn, thread_pk, &id, &run, now))
                 .await

@@ -491,7 +491,7 @@ impl Turn {
                     self.engine.clock.clone(),
                     pk,
                     self.response_id.to_string(),
-                    events.reader(0),
+                    events.exact_reader(0),
                 )
             });
         let mut turn = self;

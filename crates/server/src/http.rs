@@ -93,6 +93,12 @@ where
                 |()| AppConfig::default(),
             ));
         fn_service(|io: TcpStream| async move {
+            // Stream frames go out as they are written: without this,
+            // Nagle's algorithm holds a small frame until the client's
+            // (delayed, up to 40 ms) ACK of the previous one.
+            if let Err(e) = io.set_nodelay(true) {
+                log::debug!("TCP_NODELAY not set: {e}");
+            }
             let peer = io.peer_addr().ok();
             Ok::<_, actix_http::error::DispatchError>((EdgeIo::new(io, peer), peer))
         })

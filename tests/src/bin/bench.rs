@@ -96,12 +96,14 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
         peak as f64 / 1024.0
     );
     assert!(server.terminate());
-    if section("streams") {
+    if section("reconnect") {
         streams::reconnect_latency(backend, env_num("BENCH_RECONNECTS", 500));
-        streams::event_storage_cost(backend, env_num("BENCH_STREAM_ROUNDS", 30));
-        if backend == Backend::Postgres {
-            streams::replica_scaling(30, env_num("BENCH_SECONDS", 10) as u64);
-        }
+    }
+    if section("events") {
+        streams::event_storage_cost(backend, env_num("BENCH_STREAM_ROUNDS", 60));
+    }
+    if section("replicas") && backend == Backend::Postgres {
+        streams::replica_scaling(30, env_num("BENCH_SECONDS", 10) as u64);
     }
     if section("idle") {
         load::idle(
@@ -113,7 +115,8 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
 }
 
 /// Whether `BENCH_SECTIONS` (a comma-separated list; all when unset) names
-/// this section: load, history, gateway, context, counting, streams, idle.
+/// this section: load, history, gateway, context, counting, reconnect, events,
+/// replicas (PostgreSQL only), idle.
 fn section(name: &str) -> bool {
     std::env::var("BENCH_SECTIONS")
         .map(|v| v.split(',').any(|s| s.trim() == name))

@@ -103,21 +103,26 @@ fn first_data(r: Response) -> BufReader<Response> {
     }
 }
 
-/// Reads to `data: [DONE]`; the number of deltas seen.
-fn deltas_to_done(r: Response) -> usize {
+/// Reads to `data: [DONE]`; the words of the streamed answer (a slow
+/// reader may get several upstream deltas merged into one frame).
+fn words_to_done(r: Response) -> usize {
     let mut reader = BufReader::new(r);
     let mut line = String::new();
-    let mut deltas = 0;
+    let mut words = 0;
     loop {
         line.clear();
         assert!(
             reader.read_line(&mut line).unwrap() > 0,
             "the stream ended early"
         );
-        if line.starts_with("event: response.content_delta") {
-            deltas += 1;
-        } else if line.starts_with("data: [DONE]") {
-            return deltas;
+        if let Some(data) = line.strip_prefix("data: ") {
+            if data.starts_with("[DONE]") {
+                return words;
+            }
+            let v: serde_json::Value = serde_json::from_str(data).unwrap();
+            if v["event"] == "response.content_delta" {
+                words += v["delta"].as_str().unwrap().split_whitespace().count();
+            }
         }
     }
 }
@@ -198,7 +203,10 @@ pub fn event_storage_cost(backend: Backend, rounds: usize) {
     let http = Client::new();
     let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for round in 0..rounds {
-        for (i, f) in [&stored, &unstored].into_iter().enumerate() {
+        // A B B A: neither server always goes first.
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let f = [&stored, &unstored][i];
             let body = json!({"model": "flood", "thread": format!("f{round}"), "stream": true,
                               "inputs": [{"role": "user", "content": "go"}]});
             let t = Instant::now();
@@ -208,8 +216,9 @@ pub fn event_storage_cost(backend: Backend, rounds: usize) {
                 &f.key,
                 Some(body),
             );
-            let deltas = deltas_to_done(r);
-            rates[i].push(deltas as f64 / t.elapsed().as_secs_f64());
+            let words = words_to_done(r);
+            assert_eq!(words, FLOOD_DELTAS, "the whole answer arrived");
+            rates[i].push(words as f64 / t.elapsed().as_secs_f64());
         }
     }
     let median = |v: &mut Vec<f64>| {
@@ -218,7 +227,7 @@ pub fn event_storage_cost(backend: Backend, rounds: usize) {
     };
     let (on, off) = (median(&mut rates[0]), median(&mut rates[1]));
     println!(
-        "\nStoring events ({}): a streamed turn of {FLOOD_DELTAS} deltas, {rounds} rounds alternating between a server that stores events and one that does not (median).\n",
+        "\nStoring events ({}): a streamed turn of {FLOOD_DELTAS} deltas, {rounds} rounds alternating (A B B A) between a server that stores events and one that does not (median).\n",
         backend.name()
     );
     println!("| events | tokens/s |");
@@ -310,7 +319,8 @@ pub fn replica_scaling(conns: usize, secs: u64) {
         println!("| {} | {a:.0} | {b:.0} | **{:.2}x** |", row.name, b / a);
     }
     for s in servers {
-        assert!(s.terminate());
+        let logs = s.logs();
+        assert!(s.terminate(), "a replica did not stop cleanly:\n{logs}");
     }
 }
 
