@@ -224,6 +224,24 @@ def aitronos_section():
         expect_eq(p.has_more, False, "has_more")
     check(f"{P} messages.get_thread_messages -> 4 messages user/assistant/user/assistant", list_messages)
 
+    def rewind_after():
+        # previous_message_id: the thread continues after the first answer; Q2 and its answer go.
+        msgs = client.messages.get_thread_messages(tid, request_options=NO_RETRY).data
+        resp = respond("Rewound", thread_id=tid, previous_message_id=msgs[1].id)
+        expect_eq(answer_text(resp), f"{A2_PREFIX}: Rewound", "answer text (history cut after the first answer)")
+        after = client.messages.get_thread_messages(tid, request_options=NO_RETRY).data
+        expect_eq([m.content for m in after], [Q1, A1, "Rewound", f"{A2_PREFIX}: Rewound"], "contents")
+        st["rewound_user"] = after[2].id
+    check(f"{P} create_response(previous_message_id=<first answer>) -> the later turn is gone", rewind_after)
+
+    def rewind_edit():
+        # edit_message_id: the user message "Rewound" and its answer are replaced.
+        resp = respond("Edited", thread_id=tid, edit_message_id=st["rewound_user"])
+        expect_eq(answer_text(resp), f"{A2_PREFIX}: Edited", "answer text (the edited input in its place)")
+        after = client.messages.get_thread_messages(tid, request_options=NO_RETRY).data
+        expect_eq([m.content for m in after], [Q1, A1, "Edited", f"{A2_PREFIX}: Edited"], "contents")
+    check(f"{P} create_response(edit_message_id=<user message>) -> replaced", rewind_edit)
+
     def chain():
         r1 = respond(Q1)
         expect_response_object(r1, None)

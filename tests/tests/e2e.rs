@@ -344,7 +344,7 @@ fn the_python_clients_drive_messages_and_responses(backend: Backend) {
         "venv-clients",
         "requirements.txt",
         "test_responses_clients.py",
-        11,
+        13,
     );
 }
 

@@ -137,6 +137,10 @@ pub enum ApiError {
     /// A well-formed request that cannot be served as asked.
     #[error("{0}")]
     InvalidRequest(String),
+    /// 400: a request field that would change the answer's meaning and that
+    /// this server does not implement (named).
+    #[error("'{0}' is not supported by this server")]
+    UnsupportedFeature(String),
     /// The caller has used up its request budget (see [`crate::ratelimit`]).
     #[error("rate limit exceeded: retry in {retry_after_secs} s")]
     RateLimited {
@@ -186,6 +190,7 @@ impl ApiError {
             Self::RequestTimeout => "REQUEST_TIMEOUT",
             Self::Rule(rule) => rule_code(rule).1,
             Self::InvalidRequest(_) => "INVALID_REQUEST",
+            Self::UnsupportedFeature(_) => "UNSUPPORTED_FEATURE",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::Conflict(_) => "CONFLICT",
@@ -249,6 +254,9 @@ impl ApiError {
                 }
             },
             Self::InvalidRequest(m) => m.clone(),
+            Self::UnsupportedFeature(field) => format!(
+                "'{field}' is not supported by this server: leave it out (Skein does not implement it, and does not ignore it silently)"
+            ),
             Self::RateLimited { .. } => {
                 "Too many requests: retry after the Retry-After delay".into()
             }
@@ -344,6 +352,7 @@ impl ResponseError for ApiError {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::InvalidJson(_)
             | Self::InvalidRequest(_)
+            | Self::UnsupportedFeature(_)
             | Self::ModelNotFound(_)
             | Self::ContextLengthExceeded(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -487,6 +496,7 @@ fn rule_code(rule: &DomainError) -> (StatusCode, &'static str) {
         DomainError::ThreadArchived => (StatusCode::LOCKED, "THREAD_ARCHIVED"),
         DomainError::MessageLimit { .. } => (StatusCode::BAD_REQUEST, "THREAD_MESSAGE_LIMIT"),
         DomainError::ThreadBusy { .. } => (StatusCode::CONFLICT, "THREAD_BUSY"),
+        DomainError::InvalidRewind(_) => (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
     }
 }
 

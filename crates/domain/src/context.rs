@@ -57,6 +57,41 @@ pub struct ContextTooLong {
     pub window: u32,
 }
 
+/// How much of a thread's stored history a turn puts in front of its
+/// inputs (always cut to the window as well).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContextMode {
+    /// As much history as the window holds, newest first.
+    #[default]
+    Full,
+    /// No stored history.
+    Off,
+    /// The last [`RECENT_MESSAGES`] messages.
+    Recent,
+    /// The first [`SMART_FIRST`] and the last [`SMART_LAST`] messages.
+    Smart,
+}
+
+/// Messages of [`ContextMode::Recent`].
+pub const RECENT_MESSAGES: u32 = 10;
+/// Oldest messages of [`ContextMode::Smart`].
+pub const SMART_FIRST: u32 = 3;
+/// Newest messages of [`ContextMode::Smart`].
+pub const SMART_LAST: u32 = 7;
+
+impl ContextMode {
+    /// `full`, `off`, `recent` (alias `saver`), `smart` (alias `auto`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "full" => Some(Self::Full),
+            "off" => Some(Self::Off),
+            "recent" | "saver" => Some(Self::Recent),
+            "smart" | "auto" => Some(Self::Smart),
+            _ => None,
+        }
+    }
+}
+
 /// Collects history newest-first until the budget is spent.
 #[derive(Debug)]
 pub struct ContextBuilder {

@@ -48,4 +48,8 @@ pub enum DomainError {
     /// A message is malformed (empty content, unknown role).
     #[error("{0}")]
     InvalidMessage(String),
+    /// A rewind names a message it cannot rewind to (an edit of a message
+    /// that is not the user's).
+    #[error("{0}")]
+    InvalidRewind(String),
 }

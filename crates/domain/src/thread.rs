@@ -292,6 +292,15 @@ impl Thread {
         })
     }
 
+    /// Accounts for `n` messages removed by a rewind (the turn that rewinds
+    /// then appends its own, see [`Thread::record_appended`]).
+    pub fn record_rewound(&self, n: u32) -> Thread {
+        Thread {
+            message_count: (self.message_count - i64::from(n)).max(0),
+            ..self.clone()
+        }
+    }
+
     /// Accounts for one deleted message; `newest_remaining` is the creation
     /// time of the newest message left, if any.
     pub fn record_removed(

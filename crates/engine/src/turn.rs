@@ -19,14 +19,16 @@ use crate::{cpu, Engine, EngineError};
 use chrono::{DateTime, Utc};
 use futures_util::{FutureExt, StreamExt};
 use serde_json::{Map, Value};
-use skein_domain::context::{ContextBuilder, ContextItem, ContextRole};
+use skein_domain::context::{
+    ContextBuilder, ContextItem, ContextMode, ContextRole, RECENT_MESSAGES, SMART_FIRST, SMART_LAST,
+};
 use skein_domain::turn::{effective_settings, EffectiveSettings, RequestedSettings};
 use skein_domain::{
     Assistant, AssistantId, MessageId, MessageRole, Metadata, NewMessage, ResponseId, ThreadId,
     ThreadState,
 };
 use skein_persistence::responses::{self, StoredInput, StoredResponse};
-use skein_persistence::turns::{self, FinishedTurn, TurnStart};
+use skein_persistence::turns::{self, FinishedTurn, History, Rewind, TurnStart};
 use skein_persistence::{assistants, DbConnection, Scope, Store};
 use skein_providers::{
     tokens, ChatMessage, ModelOutput, ModelRequest, ProviderError, ResolvedModel, Role,
@@ -86,6 +88,10 @@ pub struct TurnRequest {
     pub store: bool,
     /// Stored with the response.
     pub metadata: Map<String, Value>,
+    /// How much stored history goes in front of the inputs.
+    pub context_mode: ContextMode,
+    /// Rewind the thread first (applied with the turn's commit).
+    pub rewind: Option<Rewind>,
 }
 
 impl TurnRequest {
@@ -138,6 +144,7 @@ pub struct Turn {
     metadata: Value,
     lease: Option<LeaseGuard>,
     thread_pk: Option<i64>,
+    rewind_from: Option<i64>,
 }
 
 /// What the generation ended with.
@@ -165,6 +172,7 @@ struct Opened {
     context: Vec<ContextItem>,
     lease: Option<LeaseGuard>,
     thread_pk: Option<i64>,
+    rewind_from: Option<i64>,
 }
 
 impl Plan {
@@ -175,6 +183,7 @@ impl Plan {
             context: self.builder.finish(),
             lease,
             thread_pk,
+            rewind_from: None,
         }
     }
 }
@@ -201,6 +210,8 @@ impl Engine {
             thread_state,
             store,
             metadata,
+            context_mode,
+            rewind,
         } = request;
         let response_id = ResponseId::generate();
         let now = self.clock.now();
@@ -265,6 +276,8 @@ impl Engine {
             limits: self.limits,
             response_ttl: self.response_ttl,
             now,
+            context_mode,
+            rewind,
         };
         let (scope, opened) = self
             .store
@@ -290,6 +303,7 @@ impl Engine {
             metadata: Value::Object(metadata),
             lease: opened.lease,
             thread_pk: opened.thread_pk,
+            rewind_from: opened.rewind_from,
         })
     }
 }
@@ -351,6 +365,8 @@ struct OpenTrip {
     limits: skein_domain::Limits,
     response_ttl: chrono::TimeDelta,
     now: DateTime<Utc>,
+    context_mode: ContextMode,
+    rewind: Option<Rewind>,
 }
 
 impl OpenTrip {
@@ -370,6 +386,8 @@ impl OpenTrip {
             limits,
             response_ttl,
             now,
+            context_mode,
+            rewind,
         } = self;
         match target {
             Target::Thread { id, metadata } => {
@@ -380,11 +398,13 @@ impl OpenTrip {
                     lease_id: lease_id.clone(),
                     lease_ttl,
                     new_messages,
+                    rewind,
                 };
                 let turns::OpenedTurn {
                     created,
                     mut plan,
                     history,
+                    rewind_from,
                     ..
                 } = turns::open(conn, &scope, &start, &limits, now, |_, assistant| {
                     planner.plan(assistant)
@@ -399,8 +419,11 @@ impl OpenTrip {
                     created,
                     armed: true,
                 };
-                history.newest_first(conn, HISTORY_CHUNK, |item| plan.builder.offer_item(item))?;
-                Ok(plan.finish(Some(lease), Some(history.thread_pk())))
+                offer_history(conn, &history, context_mode, &mut plan.builder)?;
+                Ok(Opened {
+                    rewind_from,
+                    ..plan.finish(Some(lease), Some(history.thread_pk()))
+                })
             }
             Target::Chain {
                 previous_response_id,
@@ -434,6 +457,54 @@ impl OpenTrip {
             }
         }
     }
+}
+
+/// Offers the thread's stored history to the context as `mode` says
+/// (newest first; the builder stops taking when the window is full).
+fn offer_history(
+    conn: &mut DbConnection,
+    history: &History,
+    mode: ContextMode,
+    builder: &mut ContextBuilder,
+) -> Result<(), EngineError> {
+    match mode {
+        ContextMode::Full => {
+            history.newest_first(conn, HISTORY_CHUNK, |item| builder.offer_item(item))?;
+        }
+        ContextMode::Off => {}
+        ContextMode::Recent => {
+            let mut taken = 0;
+            history.newest_first(conn, RECENT_MESSAGES, |item| {
+                taken += 1;
+                builder.offer_item(item) && taken < RECENT_MESSAGES
+            })?;
+        }
+        ContextMode::Smart => {
+            // One more than both parts together says whether they overlap.
+            let whole = SMART_FIRST + SMART_LAST;
+            let mut newest = Vec::new();
+            history.newest_first(conn, whole + 1, |item| {
+                newest.push(item);
+                newest.len() <= whole as usize
+            })?;
+            if newest.len() <= whole as usize {
+                for item in newest {
+                    if !builder.offer_item(item) {
+                        break;
+                    }
+                }
+                return Ok(());
+            }
+            newest.truncate(SMART_LAST as usize);
+            let oldest = history.oldest(conn, SMART_FIRST)?;
+            for item in newest.into_iter().chain(oldest.into_iter().rev()) {
+                if !builder.offer_item(item) {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Turn {
@@ -684,6 +755,7 @@ impl Turn {
             model: self.settings.model.clone(),
             thread_state: self.thread_state,
             response,
+            rewind_from: self.rewind_from,
         };
         let saved = self.save(turn, lease).await;
         match saved {
@@ -753,6 +825,8 @@ impl Turn {
             model: self.settings.model.clone(),
             thread_state: None,
             response: None,
+            // A cancel that keeps the turn keeps its rewind too.
+            rewind_from: self.rewind_from,
         };
         match self.save(turn, lease).await {
             Ok(_) => CancelOutcome {

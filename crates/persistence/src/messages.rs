@@ -239,13 +239,15 @@ where
     F: FnMut(ContextItem) -> bool,
 {
     let pk = visible_pk(conn, scope, thread_id)?;
-    history_at(conn, pk, chunk, take)
+    history_at(conn, pk, i64::MAX, chunk, take)
 }
 
-/// [`history_newest_first`] for a thread already looked up (by row id).
+/// [`history_newest_first`] for a thread already looked up (by row id),
+/// from the messages before sequence number `before`.
 pub(crate) fn history_at<F>(
     conn: &mut DbConnection,
     pk: i64,
+    before: i64,
     chunk: u32,
     mut take: F,
 ) -> Result<(), StoreError>
@@ -255,7 +257,7 @@ where
     // One statement shape for every chunk (no boxed query), so that it is
     // prepared once per connection. Chunks double (up to MAX_CHUNK), so a
     // long history takes few round trips and at most twice what it needs.
-    let mut below = i64::MAX;
+    let mut below = before;
     let mut chunk = chunk.max(1);
     loop {
         let rows: Vec<(i64, String, String, i64)> = messages::table
@@ -289,6 +291,34 @@ where
         }
         chunk = (chunk * 2).min(MAX_CHUNK);
     }
+}
+
+/// The thread's first `limit` messages before sequence number `before`,
+/// oldest first, as context items.
+pub(crate) fn oldest_at(
+    conn: &mut DbConnection,
+    pk: i64,
+    before: i64,
+    limit: u32,
+) -> Result<Vec<ContextItem>, StoreError> {
+    let rows: Vec<(String, String, i64)> = messages::table
+        .filter(messages::thread_pk.eq(pk))
+        .filter(messages::seq.lt(before))
+        .order(messages::seq.asc())
+        .limit(i64::from(limit))
+        .select((messages::role, messages::content, messages::token_count))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(role, content, tokens)| {
+            let role = MessageRole::parse(&role)
+                .ok_or_else(|| StoreError::Corrupt(format!("message role '{role}'")))?;
+            Ok(ContextItem {
+                role: role.into(),
+                content,
+                tokens: u32::try_from(tokens).unwrap_or(u32::MAX),
+            })
+        })
+        .collect()
 }
 
 /// The largest chunk of a history read.

@@ -5,7 +5,7 @@
 //! failed.
 
 use crate::connection::{write_transaction, write_transaction_as, Durability};
-use crate::messages::{append_and_save, history_at};
+use crate::messages::{append_and_save, history_at, oldest_at};
 use crate::responses::{self, StoredResponse};
 use crate::rows::to_naive;
 use crate::schema::threads;
@@ -35,6 +35,19 @@ pub struct TurnStart {
     /// How many messages the turn will add (checked against the cap before
     /// the model is called).
     pub new_messages: u32,
+    /// Rewind the thread before this turn's messages (applied by the commit).
+    pub rewind: Option<Rewind>,
+}
+
+/// A rewind asked for by a turn: the thread continues after a message
+/// (`previous_message_id`), or a user message and everything after it are
+/// replaced by the turn's inputs (`edit_message_id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewind {
+    /// The message (in the thread).
+    pub message_id: String,
+    /// Replace the message itself (an edit) rather than keep it.
+    pub replace: bool,
 }
 
 /// A turn opened in a thread: the leased thread, whether this turn created
@@ -47,8 +60,11 @@ pub struct OpenedTurn<P> {
     pub created: bool,
     /// The caller's plan for the turn.
     pub plan: P,
-    /// The thread's stored messages.
+    /// The thread's stored messages (before the rewind's cut, if any).
     pub history: History,
+    /// With a rewind: the sequence number from which the commit removes the
+    /// thread's messages.
+    pub rewind_from: Option<i64>,
 }
 
 /// The stored messages of a thread already looked up (read by row id,
@@ -56,6 +72,8 @@ pub struct OpenedTurn<P> {
 #[derive(Debug, Clone)]
 pub struct History {
     pk: i64,
+    /// Only messages before this sequence number (a rewind's cut).
+    before: i64,
 }
 
 impl History {
@@ -75,7 +93,16 @@ impl History {
     where
         F: FnMut(ContextItem) -> bool,
     {
-        history_at(conn, self.pk, chunk, take)
+        history_at(conn, self.pk, self.before, chunk, take)
+    }
+
+    /// The first `limit` messages, oldest first.
+    pub fn oldest(
+        &self,
+        conn: &mut DbConnection,
+        limit: u32,
+    ) -> Result<Vec<ContextItem>, StoreError> {
+        oldest_at(conn, self.pk, self.before, limit)
     }
 }
 
@@ -147,6 +174,10 @@ where
             start.assistant.as_ref(),
             bound.assistant_id.as_ref(),
         )?;
+        let rewind_from = match &start.rewind {
+            Some(r) => Some(rewind_point(conn, key.pk, r)?),
+            None => None,
+        };
         let plan = plan(&bound, assistant.as_ref())?;
         let leased = bound
             .acquire_lease(start.lease_id.clone(), start.lease_ttl, now)
@@ -168,9 +199,40 @@ where
             thread: leased,
             created,
             plan,
-            history: History { pk: key.pk },
+            history: History {
+                pk: key.pk,
+                before: rewind_from.unwrap_or(i64::MAX),
+            },
+            rewind_from,
         })
     })
+}
+
+/// The sequence number from which a rewind removes messages: after the
+/// message, or the message itself for an edit (a user message only).
+fn rewind_point(
+    conn: &mut DbConnection,
+    thread_pk: i64,
+    rewind: &Rewind,
+) -> Result<i64, StoreError> {
+    let found: Option<(i64, String)> = crate::schema::messages::table
+        .filter(crate::schema::messages::thread_pk.eq(thread_pk))
+        .filter(crate::schema::messages::id.eq(&rewind.message_id))
+        .select((crate::schema::messages::seq, crate::schema::messages::role))
+        .first(conn)
+        .optional()?;
+    let (seq, role) = found
+        .ok_or_else(|| StoreError::NotFound(crate::Missing::Message(rewind.message_id.clone())))?;
+    if !rewind.replace {
+        return Ok(seq + 1);
+    }
+    if role != "user" {
+        return Err(StoreError::Rule(DomainError::InvalidRewind(format!(
+            "edit_message_id must name a user message; '{}' is a {role} message",
+            rewind.message_id
+        ))));
+    }
+    Ok(seq)
 }
 
 /// [`open`] without a plan: takes the lease (creating the thread on first
@@ -200,6 +262,9 @@ pub struct FinishedTurn {
     pub thread_state: Option<ThreadState>,
     /// The response to keep (for chains and reconnects), if it is kept.
     pub response: Option<StoredResponse>,
+    /// Remove the thread's messages from this sequence number first (a
+    /// rewind), in the same transaction.
+    pub rewind_from: Option<i64>,
 }
 
 /// Commits a turn in one transaction. In a thread: the messages,
@@ -223,6 +288,18 @@ pub fn commit(
             Some(id) => {
                 let (key, current) = load_locked(conn, scope, id.as_str())?;
                 current.check_lease_holder(lease_id, now)?;
+                let current = match turn.rewind_from {
+                    Some(from) => {
+                        let removed = diesel::delete(
+                            crate::schema::messages::table
+                                .filter(crate::schema::messages::thread_pk.eq(key.pk))
+                                .filter(crate::schema::messages::seq.ge(from)),
+                        )
+                        .execute(conn)?;
+                        current.record_rewound(u32::try_from(removed).unwrap_or(u32::MAX))
+                    }
+                    None => current,
+                };
                 let count = u32::try_from(turn.messages.len()).unwrap_or(u32::MAX);
                 let mut next = current.record_appended(count, limits, now)?;
                 next.last_model_used = Some(turn.model);

@@ -4,10 +4,11 @@ use super::content::{text_of, ContentInput, TextPart};
 use crate::error::{ApiError, FieldError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use skein_domain::context::ContextRole;
+use skein_domain::context::{ContextMode, ContextRole};
 use skein_domain::turn::RequestedSettings;
 use skein_domain::{AssistantId, DomainError, Limits, Metadata, ThreadId};
 use skein_engine::{CancelOutcome, Completed, Target, TurnInput, TurnRequest};
+use skein_persistence::turns::Rewind;
 use utoipa::ToSchema;
 
 /// One input item: a role and its text, as `content` (string or blocks) or
@@ -100,6 +101,53 @@ pub struct CreateResponseRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Map<String, Value>>,
+    /// Output token limit (the name OpenAI uses); wins over
+    /// `max_output_synapses` when both are given.
+    #[serde(default, alias = "maxCompletionTokens")]
+    pub max_completion_tokens: Option<u32>,
+    /// How much of the thread's history goes in front of the inputs:
+    /// `full` (default: as much as the window holds), `off` (none),
+    /// `recent` or `saver` (the last 10 messages), `smart` or `auto` (the
+    /// first 3 and the last 7). Always cut to the window too.
+    #[serde(default, alias = "threadContextMode")]
+    #[schema(example = "recent")]
+    pub thread_context_mode: Option<String>,
+    /// Rewind: the thread continues after this message; every message after
+    /// it is removed with the turn's commit (needs a thread).
+    #[serde(default, alias = "previousMessageId")]
+    pub previous_message_id: Option<String>,
+    /// Rewind: this user message and every message after it are replaced by
+    /// the new inputs, with the turn's commit (needs a thread).
+    #[serde(default, alias = "editMessageId")]
+    pub edit_message_id: Option<String>,
+    /// Not supported: 400 `UNSUPPORTED_FEATURE` when present and not empty.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub tools: Option<Value>,
+    /// Not supported: 400 `UNSUPPORTED_FEATURE` when present and not empty.
+    #[serde(default, alias = "systemTools")]
+    #[schema(value_type = Option<Object>)]
+    pub system_tools: Option<Value>,
+    /// Not supported: 400 `UNSUPPORTED_FEATURE` when present and not empty.
+    #[serde(default, alias = "vectorStoreIds")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub vector_store_ids: Option<Value>,
+    /// Not supported: 400 `UNSUPPORTED_FEATURE` when present and not empty.
+    #[serde(default, alias = "spaceId")]
+    #[schema(value_type = Option<String>)]
+    pub space_id: Option<Value>,
+    /// Not supported: 400 `UNSUPPORTED_FEATURE` when present and not empty.
+    #[serde(default, alias = "sliceIds")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub slice_ids: Option<Value>,
+    /// Not supported: 400 `UNSUPPORTED_FEATURE` when present and not empty.
+    #[serde(default, alias = "skillIds")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub skill_ids: Option<Value>,
+    /// Not supported: 400 `UNSUPPORTED_FEATURE` when present and not empty.
+    #[serde(default, alias = "forceSkillId")]
+    #[schema(value_type = Option<String>)]
+    pub force_skill_id: Option<Value>,
 }
 
 /// A text part of an output message.
@@ -288,6 +336,54 @@ impl CreateResponseRequest {
     /// parsed, every rule of the wire checked (422 with `loc`, or 400 for
     /// fields that exclude each other).
     pub fn into_turn(self, limits: &Limits) -> Result<TurnRequest, ApiError> {
+        for (field, value) in [
+            ("tools", &self.tools),
+            ("system_tools", &self.system_tools),
+            ("vector_store_ids", &self.vector_store_ids),
+            ("space_id", &self.space_id),
+            ("slice_ids", &self.slice_ids),
+            ("skill_ids", &self.skill_ids),
+            ("force_skill_id", &self.force_skill_id),
+        ] {
+            if value.as_ref().is_some_and(not_empty) {
+                return Err(ApiError::UnsupportedFeature(field.into()));
+            }
+        }
+        let context_mode = match self.thread_context_mode.as_deref() {
+            None => ContextMode::Full,
+            Some(mode) => ContextMode::parse(mode).ok_or_else(|| {
+                ApiError::Validation(vec![FieldError::new(
+                    &["body", "thread_context_mode"],
+                    "thread_context_mode must be full, off, recent, saver, smart or auto",
+                )])
+            })?,
+        };
+        let rewind = match (&self.previous_message_id, &self.edit_message_id) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::InvalidRequest(
+                    "use either previous_message_id or edit_message_id, not both".into(),
+                ))
+            }
+            (Some(id), None) => Some(Rewind {
+                message_id: id.clone(),
+                replace: false,
+            }),
+            (None, Some(id)) => Some(Rewind {
+                message_id: id.clone(),
+                replace: true,
+            }),
+            (None, None) => None,
+        };
+        if rewind.is_some() && self.thread.is_none() {
+            return Err(ApiError::InvalidRequest(
+                if self.previous_response_id.is_some() {
+                    "previous_message_id and edit_message_id rewind a thread: they cannot be used with previous_response_id".into()
+                } else {
+                    "previous_message_id and edit_message_id rewind a thread: name the thread"
+                        .into()
+                },
+            ));
+        }
         if self.inputs.is_empty() {
             return Err(ApiError::Validation(vec![FieldError::new(
                 &["body", "inputs"],
@@ -358,7 +454,7 @@ impl CreateResponseRequest {
             self.instructions,
             self.temperature,
             self.top_p,
-            self.max_output_synapses,
+            self.max_completion_tokens.or(self.max_output_synapses),
         )
         .map_err(|e| {
             ApiError::Validation(vec![FieldError::new(&["body", e.field()], e.to_string())])
@@ -371,7 +467,21 @@ impl CreateResponseRequest {
             thread_state: self.thread_state.map(Into::into),
             store: self.store.unwrap_or(true),
             metadata: self.metadata.unwrap_or_default(),
+            context_mode,
+            rewind,
         })
+    }
+}
+
+/// A value that asks for something: not null, not an empty string, list
+/// or object.
+fn not_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+        _ => true,
     }
 }
 

@@ -42,6 +42,7 @@ fn concurrent_first_use_of_a_thread_id_is_busy_never_missing(backend: Backend) {
                     lease_id: format!("resp_{i}"),
                     lease_ttl: chrono::TimeDelta::seconds(60),
                     new_messages: 2,
+                    rewind: None,
                 };
                 // Every racer holds its connection before any starts.
                 barrier.wait();

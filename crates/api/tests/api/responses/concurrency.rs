@@ -31,6 +31,7 @@ async fn a_busy_thread_answers_409_and_an_expired_lease_does_not_block(backend: 
             lease_id: lease.into(),
             lease_ttl: ttl,
             new_messages: 2,
+            rewind: None,
         };
         let mut conn = app.store.conn().unwrap();
         skein_persistence::turns::begin(

@@ -9,6 +9,7 @@ mod concurrency;
 pub mod fake_upstream;
 mod faults;
 mod reconnect;
+mod rewinds;
 mod streaming;
 
 use serde_json::{json, Value};

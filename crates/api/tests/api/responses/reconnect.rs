@@ -214,6 +214,7 @@ async fn a_response_whose_process_died_ends_interrupted_and_its_thread_recovers(
         lease_id: "resp_dead".into(),
         lease_ttl: TimeDelta::seconds(1),
         new_messages: 2,
+        rewind: None,
     };
     let (_, created) =
         turns::begin(&mut conn, &scope, &start, &Limits::default(), clock.now()).unwrap();
