@@ -20,9 +20,6 @@ use tokio::time::Instant;
 /// The longest a stored event waits for its run to be written.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
-/// How long the end of a turn waits for its terminal event to be stored.
-pub const FINISH_WAIT: Duration = Duration::from_secs(5);
-
 /// Follows `reader` and stores its events for `response_id` in the thread
 /// with row id `thread_pk`, until the terminal event is stored.
 pub fn record(
@@ -43,7 +40,7 @@ pub fn record(
             pending.extend(batch);
             if !pending.iter().any(|e| e.event.is_terminal()) {
                 // Gather until the run is due, or at once when the turn
-                // ends (its caller waits for the terminal run).
+                // ends (a reconnect may be waiting for the terminal run).
                 let due = tokio::time::sleep_until(last_write + FLUSH_EVERY);
                 tokio::pin!(due);
                 loop {

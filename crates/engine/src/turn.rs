@@ -599,11 +599,10 @@ impl Turn {
                 Err(EngineError::Cancelled) => TurnEvent::Cancelled(outcome),
                 Err(e) => TurnEvent::Failed(on_failure(e)),
             });
-            if let Some(recorder) = recorder {
-                // The stored events end with the terminal one before the
-                // caller learns the result (bounded: storage may be down).
-                let _ = tokio::time::timeout(crate::recorder::FINISH_WAIT, recorder).await;
-            }
+            // The recorder stores the terminal run on its own: the caller
+            // does not wait for it (a reconnect that comes first waits for
+            // it, see `follow`).
+            drop(recorder);
             result
         })
     }

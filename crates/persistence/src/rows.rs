@@ -64,6 +64,8 @@ pub struct ThreadRow {
     pub lease_id: Option<String>,
     /// When that lease lapses.
     pub lease_expires_at: Option<NaiveDateTime>,
+    /// Created by a first response whose turn is not saved yet.
+    pub provisional: bool,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {

@@ -183,6 +183,8 @@ pub fn find(
 pub(crate) struct ThreadKey {
     pub(crate) pk: i64,
     pub(crate) last_seq: i64,
+    /// Created by a first response whose turn is not saved yet.
+    pub(crate) provisional: bool,
 }
 
 /// The one lookup of "the caller's live thread `id`" behind every
@@ -218,6 +220,7 @@ fn load_live(
     let key = ThreadKey {
         pk: row.pk,
         last_seq: row.last_seq,
+        provisional: row.provisional,
     };
     let thread = Thread::try_from(row)?;
     if scope.live.is_none_or(|l| l.admits(&thread)) {

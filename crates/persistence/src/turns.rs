@@ -308,13 +308,13 @@ pub fn commit(
                 }
                 let next = next.release_lease(lease_id);
                 let stored = append_and_save(conn, key, &next, turn.messages, now)?;
-                diesel::update(
-                    threads::table
-                        .filter(threads::pk.eq(key.pk))
-                        .filter(threads::provisional),
-                )
-                .set(threads::provisional.eq(false))
-                .execute(conn)?;
+                // The commit's own read of the row says whether it is still
+                // provisional: only then one more statement.
+                if key.provisional {
+                    diesel::update(threads::table.filter(threads::pk.eq(key.pk)))
+                        .set(threads::provisional.eq(false))
+                        .execute(conn)?;
+                }
                 (Some(next), stored)
             }
             None => (None, Vec::new()),
