@@ -222,6 +222,25 @@ pub fn append(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     write_transaction_as(conn, Durability::Relaxed, |conn| {
+        if let DbConnection::Postgresql(c) = conn {
+            // The row and the wake-up of every replica in one round trip.
+            use diesel::sql_types::{BigInt, Bool, Timestamp};
+            diesel::sql_query(
+                "WITH stored AS (INSERT INTO response_events \
+                 (thread_pk, response_id, first_seq, last_seq, events, terminal, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING thread_pk) \
+                 SELECT pg_notify('skein_events', thread_pk::text) FROM stored",
+            )
+            .bind::<BigInt, _>(thread_pk)
+            .bind::<Text, _>(response_id)
+            .bind::<BigInt, _>(run.first_seq)
+            .bind::<BigInt, _>(run.last_seq)
+            .bind::<Text, _>(&run.events)
+            .bind::<Bool, _>(run.terminal)
+            .bind::<Timestamp, _>(to_naive(now))
+            .execute(c)?;
+            return Ok(());
+        }
         diesel::insert_into(response_events::table)
             .values((
                 response_events::thread_pk.eq(thread_pk),
