@@ -8,6 +8,9 @@ The SDK reads the reconnect answer as one JSON document (it is Fern-generated an
 `X-Fern-Language`), so Skein answers it with `{"thread_id", "response_id", "events": [...]}`
 once the response has ended; SSE clients get the same events as a stream.
 
+It also drives the per-user thread settings through `client.threads.get_thread_user_state` and
+`patch_thread_user_state`.
+
 Plain script, no pytest. Environment: SKEIN_BASE_URL (server root), SKEIN_API_KEY.
 Prints one line per check and ends with "N passed, M failed"; exits 1 if anything failed.
 """
@@ -78,6 +81,26 @@ def reconnect_from_the_start():
     expect_eq(answer["events"][0]["event"], "response.created", "replayed from the first event")
 
 
+def user_state():
+    client = Aitronos(api_key=API_KEY, base_url=BASE_URL, timeout=30)
+    start = client.threads.get_thread_user_state(TID)
+    expect_eq(start.thread_id, TID, "thread_id")
+    expect_eq(start.state.model_override, None, "model_override before")
+    patched = client.threads.patch_thread_user_state(
+        TID, model_override="my-model", disabled_tools=["web_search"],
+        tool_conflict_choices={"search": "web_search"})
+    expect_eq(patched.state.model_override, "my-model", "model_override")
+    expect_eq(patched.state.disabled_tools, ["web_search"], "disabled_tools")
+    cleared = client.threads.patch_thread_user_state(TID, disabled_tools=None)
+    expect_eq(cleared.state.disabled_tools, None, "disabled_tools cleared by an explicit null")
+    expect_eq(cleared.state.model_override, "my-model", "model_override kept (absent from the patch)")
+    # The override picks the model of the thread's next response.
+    with httpx.Client(base_url=BASE_URL, headers={"X-API-Key": API_KEY}, timeout=30) as http:
+        r = http.post("/v1/model/response", json={"thread_id": TID, "inputs": [{"role": "user", "content": "which model?"}]})
+        expect_eq(r.status_code, 200, "status")
+        expect_eq(r.json()["model"], "my-model", "the response's model")
+
+
 def cleanup():
     with httpx.Client(base_url=BASE_URL, headers={"X-API-Key": API_KEY}, timeout=30) as http:
         expect_eq(http.delete(f"/v1/threads/{TID}").status_code, 204, "delete")
@@ -87,5 +110,6 @@ check(f"a streamed response on {TID}, left after two frames (raw httpx)", first_
 check("client.responses.reconnect_stream(thread_id, last_event_id=N) -> the rest, then completed",
       reconnect_after_the_last_seen_event)
 check("client.responses.reconnect_stream(thread_id) -> replay from response.created", reconnect_from_the_start)
+check("threads.get_thread_user_state / patch_thread_user_state (merge, null clears; model_override used)", user_state)
 check(f"delete thread {TID} (cleanup, raw httpx)", cleanup)
 finish()

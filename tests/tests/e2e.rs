@@ -364,7 +364,7 @@ fn the_newest_freddy_sdk_reconnects_to_a_stream(backend: Backend) {
         "venv-sdk178",
         "requirements-sdk178.txt",
         "test_sdk_reconnect.py",
-        4,
+        5,
     );
 }
 

@@ -39,7 +39,7 @@ pub const ACCESS_LOG_FORMAT: &str = r#"%a "%r" %s %b %Dms rid=%{x-request-id}o"#
 
 /// Registers every documented endpoint.
 fn routes(cfg: &mut ServiceConfig) {
-    use handlers::{assistants, messages, responses, service, threads};
+    use handlers::{assistants, messages, responses, service, threads, user_state};
     cfg.service(threads::create_thread)
         .service(threads::list_threads)
         .service(threads::delete_all_threads)
@@ -49,6 +49,8 @@ fn routes(cfg: &mut ServiceConfig) {
         .service(threads::pin_thread)
         .service(threads::unpin_thread)
         .service(threads::generate_thread_name)
+        .service(user_state::get_thread_user_state)
+        .service(user_state::patch_thread_user_state)
         .service(messages::list_messages)
         .service(messages::create_message)
         .service(messages::update_message)

@@ -200,6 +200,9 @@ pub struct Thread {
     pub deleted_at: Option<DateTime<Utc>>,
     /// The lease of a running response, if any.
     pub lease: Option<Lease>,
+    /// The user's model for this thread's responses (per-user settings):
+    /// after the request's model, before the assistant's.
+    pub model_override: Option<String>,
 }
 
 /// What a caller provides to create a thread (already parsed).
@@ -257,6 +260,7 @@ impl Thread {
             last_message_at: None,
             deleted_at: None,
             lease: None,
+            model_override: None,
         }
     }
 

@@ -98,6 +98,7 @@ pub struct EffectiveSettings {
 /// bound one), then the default. Empty instructions count as none.
 pub fn effective_settings(
     requested: &RequestedSettings,
+    model_override: Option<&str>,
     assistant: Option<&Assistant>,
 ) -> EffectiveSettings {
     let instructions = requested
@@ -114,6 +115,7 @@ pub fn effective_settings(
         model: requested
             .model
             .clone()
+            .or_else(|| model_override.map(str::to_string))
             .or_else(|| assistant.and_then(|a| a.model.clone()))
             .unwrap_or_else(|| DEFAULT_MODEL_NAME.to_string()),
         instructions,
@@ -149,7 +151,7 @@ mod tests {
     #[test]
     fn the_request_wins_over_the_assistant_and_the_assistant_over_the_default() {
         let a = assistant();
-        let none = effective_settings(&RequestedSettings::default(), Some(&a));
+        let none = effective_settings(&RequestedSettings::default(), None, Some(&a));
         assert_eq!(none.model, "gpt-4.1");
         assert_eq!(none.instructions.as_deref(), Some("Be brief."));
         assert_eq!(none.temperature, Some(0.2));
@@ -161,12 +163,12 @@ mod tests {
             Some(10),
         )
         .unwrap();
-        let s = effective_settings(&given, Some(&a));
+        let s = effective_settings(&given, None, Some(&a));
         assert_eq!(s.model, "other");
         assert_eq!(s.instructions.as_deref(), Some("Be long."));
         assert_eq!(s.temperature, Some(1.5));
         assert_eq!((s.top_p, s.max_output_tokens), (Some(0.5), Some(10)));
-        let bare = effective_settings(&RequestedSettings::default(), None);
+        let bare = effective_settings(&RequestedSettings::default(), None, None);
         assert_eq!(bare.model, DEFAULT_MODEL_NAME);
         assert_eq!(bare.instructions, None);
     }
@@ -179,7 +181,9 @@ mod tests {
             ..RequestedSettings::default()
         };
         assert_eq!(
-            effective_settings(&r, Some(&a)).instructions.as_deref(),
+            effective_settings(&r, None, Some(&a))
+                .instructions
+                .as_deref(),
             Some("Be brief.")
         );
     }

@@ -318,8 +318,12 @@ struct Planner {
 }
 
 impl Planner {
-    fn plan(self, assistant: Option<&Assistant>) -> Result<Plan, EngineError> {
-        let settings = effective_settings(&self.requested, assistant);
+    fn plan(
+        self,
+        model_override: Option<&str>,
+        assistant: Option<&Assistant>,
+    ) -> Result<Plan, EngineError> {
+        let settings = effective_settings(&self.requested, model_override, assistant);
         let model = self
             .router
             .resolve(&settings.model)
@@ -406,8 +410,8 @@ impl OpenTrip {
                     history,
                     rewind_from,
                     ..
-                } = turns::open(conn, &scope, &start, &limits, now, |_, assistant| {
-                    planner.plan(assistant)
+                } = turns::open(conn, &scope, &start, &limits, now, |thread, assistant| {
+                    planner.plan(thread.model_override.as_deref(), assistant)
                 })?;
                 // From here on the lease is held: the guard gives it back on
                 // any failure, even if the caller has gone away.
@@ -429,7 +433,7 @@ impl OpenTrip {
                 previous_response_id,
             } => {
                 let assistant = assistants::for_turn(conn, &scope, assistant.as_ref(), None)?;
-                let mut plan = planner.plan(assistant.as_ref())?;
+                let mut plan = planner.plan(None, assistant.as_ref())?;
                 let not_before = now - response_ttl;
                 if responses::find(conn, &scope, &previous_response_id, not_before)?.is_none() {
                     return Err(EngineError::ResponseNotFound(previous_response_id));
@@ -453,7 +457,7 @@ impl OpenTrip {
             }
             Target::Threadless => {
                 let assistant = assistants::for_turn(conn, &scope, assistant.as_ref(), None)?;
-                Ok(planner.plan(assistant.as_ref())?.finish(None, None))
+                Ok(planner.plan(None, assistant.as_ref())?.finish(None, None))
             }
         }
     }

@@ -66,6 +66,8 @@ pub struct ThreadRow {
     pub lease_expires_at: Option<NaiveDateTime>,
     /// Created by a first response whose turn is not saved yet.
     pub provisional: bool,
+    /// The user's thread settings (JSON), if any were set.
+    pub user_state: Option<String>,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -87,6 +89,15 @@ impl TryFrom<ThreadRow> for Thread {
         // The status is derived from the lease, so an expired lease (left by a
         // crashed process) reads as inactive without anyone cleaning it up.
         let streaming = lease.as_ref().is_some_and(|l| l.expires_at > clock::now());
+        let model_override = r
+            .user_state
+            .as_deref()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+            .and_then(|v| {
+                v.get("model_override")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string)
+            });
         Ok(Thread {
             id: ThreadId::parse(r.id).map_err(|e| corrupt("thread id", e))?,
             organization_id: OrganizationId::parse(r.organization_id)
@@ -114,6 +125,7 @@ impl TryFrom<ThreadRow> for Thread {
             last_message_at: r.last_message_at.map(to_utc),
             deleted_at: r.deleted_at.map(to_utc),
             lease,
+            model_override,
         })
     }
 }

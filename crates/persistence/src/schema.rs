@@ -77,6 +77,7 @@ diesel::table! {
         lease_id -> Nullable<Text>,
         lease_expires_at -> Nullable<Timestamp>,
         provisional -> Bool,
+        user_state -> Nullable<Text>,
     }
 }
 

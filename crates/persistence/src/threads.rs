@@ -552,3 +552,58 @@ pub fn find_any(
         .map(Thread::try_from)
         .transpose()
 }
+
+/// The caller's settings for one of its threads (contract 9.4): a JSON
+/// object, empty when nothing was set.
+pub fn user_state(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    id: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
+    let (key, _) = load_live(conn, scope, id, false)?;
+    stored_user_state(conn, key.pk)
+}
+
+fn stored_user_state(
+    conn: &mut DbConnection,
+    pk: i64,
+) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
+    let raw: Option<String> = threads::table
+        .filter(threads::pk.eq(pk))
+        .select(threads::user_state)
+        .first(conn)?;
+    match raw {
+        None => Ok(serde_json::Map::new()),
+        Some(text) => serde_json::from_str(&text)
+            .map_err(|e| StoreError::Corrupt(format!("thread user state: {e}"))),
+    }
+}
+
+/// Merges `patch` into the caller's settings for the thread: a key set to
+/// `null` is removed, any other value replaces the stored one, keys not in
+/// `patch` stay. Returns the settings as saved. The thread's `updated_at`
+/// does not move (settings are not content).
+pub fn patch_user_state(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    id: &str,
+    patch: serde_json::Map<String, serde_json::Value>,
+) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
+    write_transaction(conn, |conn| {
+        let (key, _) = load_locked(conn, scope, id)?;
+        let mut state = stored_user_state(conn, key.pk)?;
+        for (k, v) in patch {
+            if v.is_null() {
+                state.remove(&k);
+            } else {
+                state.insert(k, v);
+            }
+        }
+        let text =
+            (!state.is_empty()).then(|| serde_json::Value::Object(state.clone()).to_string());
+        diesel::update(threads::table.filter(threads::pk.eq(key.pk)))
+            .set(threads::user_state.eq(text))
+            .execute(conn)?;
+        Ok(state)
+    })
+}

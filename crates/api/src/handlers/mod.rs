@@ -5,3 +5,4 @@ pub mod messages;
 pub mod responses;
 pub mod service;
 pub mod threads;
+pub mod user_state;

@@ -184,6 +184,18 @@ impl TestApp {
 
     // Messages.
 
+    /// `GET /v1/threads/{thread}/user-state`.
+    pub async fn user_state(&self, key: &str, thread: &str) -> Resp {
+        let uri = format!("/v1/threads/{thread}/user-state");
+        self.call(Method::GET, key, &uri, None).await
+    }
+
+    /// `PATCH /v1/threads/{thread}/user-state`.
+    pub async fn patch_user_state(&self, key: &str, thread: &str, body: Value) -> Resp {
+        let uri = format!("/v1/threads/{thread}/user-state");
+        self.call(Method::PATCH, key, &uri, Some(body)).await
+    }
+
     /// `POST /v1/threads/{thread}/messages`.
     pub async fn post_message(&self, key: &str, thread: &str, body: Value) -> Resp {
         let uri = format!("/v1/threads/{thread}/messages");

@@ -303,6 +303,20 @@ fn nul_bodies(method: &str, path: &str) -> Vec<(Value, Value)> {
                 json!(["body", "thread"]),
             ),
         ],
+        ("patch", "/v1/threads/{thread_id}/user-state") => vec![
+            (
+                json!({"model_override": "m\u{0}"}),
+                json!(["body", "model_override"]),
+            ),
+            (
+                json!({"disabled_tools": ["ok", "t\u{0}"]}),
+                json!(["body", "disabled_tools", 1]),
+            ),
+            (
+                json!({"tool_conflict_choices": {"k": "\u{0}"}}),
+                json!(["body", "tool_conflict_choices", "k"]),
+            ),
+        ],
         ("post", "/v1/assistants") | ("put", "/v1/assistants/{assistant_id}") => vec![
             (json!({"name": "n\u{0}"}), json!(["body", "name"])),
             (

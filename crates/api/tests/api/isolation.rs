@@ -132,6 +132,7 @@ async fn no_endpoint_reaches_another_users_or_organizations_objects(backend: Bac
                     | ("patch" | "delete", "/v1/threads/{thread_id}/messages/{message_id}")
                     | ("post", "/v1/model/response/{thread_id}/cancel")
                     | ("get", "/v1/model/response/{thread_id}/stream")
+                    | ("get" | "patch", "/v1/threads/{thread_id}/user-state")
                     | ("get" | "put" | "delete", "/v1/assistants/{assistant_id}") => {
                         let body = json!({"title": "stolen", "metadata": {"x": 1}, "name": "stolen",
                                           "role": "user", "content": "stolen", "state": "archived"});

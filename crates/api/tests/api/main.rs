@@ -18,3 +18,4 @@ mod retention;
 mod service;
 mod threads;
 mod tokens;
+mod user_state;

@@ -173,6 +173,10 @@ async fn after_the_events_are_purged_the_saved_turn_comes_back_as_one_completion
         )
         .await;
     assert_eq!(done.status, 200);
+    // The events are stored right after the turn (a reconnect waits for
+    // them): replayed as they were.
+    let stored = app.reconnect(&k.a1, "old", "").await.finish().await;
+    assert_eq!(names(&stored)[0], "response.created", "{stored:?}");
     // Past the response TTL (24 h), the sweeper removes the stored events.
     clock.advance(TimeDelta::hours(25));
     let purged = retention::purge_all(
