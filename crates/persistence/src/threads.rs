@@ -579,19 +579,27 @@ fn stored_user_state(
     }
 }
 
-/// Merges `patch` into the caller's settings for the thread: a key set to
-/// `null` is removed, any other value replaces the stored one, keys not in
-/// `patch` stay. Returns the settings as saved. The thread's `updated_at`
-/// does not move (settings are not content).
-pub fn patch_user_state(
+/// Merges the patch that `make_patch` builds from the stored settings into
+/// them, under the thread's row lock (two patches never lose each other's
+/// keys): a key set to `null` is removed, any other value replaces the
+/// stored one, keys not in the patch stay. Returns the settings as saved.
+/// The thread's `updated_at` does not move (settings are not content).
+pub fn patch_user_state<E, F>(
     conn: &mut DbConnection,
     scope: &Scope,
     id: &str,
-    patch: serde_json::Map<String, serde_json::Value>,
-) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
+    make_patch: F,
+) -> Result<serde_json::Map<String, serde_json::Value>, E>
+where
+    E: From<StoreError>,
+    F: FnOnce(
+        &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, E>,
+{
     write_transaction(conn, |conn| {
         let (key, _) = load_locked(conn, scope, id)?;
         let mut state = stored_user_state(conn, key.pk)?;
+        let patch = make_patch(&state)?;
         for (k, v) in patch {
             if v.is_null() {
                 state.remove(&k);
@@ -603,7 +611,8 @@ pub fn patch_user_state(
             (!state.is_empty()).then(|| serde_json::Value::Object(state.clone()).to_string());
         diesel::update(threads::table.filter(threads::pk.eq(key.pk)))
             .set(threads::user_state.eq(text))
-            .execute(conn)?;
+            .execute(conn)
+            .map_err(StoreError::from)?;
         Ok(state)
     })
 }

@@ -244,9 +244,7 @@ pub async fn patch_thread_user_state(
     let stored = caller
         .run(move |conn, who| {
             let scope = who.thread_scope(conn, org.as_deref(), &id)?;
-            let current = threads::user_state(conn, &scope, &id)?;
-            let patch = body.into_patch(&current)?;
-            Ok(threads::patch_user_state(conn, &scope, &id, patch)?)
+            threads::patch_user_state(conn, &scope, &id, |current| body.into_patch(current))
         })
         .await?;
     Ok(web::Json(respond(thread_id, stored)))

@@ -10,6 +10,7 @@ use skein_persistence::Backend;
 skein_persistence::on_both_backends_async!(
     settings_start_empty_and_patches_merge_with_null_clearing,
     model_override_sits_between_the_request_and_the_default,
+    concurrent_patches_keep_each_others_keys,
 );
 
 fn user(text: &str) -> Value {
@@ -116,4 +117,29 @@ async fn model_override_sits_between_the_request_and_the_default(backend: Backen
         .post_response(&k.a1, json!({"thread": "m", "inputs": [user("four")]}))
         .await;
     assert_eq!(back.body["model"], "default", "{}", back.body);
+}
+
+async fn concurrent_patches_keep_each_others_keys(backend: Backend) {
+    use futures_util::stream::{FuturesUnordered, StreamExt};
+    let app = TestApp::spawn(backend).await;
+    let k = &app.keys;
+    let r = app
+        .post_response(&k.a1, json!({"thread": "many", "inputs": [user("hi")]}))
+        .await;
+    assert_eq!(r.status, 200);
+    let mut patches: FuturesUnordered<_> = (0..16)
+        .map(|i| {
+            app.patch_user_state(
+                &k.a1,
+                "many",
+                json!({"tool_conflict_choices": {format!("k{i}"): format!("tool{i}")}}),
+            )
+        })
+        .collect();
+    while let Some(r) = within(REQUEST_TIMEOUT_SECS, patches.next()).await {
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let state = app.user_state(&k.a1, "many").await.body;
+    let choices = state["state"]["tool_conflict_choices"].as_object().unwrap();
+    assert_eq!(choices.len(), 16, "{state}");
 }
