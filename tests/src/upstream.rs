@@ -32,10 +32,38 @@ impl FastUpstream {
     }
 }
 
+/// One streamed chunk of answer text.
+fn delta(t: &str) -> String {
+    format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{t}\"}}}}]}}\n\n")
+}
+
+/// Reads one request (its head, then `content-length` bytes of body);
+/// `None` when the connection ends first.
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
+    let mut length = 0usize;
+    let mut line = String::new();
+    // The request line, headers, an empty line.
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut request = vec![0u8; length];
+    reader.read_exact(&mut request).ok()?;
+    Some(request)
+}
+
 fn body() -> String {
-    let delta = |t: &str| {
-        format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{t}\"}}}}]}}\n\n")
-    };
     format!(
         "{}{}data: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":40,\"completion_tokens\":2,\"total_tokens\":42}}}}\n\ndata: [DONE]\n\n",
         delta("Hi"),
@@ -55,26 +83,7 @@ fn serve(conn: TcpStream) {
         answer.len()
     );
     loop {
-        let mut length = 0usize;
-        let mut line = String::new();
-        // The request head: the request line, headers, an empty line.
-        loop {
-            line.clear();
-            match reader.read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            if line == "\r\n" {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut request = vec![0u8; length];
-        if reader.read_exact(&mut request).is_err() {
+        if read_request(&mut reader).is_none() {
             return;
         }
         let reply = [head.as_bytes(), answer.as_bytes()].concat();
@@ -118,6 +127,26 @@ impl PacedUpstream {
         Ok(Self { base_url })
     }
 
+    /// A `skein.toml` routing `slow`, `stall` and `flood` here (and every
+    /// other model to the echo model), written into `dir`; its path.
+    pub fn config(&self, dir: &std::path::Path) -> String {
+        let path = dir.join("skein.toml");
+        let mut text = format!(
+            "[limits]\nmax_messages_per_thread = 20000\n\n\
+             [routing.providers.paced]\nkind = \"openai\"\nbase_url = \"{}\"\n\n\
+             [routing.providers.echo]\nkind = \"echo\"\n",
+            self.base_url
+        );
+        for model in ["slow", "stall", "flood"] {
+            text.push_str(&format!(
+                "\n[[routing.models]]\npattern = \"{model}\"\nprovider = \"paced\"\ncontext_window = 65536\n"
+            ));
+        }
+        text.push_str("\n[routing.default]\nprovider = \"echo\"\ncontext_window = 8192\n");
+        std::fs::write(&path, text).expect("the config file is written");
+        path.display().to_string()
+    }
+
     /// The text `slow` streams.
     pub fn slow_text() -> String {
         (0..SLOW_DELTAS).map(|i| format!("w{i} ")).collect()
@@ -129,33 +158,12 @@ fn serve_paced(conn: TcpStream) {
         return;
     };
     let mut reader = BufReader::new(conn);
-    let mut length = 0usize;
-    let mut line = String::new();
-    loop {
-        line.clear();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        if line == "\r\n" {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut request = vec![0u8; length];
-    if reader.read_exact(&mut request).is_err() {
+    let Some(request) = read_request(&mut reader) else {
         return;
-    }
+    };
     let request = String::from_utf8_lossy(&request);
     let stall = request.contains("\"stall\"");
     let flood = request.contains("\"flood\"");
-    let delta = |t: &str| {
-        format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{t}\"}}}}]}}\n\n")
-    };
     let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
     if writer.write_all(head.as_bytes()).is_err() {
         return;

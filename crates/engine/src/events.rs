@@ -248,14 +248,6 @@ impl EventLog {
         self.wake.send_replace(version);
     }
 
-    /// The events with sequence numbers above `after` that are there now,
-    /// without waiting.
-    pub fn snapshot(&self, after: u64) -> Vec<Sequenced> {
-        let st = self.lock();
-        let start = st.events.partition_point(|e| e.sequence <= after);
-        st.events.get(start..).unwrap_or_default().to_vec()
-    }
-
     /// A client's reader of the events above `after`: a batch of at least
     /// [`BACKLOG`] events comes with its runs of deltas merged.
     pub fn reader(self: &Arc<Self>, after: u64) -> EventReader {

@@ -92,43 +92,30 @@ impl Engine {
             // on a client; it drops the channel if it ended first.
             return outcome.await.map_err(|_| not_running());
         }
-        let (Some(response_id), true, Backend::Postgres) =
-            (target.response_id, target.running, self.store.backend())
-        else {
+        if !target.running || self.store.backend() != Backend::Postgres {
             return Err(not_running());
-        };
-        let pk = target.thread_pk;
-        let mut wake = self.store.signals().watch_events(pk);
+        }
+        // Ask the replica running it, then follow the response's stored
+        // events (read before each wait, so none is missed): its terminal
+        // event carries what the cancel kept.
+        let events = self.follow(thread_id, target, 0).await?;
         let (o, t) = (organization.to_string(), thread_id.to_string());
         self.store
             .run(move |conn| skein_persistence::events::request_cancel(conn, &o, &t))
             .await?;
-        let deadline = tokio::time::Instant::now() + REMOTE_CANCEL_WAIT;
-        let mut cursor = 0;
-        loop {
-            wake.borrow_and_update();
-            let id = response_id.clone();
-            let rows = self
-                .store
-                .run(move |conn| skein_persistence::events::after(conn, pk, &id, cursor))
-                .await?;
-            for row in rows {
-                cursor = row.last_seq;
-                let ended = events::decode_run(&row.events)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .find(|e| e.event.is_terminal());
-                match ended.map(|e| e.event) {
-                    Some(TurnEvent::Cancelled(Some(outcome))) => return Ok(outcome),
-                    Some(_) => return Err(not_running()),
-                    None => {}
+        let ended = tokio::time::timeout(REMOTE_CANCEL_WAIT, async {
+            let mut events = std::pin::pin!(events);
+            while let Some(e) = futures_util::StreamExt::next(&mut events).await {
+                if e.event.is_terminal() {
+                    return Some(e.event);
                 }
             }
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if left.is_zero() {
-                return Err(not_running());
-            }
-            let _ = tokio::time::timeout(left.min(follow::RECHECK), wake.changed()).await;
+            None
+        })
+        .await;
+        match ended {
+            Ok(Some(TurnEvent::Cancelled(Some(outcome)))) => Ok(outcome),
+            _ => Err(not_running()),
         }
     }
 }

@@ -475,21 +475,6 @@ fn dispatch(signals: &Signals, n: &tokio_postgres::Notification) {
     }
 }
 
-/// Wakes this process's readers after events were stored by it, and
-/// forwards a cancel request locally (on PostgreSQL the notification
-/// reaches this process too; a second wake-up costs nothing).
-pub fn signal_locally(signals: &Signals, thread_pk: i64) {
-    signals.events_stored(thread_pk);
-}
-
-/// A cancel request delivered to this process's own generations.
-pub fn cancel_locally(signals: &Signals, organization: &str, thread_id: &str) {
-    signals.cancel_requested(CancelSignal {
-        organization: organization.to_string(),
-        thread_id: thread_id.to_string(),
-    });
-}
-
 /// The listener's connection settings from the database URL: libpq options
 /// tokio-postgres does not know are left out (`sslrootcert` is loaded into
 /// the TLS roots), `verify-ca`/`verify-full` become `require` (the

@@ -12,43 +12,10 @@ use skein_persistence::Backend;
 use skein_tests::upstream::PacedUpstream;
 use skein_tests::Server;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::time::Duration;
 
 /// Lease lifetime of the replicas: a killed replica's response lapses fast.
 const LEASE_SECS: &str = "2";
-
-fn config(dir: &Path, upstream: &PacedUpstream) -> String {
-    let path = dir.join("skein.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-[routing.providers.paced]
-kind = "openai"
-base_url = "{}"
-
-[routing.providers.echo]
-kind = "echo"
-
-[[routing.models]]
-pattern = "slow"
-provider = "paced"
-
-[[routing.models]]
-pattern = "stall"
-provider = "paced"
-
-[routing.default]
-provider = "echo"
-context_window = 8192
-"#,
-            upstream.base_url
-        ),
-    )
-    .unwrap();
-    path.to_str().unwrap().to_string()
-}
 
 struct Replicas {
     servers: Vec<Server>,
@@ -63,7 +30,7 @@ fn replicas(n: usize, upstream: &PacedUpstream) -> Replicas {
     let mut servers = Vec::new();
     for _ in 0..n {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = config(dir.path(), upstream);
+        let cfg = upstream.config(dir.path());
         servers.push(Server::start_with(
             &db.url,
             dir.path(),

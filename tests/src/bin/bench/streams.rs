@@ -4,6 +4,7 @@
 //! one.
 
 use super::load::{post, run_wrk, Row};
+use super::turns::ms;
 use super::Timings;
 use reqwest::blocking::{Client, Response};
 use serde_json::json;
@@ -12,45 +13,7 @@ use skein_persistence::Backend;
 use skein_tests::upstream::{PacedUpstream, FLOOD_DELTAS};
 use skein_tests::Server;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::time::Instant;
-
-fn config(dir: &Path, upstream: &PacedUpstream) -> String {
-    let path = dir.join("skein.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-[limits]
-max_messages_per_thread = 20000
-
-[routing.providers.paced]
-kind = "openai"
-base_url = "{}"
-
-[routing.providers.echo]
-kind = "echo"
-
-[[routing.models]]
-pattern = "stall"
-provider = "paced"
-context_window = 65536
-
-[[routing.models]]
-pattern = "flood"
-provider = "paced"
-context_window = 65536
-
-[routing.default]
-provider = "echo"
-context_window = 8192
-"#,
-            upstream.base_url
-        ),
-    )
-    .unwrap();
-    path.display().to_string()
-}
 
 /// A server of its own on a fresh database, routed to `upstream`.
 struct Fresh {
@@ -67,7 +30,7 @@ fn fresh(backend: Backend, upstream: &PacedUpstream, env: &[(&str, &str)]) -> Fr
         Backend::Sqlite => "sqlite://data/skein.db".to_string(),
         Backend::Postgres => db.url.clone(),
     };
-    let cfg = config(dir.path(), upstream);
+    let cfg = upstream.config(dir.path());
     let mut all = vec![("SKEIN_CONFIG", cfg.as_str())];
     all.extend_from_slice(env);
     let server = Server::start_with(&url, dir.path(), &all);
@@ -246,7 +209,7 @@ pub fn replica_scaling(conns: usize, secs: u64) {
     let db = TestDb::new(Backend::Postgres);
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let start = |i: usize| {
-        let cfg = config(dirs[i].path(), &upstream);
+        let cfg = upstream.config(dirs[i].path());
         Server::start_with(&db.url, dirs[i].path(), &[("SKEIN_CONFIG", &cfg)])
     };
     let first = start(0);
@@ -322,8 +285,4 @@ pub fn replica_scaling(conns: usize, secs: u64) {
         let logs = s.logs();
         assert!(s.terminate(), "a replica did not stop cleanly:\n{logs}");
     }
-}
-
-fn ms(d: std::time::Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }

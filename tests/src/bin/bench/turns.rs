@@ -2,6 +2,7 @@
 //! upstream directly, the cost of context assembly by history length, and
 //! thread reads while large bodies are being counted.
 
+use super::load::post;
 use super::{percentile, Timings};
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
@@ -39,18 +40,7 @@ context_window = 8192
     )
 }
 
-fn post(http: &Client, url: &str, key: &str, body: &Value) -> Value {
-    let r = http
-        .post(url)
-        .header("X-API-Key", key)
-        .json(body)
-        .send()
-        .unwrap();
-    assert!(r.status().is_success(), "{url}: {}", r.status());
-    r.json().unwrap()
-}
-
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
