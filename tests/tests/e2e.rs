@@ -33,6 +33,7 @@ skein_persistence::on_both_backends!(
     the_python_clients_drive_messages_and_responses,
     the_freddy_sdk_creates_and_chains_responses,
     the_newest_freddy_sdk_reconnects_to_a_stream,
+    the_newest_freddy_sdk_drives_search_read_state_changes_and_incognito,
     organizations_users_and_memberships_are_managed_from_the_cli,
     the_sweeper_and_skein_purge_delete_what_is_due,
 );
@@ -365,6 +366,16 @@ fn the_newest_freddy_sdk_reconnects_to_a_stream(backend: Backend) {
         "requirements-sdk178.txt",
         "test_sdk_reconnect.py",
         5,
+    );
+}
+
+fn the_newest_freddy_sdk_drives_search_read_state_changes_and_incognito(backend: Backend) {
+    run_client_script(
+        backend,
+        "venv-sdk178",
+        "requirements-sdk178.txt",
+        "test_sdk_threads178.py",
+        15,
     );
 }
 

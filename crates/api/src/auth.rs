@@ -75,6 +75,16 @@ impl Identity {
         }
     }
 
+    /// The organizations a listing covers: the one named, or (a user token
+    /// without `organization_id`) every organization of the caller.
+    pub fn listing(&self, requested: Option<&str>) -> Result<Vec<OrganizationId>, ApiError> {
+        Ok(match requested {
+            Some(org) => vec![self.organization(Some(org))?],
+            None if self.organizations.is_empty() => vec![self.organization(None)?],
+            None => self.organizations.clone(),
+        })
+    }
+
     /// The caller's own objects in the requested organization.
     pub fn scope(&self, requested: Option<&str>) -> Result<Scope, ApiError> {
         Ok(Scope {

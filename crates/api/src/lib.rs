@@ -39,16 +39,20 @@ pub const ACCESS_LOG_FORMAT: &str = r#"%a "%r" %s %b %Dms rid=%{x-request-id}o"#
 
 /// Registers every documented endpoint.
 fn routes(cfg: &mut ServiceConfig) {
-    use handlers::{assistants, messages, responses, service, threads, user_state};
+    use handlers::{assistants, messages, read_state, responses, service, threads, user_state};
     cfg.service(threads::create_thread)
         .service(threads::list_threads)
         .service(threads::delete_all_threads)
+        // Before `/v1/threads/{thread_id}`, which would take their paths.
+        .service(read_state::get_unread_threads)
+        .service(read_state::get_thread_changes)
         .service(threads::get_thread)
         .service(threads::update_thread)
         .service(threads::delete_thread)
         .service(threads::pin_thread)
         .service(threads::unpin_thread)
         .service(threads::generate_thread_name)
+        .service(read_state::mark_thread_read)
         .service(user_state::get_thread_user_state)
         .service(user_state::patch_thread_user_state)
         .service(messages::list_messages)

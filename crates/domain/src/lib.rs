@@ -30,6 +30,6 @@ pub use limits::Limits;
 pub use message::{Message, MessagePatch, MessageRole, NewMessage};
 pub use metadata::{Metadata, MetadataError, MetadataLimits};
 pub use thread::{
-    InvalidStateTransition, Lease, NewThread, Thread, ThreadPatch, ThreadState, ThreadStatus,
-    ThreadTitle, TitleError,
+    fold_case, InvalidStateTransition, Lease, NewThread, Thread, ThreadPatch, ThreadState,
+    ThreadStatus, ThreadTitle, TitleError, WorkflowId, MAX_WORKFLOW_ID_CHARS,
 };

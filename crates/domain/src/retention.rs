@@ -54,6 +54,10 @@ pub struct RetentionPolicy {
     /// Default 24 hours.
     #[serde(deserialize_with = "duration")]
     pub response_ttl: TimeDelta,
+    /// An incognito thread is deleted for good this long after its
+    /// creation, without the deleted grace period. Default 24 hours.
+    #[serde(deserialize_with = "duration")]
+    pub incognito_ttl: TimeDelta,
 }
 
 impl Default for RetentionPolicy {
@@ -63,6 +67,7 @@ impl Default for RetentionPolicy {
             thread_max_age: TimeDelta::days(365),
             deleted_grace: TimeDelta::days(30),
             response_ttl: TimeDelta::hours(24),
+            incognito_ttl: TimeDelta::hours(24),
         }
     }
 }
@@ -72,6 +77,8 @@ impl Default for RetentionPolicy {
 pub enum Expiry {
     /// No activity for longer than the inactivity period.
     Inactive,
+    /// An incognito thread at its `expected_deletion_at`.
+    Incognito,
     /// Older than the maximum age.
     TooOld,
 }
@@ -85,6 +92,9 @@ pub struct Liveness {
     pub active_after: DateTime<Utc>,
     /// Creation must be later than this.
     pub created_after: DateTime<Utc>,
+    /// The instant itself: an incognito thread whose
+    /// `expected_deletion_at` is not after it is gone.
+    pub now: DateTime<Utc>,
 }
 
 impl Liveness {
@@ -95,6 +105,7 @@ impl Liveness {
             .map_or(thread.updated_at, |m| m.max(thread.updated_at));
         thread.created_at > self.created_after
             && (thread.state == ThreadState::Archived || last_activity > self.active_after)
+            && thread.expected_deletion_at.is_none_or(|at| at > self.now)
     }
 }
 
@@ -104,7 +115,9 @@ impl RetentionPolicy {
     /// moves too.
     pub fn expiry(&self, thread: &Thread, now: DateTime<Utc>) -> Option<Expiry> {
         let live = self.liveness(now);
-        if thread.created_at <= live.created_after {
+        if thread.expected_deletion_at.is_some_and(|at| at <= now) {
+            Some(Expiry::Incognito)
+        } else if thread.created_at <= live.created_after {
             Some(Expiry::TooOld)
         } else if !live.admits(thread) {
             Some(Expiry::Inactive)
@@ -118,6 +131,7 @@ impl RetentionPolicy {
         Liveness {
             active_after: now - self.thread_inactivity_ttl,
             created_after: now - self.thread_max_age,
+            now,
         }
     }
 
@@ -179,6 +193,8 @@ mod tests {
                 metadata: Metadata::empty(),
                 assistant_id: None,
                 visible_in_ui: true,
+                workflow_id: None,
+                incognito_ttl: None,
             },
             created,
         )

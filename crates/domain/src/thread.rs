@@ -46,6 +46,45 @@ impl ThreadTitle {
     }
 }
 
+/// The longest `workflow_id`, in characters.
+pub const MAX_WORKFLOW_ID_CHARS: usize = 256;
+
+/// An opaque client label on a thread (`workflow_id`): 1 to
+/// [`MAX_WORKFLOW_ID_CHARS`] characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkflowId(String);
+
+impl WorkflowId {
+    /// Checks a label: not empty, at most [`MAX_WORKFLOW_ID_CHARS`] characters.
+    pub fn parse(s: impl Into<String>) -> Result<Self, String> {
+        let s = s.into();
+        let n = s.chars().count();
+        if n == 0 || n > MAX_WORKFLOW_ID_CHARS {
+            return Err(format!(
+                "workflow_id must be 1 to {MAX_WORKFLOW_ID_CHARS} characters"
+            ));
+        }
+        Ok(Self(s))
+    }
+
+    /// The label.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The label, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// The form of a title (or a search text) that the title search compares:
+/// Unicode full case folding, so `search` is case-insensitive in every
+/// script (`Straße` matches `STRASSE`).
+pub fn fold_case(s: &str) -> String {
+    caseless::default_case_fold_str(s)
+}
+
 /// The lifecycle state of a thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -203,6 +242,14 @@ pub struct Thread {
     /// The user's model for this thread's responses (per-user settings):
     /// after the request's model, before the assistant's.
     pub model_override: Option<String>,
+    /// An opaque label set by the client at creation (`workflow_id`).
+    pub workflow_id: Option<String>,
+    /// Deleted for good at `expected_deletion_at`, without a grace period.
+    pub is_incognito: bool,
+    /// When an incognito thread is deleted; `None` for the others.
+    pub expected_deletion_at: Option<DateTime<Utc>>,
+    /// An assistant message arrived after the owner last read the thread.
+    pub has_unread: bool,
 }
 
 /// What a caller provides to create a thread (already parsed).
@@ -222,6 +269,11 @@ pub struct NewThread {
     pub assistant_id: Option<AssistantId>,
     /// Shown in user interfaces.
     pub visible_in_ui: bool,
+    /// An opaque label (`workflow_id`).
+    pub workflow_id: Option<WorkflowId>,
+    /// `Some(ttl)` makes the thread incognito: it is deleted for good `ttl`
+    /// after its creation.
+    pub incognito_ttl: Option<TimeDelta>,
 }
 
 /// A partial update. `None` fields are left as they are.
@@ -261,6 +313,12 @@ impl Thread {
             deleted_at: None,
             lease: None,
             model_override: None,
+            workflow_id: new.workflow_id.map(WorkflowId::into_string),
+            is_incognito: new.incognito_ttl.is_some(),
+            expected_deletion_at: new
+                .incognito_ttl
+                .and_then(|ttl| now.checked_add_signed(ttl)),
+            has_unread: false,
         }
     }
 
@@ -462,6 +520,8 @@ mod tests {
                 metadata: Metadata::empty(),
                 assistant_id: None,
                 visible_in_ui: true,
+                workflow_id: None,
+                incognito_ttl: None,
             },
             clock::now(),
         )

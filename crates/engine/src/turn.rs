@@ -16,7 +16,7 @@
 use crate::events::{EventLog, PublicFailure, TurnEvent};
 use crate::running::{CancelMode, CancelOutcome, CancelRequest};
 use crate::{cpu, Engine, EngineError};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::{FutureExt, StreamExt};
 use serde_json::{Map, Value};
 use skein_domain::context::{
@@ -25,7 +25,7 @@ use skein_domain::context::{
 use skein_domain::turn::{effective_settings, EffectiveSettings, RequestedSettings};
 use skein_domain::{
     Assistant, AssistantId, MessageId, MessageRole, Metadata, NewMessage, ResponseId, ThreadId,
-    ThreadState,
+    ThreadState, WorkflowId,
 };
 use skein_persistence::responses::{self, StoredInput, StoredResponse};
 use skein_persistence::turns::{self, FinishedTurn, History, Rewind, TurnStart};
@@ -53,6 +53,10 @@ pub enum Target {
         id: ThreadId,
         /// Metadata for a thread this turn creates.
         metadata: Metadata,
+        /// The `workflow_id` of a thread this turn creates.
+        workflow_id: Option<WorkflowId>,
+        /// `Some(ttl)`: a thread this turn creates is incognito.
+        incognito_ttl: Option<TimeDelta>,
     },
     /// The conversation that led to a stored response.
     Chain {
@@ -394,10 +398,17 @@ impl OpenTrip {
             rewind,
         } = self;
         match target {
-            Target::Thread { id, metadata } => {
+            Target::Thread {
+                id,
+                metadata,
+                workflow_id,
+                incognito_ttl,
+            } => {
                 let start = TurnStart {
                     thread_id: id.clone(),
                     metadata,
+                    workflow_id,
+                    incognito_ttl,
                     assistant,
                     lease_id: lease_id.clone(),
                     lease_ttl,

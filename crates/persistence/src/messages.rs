@@ -71,9 +71,16 @@ pub(crate) fn append_and_save(
         };
     }
     let last_seq = stored.last().map_or(key.last_seq, |m| m.seq);
-    diesel::update(threads::table.filter(threads::pk.eq(key.pk)))
-        .set((ThreadChangeset::from(next), threads::last_seq.eq(last_seq)))
-        .execute(conn)?;
+    let target = threads::table.filter(threads::pk.eq(key.pk));
+    let saved = (ThreadChangeset::from(next), threads::last_seq.eq(last_seq));
+    // A new assistant message makes the thread unread for its owner.
+    if stored.iter().any(|m| m.role == MessageRole::Assistant) {
+        diesel::update(target)
+            .set((saved, threads::unread.eq(true)))
+            .execute(conn)?;
+    } else {
+        diesel::update(target).set(saved).execute(conn)?;
+    }
     Ok(stored)
 }
 
@@ -218,6 +225,10 @@ pub fn delete(
             .optional()?;
         let next = thread.record_removed(newest.map(to_utc), now)?;
         save(conn, key.pk, &next)?;
+        if row.role == MessageRole::Assistant.as_str() && thread.has_unread {
+            crate::threads::recompute_unread(conn, key.pk)?;
+            return Ok(crate::threads::load_locked(conn, scope, thread_id)?.1);
+        }
         Ok(next)
     })
 }

@@ -94,6 +94,7 @@ struct Cutoffs {
     inactive_before: NaiveDateTime,
     created_before: NaiveDateTime,
     responses_before: NaiveDateTime,
+    now: NaiveDateTime,
 }
 
 impl Cutoffs {
@@ -104,6 +105,7 @@ impl Cutoffs {
             inactive_before: to_naive(now - policy.thread_inactivity_ttl - grace),
             created_before: to_naive(now - policy.thread_max_age - grace),
             responses_before: to_naive(policy.responses_before(now)),
+            now: to_naive(now),
         }
     }
 }
@@ -119,6 +121,8 @@ macro_rules! purgeable_thread {
                 .and(threads::updated_at.lt($c.inactive_before))
                 .nullable())
             .or(threads::created_at.lt($c.created_before).nullable())
+            // Incognito threads go at their time, without a grace period.
+            .or(threads::expected_deletion_at.le($c.now))
             .assume_not_null()
     };
 }

@@ -5,8 +5,8 @@ use crate::StoreError;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use skein_domain::{
-    clock, Assistant, AssistantId, AssistantName, Instructions, Lease, Message, MessageId,
-    MessageRole, Metadata, OrganizationId, Temperature, Thread, ThreadId, ThreadState,
+    clock, fold_case, Assistant, AssistantId, AssistantName, Instructions, Lease, Message,
+    MessageId, MessageRole, Metadata, OrganizationId, Temperature, Thread, ThreadId, ThreadState,
     ThreadStatus, ThreadTitle, UserId,
 };
 
@@ -68,6 +68,14 @@ pub struct ThreadRow {
     pub provisional: bool,
     /// The user's thread settings (JSON), if any were set.
     pub user_state: Option<String>,
+    /// The client's label.
+    pub workflow_id: Option<String>,
+    /// Deleted for good at `expected_deletion_at`.
+    pub is_incognito: bool,
+    /// When an incognito thread goes.
+    pub expected_deletion_at: Option<NaiveDateTime>,
+    /// An assistant message arrived after the owner's last read.
+    pub unread: bool,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -126,6 +134,10 @@ impl TryFrom<ThreadRow> for Thread {
             deleted_at: r.deleted_at.map(to_utc),
             lease,
             model_override,
+            workflow_id: r.workflow_id,
+            is_incognito: r.is_incognito,
+            expected_deletion_at: r.expected_deletion_at.map(to_utc),
+            has_unread: r.unread,
         })
     }
 }
@@ -136,6 +148,11 @@ fn stored_metadata(text: &str) -> Result<Metadata, StoreError> {
         Ok(_) => Err(corrupt("metadata", "not an object")),
         Err(e) => Err(corrupt("metadata", e)),
     }
+}
+
+/// What the title search matches: the title, case-folded.
+fn folded(t: &Thread) -> Option<String> {
+    t.title.as_ref().map(|title| fold_case(title.as_str()))
 }
 
 /// The columns written when a thread is created.
@@ -150,6 +167,8 @@ pub struct NewThreadRow<'a> {
     pub user_id: &'a str,
     /// Title.
     pub title: Option<&'a str>,
+    /// The folded title the search matches.
+    pub title_folded: Option<String>,
     /// Metadata JSON.
     pub metadata: String,
     /// Bound assistant.
@@ -166,6 +185,12 @@ pub struct NewThreadRow<'a> {
     pub created_at: NaiveDateTime,
     /// Update time.
     pub updated_at: NaiveDateTime,
+    /// The client's label.
+    pub workflow_id: Option<&'a str>,
+    /// Incognito.
+    pub is_incognito: bool,
+    /// When an incognito thread goes.
+    pub expected_deletion_at: Option<NaiveDateTime>,
 }
 
 impl<'a> From<&'a Thread> for NewThreadRow<'a> {
@@ -175,6 +200,7 @@ impl<'a> From<&'a Thread> for NewThreadRow<'a> {
             organization_id: t.organization_id.as_str(),
             user_id: t.user_id.as_str(),
             title: t.title.as_ref().map(ThreadTitle::as_str),
+            title_folded: folded(t),
             metadata: t.metadata.to_value().to_string(),
             assistant_id: t.assistant_id.as_ref().map(AssistantId::as_str),
             status: t.status.as_str(),
@@ -183,6 +209,9 @@ impl<'a> From<&'a Thread> for NewThreadRow<'a> {
             visible_in_ui: t.visible_in_ui,
             created_at: to_naive(t.created_at),
             updated_at: to_naive(t.updated_at),
+            workflow_id: t.workflow_id.as_deref(),
+            is_incognito: t.is_incognito,
+            expected_deletion_at: t.expected_deletion_at.map(to_naive),
         }
     }
 }
@@ -193,6 +222,8 @@ impl<'a> From<&'a Thread> for NewThreadRow<'a> {
 pub struct ThreadChangeset<'a> {
     /// Title.
     pub title: Option<&'a str>,
+    /// The folded title the search matches.
+    pub title_folded: Option<String>,
     /// Metadata JSON.
     pub metadata: String,
     /// Bound assistant.
@@ -223,6 +254,7 @@ impl<'a> From<&'a Thread> for ThreadChangeset<'a> {
     fn from(t: &'a Thread) -> Self {
         Self {
             title: t.title.as_ref().map(ThreadTitle::as_str),
+            title_folded: folded(t),
             metadata: t.metadata.to_value().to_string(),
             assistant_id: t.assistant_id.as_ref().map(AssistantId::as_str),
             status: t.status.as_str(),

@@ -78,6 +78,13 @@ diesel::table! {
         lease_expires_at -> Nullable<Timestamp>,
         provisional -> Bool,
         user_state -> Nullable<Text>,
+        workflow_id -> Nullable<Text>,
+        is_incognito -> Bool,
+        expected_deletion_at -> Nullable<Timestamp>,
+        title_folded -> Nullable<Text>,
+        unread -> Bool,
+        last_read_at -> Nullable<Timestamp>,
+        changed_us -> BigInt,
     }
 }
 

@@ -69,6 +69,10 @@ pub struct ThreadQuery {
     pub include_deleted: bool,
     /// Count all matching threads.
     pub include_total: bool,
+    /// Only threads with this `workflow_id`.
+    pub workflow_id: Option<String>,
+    /// Only threads whose title contains this text (any case).
+    pub search: Option<String>,
 }
 
 /// One page of threads.
@@ -87,11 +91,19 @@ pub struct ThreadPage {
 /// The one place this condition is written in SQL.
 macro_rules! admitted_by {
     ($live:expr) => {
-        threads::created_at.gt(to_naive($live.created_after)).and(
-            threads::state
-                .eq(ThreadState::Archived.as_str())
-                .or(threads::updated_at.gt(to_naive($live.active_after))),
-        )
+        threads::created_at
+            .gt(to_naive($live.created_after))
+            .and(
+                threads::state
+                    .eq(ThreadState::Archived.as_str())
+                    .or(threads::updated_at.gt(to_naive($live.active_after))),
+            )
+            .and(
+                threads::expected_deletion_at
+                    .is_null()
+                    .or(threads::expected_deletion_at.gt(to_naive($live.now)))
+                    .assume_not_null(),
+            )
     };
 }
 
@@ -132,13 +144,66 @@ fn owned_by<'a>(
     q.filter(threads::provisional.eq(false))
 }
 
+/// How a title search runs on one backend.
+#[derive(Debug, Clone)]
+enum TitleSearch {
+    /// SQLite, three characters or more: the FTS5 trigram index of the
+    /// folded titles (a phrase query is a substring match).
+    Trigrams(String),
+    /// PostgreSQL (its trigram GIN index serves `LIKE`), or a search
+    /// shorter than a trigram on SQLite: `LIKE` on the folded title.
+    Like(String),
+}
+
+impl TitleSearch {
+    fn new(conn: &DbConnection, text: &str) -> Self {
+        let folded = skein_domain::fold_case(text);
+        match conn {
+            DbConnection::Sqlite(_) if folded.chars().count() >= 3 => {
+                Self::Trigrams(format!("\"{}\"", folded.replace('"', "\"\"")))
+            }
+            _ => {
+                let mut pattern = String::with_capacity(folded.len() + 2);
+                pattern.push('%');
+                for c in folded.chars() {
+                    if matches!(c, '%' | '_' | '\\') {
+                        pattern.push('\\');
+                    }
+                    pattern.push(c);
+                }
+                pattern.push('%');
+                Self::Like(pattern)
+            }
+        }
+    }
+}
+
 fn filtered<'a>(
     user: &'a UserId,
     orgs: &'a [OrganizationId],
     live: Option<Liveness>,
     query: &'a ThreadQuery,
+    search: Option<TitleSearch>,
 ) -> threads::BoxedQuery<'a, Db> {
     let mut q = owned_by(user, orgs, live, query.include_deleted);
+    if let Some(w) = &query.workflow_id {
+        q = q.filter(threads::workflow_id.eq(w.as_str()));
+    }
+    match search {
+        Some(TitleSearch::Trigrams(phrase)) => {
+            q = q.filter(
+                diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    "threads.pk IN (SELECT rowid FROM thread_titles WHERE thread_titles MATCH ",
+                )
+                .bind::<diesel::sql_types::Text, _>(phrase)
+                .sql(")"),
+            );
+        }
+        Some(TitleSearch::Like(pattern)) => {
+            q = q.filter(threads::title_folded.like(pattern).escape('\\'));
+        }
+        None => {}
+    }
     if let Some(a) = &query.assistant_id {
         q = q.filter(threads::assistant_id.eq(a.as_str()));
     }
@@ -348,11 +413,27 @@ pub fn soft_delete(
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    on_locked_row(conn, scope, id, |conn, pk| {
+        diesel::update(threads::table.filter(threads::pk.eq(pk)))
+            .set(threads::deleted_at.eq(to_naive(now)))
+            .execute(conn)
+    })
+}
+
+/// Runs `write` on the row id of the caller's live thread `id`, in a write
+/// transaction that holds the row.
+fn on_locked_row<F>(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    id: &str,
+    write: F,
+) -> Result<(), StoreError>
+where
+    F: FnOnce(&mut DbConnection, i64) -> Result<usize, diesel::result::Error>,
+{
     write_transaction(conn, |conn| {
         let (key, _) = load_locked(conn, scope, id)?;
-        diesel::update(threads::table.filter(threads::pk.eq(key.pk)))
-            .set(threads::deleted_at.eq(to_naive(now)))
-            .execute(conn)?;
+        write(conn, key.pk)?;
         Ok(())
     })
 }
@@ -481,7 +562,15 @@ pub fn list_across(
     let plain = query.assistant_id.is_none()
         && query.visible_in_ui.is_none()
         && query.is_pinned.is_none()
+        && query.workflow_id.is_none()
+        && query.search.is_none()
         && !query.include_deleted;
+    let search = |conn: &DbConnection| {
+        query
+            .search
+            .as_deref()
+            .map(|text| TitleSearch::new(conn, text))
+    };
     let rows: Vec<ThreadRow> = match (orgs, live) {
         // The usual page (one organization, live threads, no filter): a
         // statement of one shape per order, prepared once per connection.
@@ -497,7 +586,7 @@ pub fn list_across(
             |q| q.select(ThreadRow::as_select()).load(conn)?
         ),
         _ => with_keyset!(
-            filtered(user, orgs, live, query),
+            filtered(user, orgs, live, query, search(conn)),
             threads::pk,
             keyset,
             |q| q.select(ThreadRow::as_select()).load(conn)?
@@ -506,7 +595,7 @@ pub fn list_across(
     let (rows, has_more) = keyset.finish(rows);
     let total = if query.include_total {
         Some(
-            filtered(user, orgs, live, query)
+            filtered(user, orgs, live, query, search(conn))
                 .count()
                 .get_result::<i64>(conn)?,
         )
@@ -614,5 +703,215 @@ where
             .execute(conn)
             .map_err(StoreError::from)?;
         Ok(state)
+    })
+}
+
+/// The caller's live threads with an unread assistant message (contract
+/// 9.3), newest first: one read on the partial index `threads_unread`.
+pub fn unread_ids(
+    conn: &mut DbConnection,
+    user: &UserId,
+    orgs: &[OrganizationId],
+    live: Option<Liveness>,
+) -> Result<Vec<String>, StoreError> {
+    Ok(owned_by(user, orgs, live, false)
+        .filter(threads::unread)
+        .order(threads::pk.desc())
+        .select(threads::id)
+        .load(conn)?)
+}
+
+/// Records that the owner read the thread now: `has_unread` turns false
+/// until the next assistant message.
+pub fn mark_read(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    on_locked_row(conn, scope, id, |conn, pk| {
+        diesel::update(threads::table.filter(threads::pk.eq(pk)))
+            .set((
+                threads::unread.eq(false),
+                threads::last_read_at.eq(to_naive(now)),
+            ))
+            .execute(conn)
+    })
+}
+
+/// Whether a thread holds an assistant message newer than its owner's last
+/// read (after a message was removed, the flag is worked out again).
+pub(crate) fn recompute_unread(conn: &mut DbConnection, pk: i64) -> Result<(), StoreError> {
+    use crate::schema::messages;
+    let last_read: Option<chrono::NaiveDateTime> = threads::table
+        .filter(threads::pk.eq(pk))
+        .select(threads::last_read_at)
+        .first(conn)?;
+    let mut newer = messages::table
+        .filter(messages::thread_pk.eq(pk))
+        .filter(messages::role.eq(skein_domain::MessageRole::Assistant.as_str()))
+        .into_boxed();
+    if let Some(at) = last_read {
+        newer = newer.filter(messages::created_at.gt(at));
+    }
+    let unread = newer
+        .select(messages::pk)
+        .first::<i64>(conn)
+        .optional()?
+        .is_some();
+    diesel::update(threads::table.filter(threads::pk.eq(pk)))
+        .set(threads::unread.eq(unread))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// One page of the change feed (contract 9.3).
+#[derive(Debug, Clone)]
+pub struct ChangePage {
+    /// The changed threads (deleted ones carry `deleted_at`), oldest change
+    /// first.
+    pub threads: Vec<Thread>,
+    /// Where the next page starts (microseconds since the epoch).
+    pub next_since_us: i64,
+    /// More changes were already there beyond this page.
+    pub has_more: bool,
+}
+
+/// How long a change-feed reader waits for the writers of its user that
+/// are in flight (PostgreSQL) before answering "nothing new yet".
+const HORIZON_WAIT_MS: u32 = 250;
+
+/// The feed's horizon for `user`: an instant such that every write of the
+/// user's threads stamped before it has committed, and every write not yet
+/// committed will be stamped at or after it. PostgreSQL: the user's lock,
+/// taken exclusively for an instant (writers hold it shared from their
+/// stamp to their commit, see migration 000009), then the database's clock.
+/// SQLite: a write turn (writers are serial), then the next stamp a write
+/// would get. `None` when
+/// the writers in flight did not finish within [`HORIZON_WAIT_MS`].
+fn horizon(conn: &mut DbConnection, user: &UserId) -> Result<Option<i64>, StoreError> {
+    use diesel::sql_types::{BigInt, Text};
+    #[derive(QueryableByName)]
+    struct Now {
+        #[diesel(sql_type = BigInt)]
+        us: i64,
+    }
+    /// The writers in flight did not finish in time, or another failure.
+    enum Waited {
+        TooLong,
+        Failed(StoreError),
+    }
+    impl From<StoreError> for Waited {
+        fn from(e: StoreError) -> Self {
+            Self::Failed(e)
+        }
+    }
+    match conn {
+        DbConnection::Postgresql(_) => {
+            let taken = write_transaction(conn, |conn| -> Result<i64, Waited> {
+                diesel::connection::SimpleConnection::batch_execute(
+                    conn,
+                    &format!("SET LOCAL lock_timeout = '{HORIZON_WAIT_MS}ms'"),
+                )
+                .map_err(StoreError::from)?;
+                match diesel::sql_query(
+                    "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT AS us \
+                     FROM (SELECT pg_advisory_xact_lock(29547, hashtext($1))) AS locked",
+                )
+                .bind::<Text, _>(user.as_str())
+                .get_result::<Now>(conn)
+                {
+                    Ok(now) => Ok(now.us),
+                    Err(diesel::result::Error::DatabaseError(_, info))
+                        if info.message().contains("lock timeout") =>
+                    {
+                        Err(Waited::TooLong)
+                    }
+                    Err(e) => Err(StoreError::from(e).into()),
+                }
+            });
+            match taken {
+                Ok(us) => Ok(Some(us)),
+                Err(Waited::TooLong) => Ok(None),
+                Err(Waited::Failed(e)) => Err(e),
+            }
+        }
+        // The next stamp the user's threads can get (see the triggers): the
+        // clock, or one more than their newest stamp, whichever is later.
+        DbConnection::Sqlite(_) => write_transaction(conn, |conn| {
+            let now: Now = diesel::sql_query(
+                "SELECT max(CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER), \
+                 coalesce((SELECT max(changed_us) FROM threads WHERE user_id = ?), 0) + 1) AS us",
+            )
+            .bind::<Text, _>(user.as_str())
+            .get_result(conn)?;
+            Ok(Some(now.us))
+        }),
+    }
+}
+
+/// The user's threads (in `orgs`) created, updated or deleted at or after
+/// `since_us`, oldest change first, at most `limit` (more only to finish a
+/// group of changes stamped in the same microsecond). Walking with
+/// `since_us = next_since_us` sees every change once, also under
+/// concurrent writers: only changes before the [`horizon`] are read, and
+/// no write can still land before it.
+pub fn changes(
+    conn: &mut DbConnection,
+    user: &UserId,
+    orgs: &[OrganizationId],
+    live: Option<Liveness>,
+    since_us: i64,
+    limit: u32,
+) -> Result<ChangePage, StoreError> {
+    let Some(horizon) = horizon(conn, user)? else {
+        return Ok(ChangePage {
+            threads: Vec::new(),
+            next_since_us: since_us,
+            has_more: false,
+        });
+    };
+    let changed = |from: i64| {
+        owned_by(user, orgs, live, true)
+            .filter(threads::changed_us.ge(from))
+            .filter(threads::changed_us.lt(horizon))
+    };
+    let limit = usize::try_from(limit.max(1)).unwrap_or(100);
+    let mut rows: Vec<(ThreadRow, i64)> = changed(since_us)
+        .order((threads::changed_us.asc(), threads::pk.asc()))
+        .limit(i64::try_from(limit).unwrap_or(100) + 1)
+        .select((ThreadRow::as_select(), threads::changed_us))
+        .load(conn)?;
+    let has_more = rows.len() > limit;
+    let next_since_us = if has_more {
+        let next = rows[limit].1;
+        rows.truncate(limit);
+        let (last_pk, last_us) = rows
+            .last()
+            .map(|(r, us)| (r.pk, *us))
+            .unwrap_or((0, since_us));
+        if next == last_us {
+            // The page ends inside a group of changes stamped in the same
+            // microsecond: finish the group, so the next page can start
+            // after it.
+            let rest: Vec<(ThreadRow, i64)> = changed(last_us)
+                .filter(threads::changed_us.eq(last_us))
+                .filter(threads::pk.gt(last_pk))
+                .order(threads::pk.asc())
+                .select((ThreadRow::as_select(), threads::changed_us))
+                .load(conn)?;
+            rows.extend(rest);
+        }
+        last_us + 1
+    } else {
+        horizon.max(since_us)
+    };
+    Ok(ChangePage {
+        threads: rows
+            .into_iter()
+            .map(|(row, _)| Thread::try_from(row))
+            .collect::<Result<_, _>>()?,
+        next_since_us,
+        has_more,
     })
 }

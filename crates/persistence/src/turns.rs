@@ -16,7 +16,7 @@ use diesel::prelude::*;
 use skein_domain::context::ContextItem;
 use skein_domain::{
     Assistant, AssistantId, DomainError, Limits, Message, Metadata, NewMessage, NewThread, Thread,
-    ThreadId, ThreadPatch, ThreadState,
+    ThreadId, ThreadPatch, ThreadState, WorkflowId,
 };
 
 /// How a response opens its turn in a thread.
@@ -26,6 +26,10 @@ pub struct TurnStart {
     pub thread_id: ThreadId,
     /// Metadata for a thread created by this request.
     pub metadata: Metadata,
+    /// The `workflow_id` of a thread created by this request.
+    pub workflow_id: Option<WorkflowId>,
+    /// `Some(ttl)`: a thread created by this request is incognito.
+    pub incognito_ttl: Option<TimeDelta>,
     /// The assistant the request names, to bind or to check.
     pub assistant: Option<AssistantId>,
     /// The response id, which holds the lease.
@@ -144,6 +148,8 @@ where
                         metadata: start.metadata.clone(),
                         assistant_id: None,
                         visible_in_ui: true,
+                        workflow_id: start.workflow_id.clone(),
+                        incognito_ttl: start.incognito_ttl,
                     },
                     now,
                 );

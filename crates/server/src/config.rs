@@ -83,6 +83,10 @@ pub struct RetentionConfig {
     /// Responses are kept this long (`SKEIN_RESPONSE_TTL`, default 24h).
     #[serde(deserialize_with = "skein_domain::retention::duration")]
     pub response_ttl: TimeDelta,
+    /// Incognito threads are deleted for good this long after their
+    /// creation, without a grace period (`SKEIN_INCOGNITO_TTL`, default 24h).
+    #[serde(deserialize_with = "skein_domain::retention::duration")]
+    pub incognito_ttl: TimeDelta,
     /// How often the sweeper runs (`SKEIN_SWEEP_INTERVAL`, default 10m);
     /// `0s` turns the background sweeper off (`skein purge` still works).
     #[serde(deserialize_with = "skein_domain::retention::duration")]
@@ -100,6 +104,7 @@ impl Default for RetentionConfig {
             thread_max_age: p.thread_max_age,
             deleted_grace: p.deleted_grace,
             response_ttl: p.response_ttl,
+            incognito_ttl: p.incognito_ttl,
             sweep_interval: TimeDelta::minutes(10),
             sweep_batch: 500,
         }
@@ -114,6 +119,7 @@ impl RetentionConfig {
             thread_max_age: self.thread_max_age,
             deleted_grace: self.deleted_grace,
             response_ttl: self.response_ttl,
+            incognito_ttl: self.incognito_ttl,
         }
     }
 
@@ -275,6 +281,7 @@ impl Config {
             ("SKEIN_THREAD_MAX_AGE", &mut r.thread_max_age),
             ("SKEIN_DELETED_GRACE", &mut r.deleted_grace),
             ("SKEIN_RESPONSE_TTL", &mut r.response_ttl),
+            ("SKEIN_INCOGNITO_TTL", &mut r.incognito_ttl),
             ("SKEIN_SWEEP_INTERVAL", &mut r.sweep_interval),
         ] {
             if let Some(v) = env(name) {

@@ -505,10 +505,12 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let policy = config.retention.policy();
     log::info!(
         "retention: threads expire after {} without activity or {} after creation, \
-         purged {} after expiry or deletion; responses kept {}; sweeper {}",
+         purged {} after expiry or deletion; incognito threads deleted {} after creation; \
+         responses kept {}; sweeper {}",
         short_duration(policy.thread_inactivity_ttl),
         short_duration(policy.thread_max_age),
         short_duration(policy.deleted_grace),
+        short_duration(policy.incognito_ttl),
         short_duration(policy.response_ttl),
         match config.retention.sweep_every() {
             Some(_) => format!("every {}", short_duration(config.retention.sweep_interval)),

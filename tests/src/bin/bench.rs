@@ -3,8 +3,9 @@
 //! Starts the release `skein` binary on SQLite, then on PostgreSQL, and runs
 //! the sections of docs/benchmarks.md (`BENCH_SECTIONS` picks some): load
 //! (`wrk` at 1 and 32 connections, every common operation, `/healthz` as the
-//! ceiling), history, gateway, context, counting, and idle (memory at rest
-//! on a large database). Prints Markdown tables for docs/benchmarks.md.
+//! ceiling), history, gateway, context, counting, rewind, reconnect, events,
+//! replicas, sidebar (search and unread on 1M threads) and idle (memory at
+//! rest on a large database). Prints Markdown tables for docs/benchmarks.md.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use reqwest::blocking::Client;
@@ -16,6 +17,8 @@ use std::time::{Duration, Instant};
 
 #[path = "bench/load.rs"]
 mod load;
+#[path = "bench/sidebar.rs"]
+mod sidebar;
 #[path = "bench/streams.rs"]
 mod streams;
 #[path = "bench/turns.rs"]
@@ -88,6 +91,9 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
     if section("counting") {
         turns::reads_while_counting(&base, &key, requests);
     }
+    if section("rewind") {
+        sidebar::rewind(&base, &key, &|thread, n| seeder.append(thread, n), 200);
+    }
     let (rss, peak) = server.memory_kib();
     println!(
         "\nServer memory at the end of the {} run: RSS {:.1} MiB, peak (VmHWM) **{:.1} MiB**.\n",
@@ -105,6 +111,14 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
     if section("replicas") && backend == Backend::Postgres {
         streams::replica_scaling(30, env_num("BENCH_SECONDS", 10) as u64);
     }
+    if section("sidebar") {
+        sidebar::search_and_unread(
+            backend,
+            env_num("BENCH_SIDEBAR_THREADS", 1_000_000) as u64,
+            env_num("BENCH_SIDEBAR_OWN", 100_000) as u64,
+            500,
+        );
+    }
     if section("idle") {
         load::idle(
             backend,
@@ -115,8 +129,8 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
 }
 
 /// Whether `BENCH_SECTIONS` (a comma-separated list; all when unset) names
-/// this section: load, history, gateway, context, counting, reconnect, events,
-/// replicas (PostgreSQL only), idle.
+/// this section: load, history, gateway, context, counting, rewind, reconnect,
+/// events, replicas (PostgreSQL only), sidebar, idle.
 fn section(name: &str) -> bool {
     std::env::var("BENCH_SECTIONS")
         .map(|v| v.split(',').any(|s| s.trim() == name))

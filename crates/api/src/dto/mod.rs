@@ -92,6 +92,16 @@ pub struct CreateThreadRequest {
     /// Shown in user interfaces (default true). Requires a user token.
     #[serde(default, alias = "visibleInUi")]
     pub visible_in_ui: Option<bool>,
+    /// An opaque label (1-256 characters) that `GET /v1/threads?workflow_id=`
+    /// filters by. Set at creation only.
+    #[serde(default, alias = "workflowId")]
+    #[schema(max_length = 256, example = "wf_onboarding")]
+    pub workflow_id: Option<String>,
+    /// Incognito: the thread is deleted for good at `expected_deletion_at`
+    /// (creation + `SKEIN_INCOGNITO_TTL`, default 24 h), without the
+    /// deleted grace period. Set at creation only.
+    #[serde(default, alias = "isIncognito")]
+    pub is_incognito: Option<bool>,
 }
 
 /// Body of `PATCH /v1/threads/{thread_id}`. Absent and `null` fields are left
@@ -127,7 +137,8 @@ pub struct UpdateThreadRequest {
     "last_message_at": null, "metadata": {"category": "support"}, "assistant_id": null,
     "organization_id": "org_12345", "user_id": "usr_abc123", "title": "Support chat",
     "status": "inactive", "state": "open", "message_count": 0, "visible_in_ui": true,
-    "last_model_used": null, "is_pinned": false, "pinned_at": null, "space_ids": []
+    "last_model_used": null, "is_pinned": false, "pinned_at": null, "space_ids": [],
+    "workflow_id": null, "is_incognito": false, "expected_deletion_at": null, "has_unread": false
 }))]
 pub struct ThreadResponse {
     /// Thread id.
@@ -171,6 +182,17 @@ pub struct ThreadResponse {
     pub pinned_at: Option<String>,
     /// Spaces (always empty in Skein).
     pub space_ids: Vec<String>,
+    /// The client's label, set at creation.
+    pub workflow_id: Option<String>,
+    /// Deleted for good at `expected_deletion_at`.
+    pub is_incognito: bool,
+    /// When an incognito thread is deleted (null for the others).
+    #[schema(format = DateTime)]
+    pub expected_deletion_at: Option<String>,
+    /// An assistant message arrived after the caller last marked the
+    /// thread read (`POST /v1/threads/{thread_id}/read`), or the thread was
+    /// never read and holds one.
+    pub has_unread: bool,
     /// Only on soft-deleted threads (listed with `include_deleted=true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(format = DateTime)]
@@ -198,6 +220,10 @@ impl From<Thread> for ThreadResponse {
             last_model_used: t.last_model_used,
             pinned_at: t.pinned_at.map(timestamp),
             space_ids: Vec::new(),
+            workflow_id: t.workflow_id,
+            is_incognito: t.is_incognito,
+            expected_deletion_at: t.expected_deletion_at.map(timestamp),
+            has_unread: t.has_unread,
             deleted_at: t.deleted_at.map(timestamp),
         }
     }
@@ -260,6 +286,16 @@ pub struct ListThreadsQuery {
     /// Count all matching threads into `total`.
     #[serde(default, alias = "includeTotal")]
     pub include_total: Option<bool>,
+    /// Only threads with this `workflow_id`.
+    #[serde(default, alias = "workflowId")]
+    pub workflow_id: Option<String>,
+    /// Only threads whose title contains this text, ignoring case (Unicode
+    /// case folding); at most 200 characters. Combines with every other
+    /// filter and with the cursors.
+    #[serde(default)]
+    #[validate(length(max = 200, message = "search must be at most 200 characters"))]
+    #[param(max_length = 200, example = "invoice")]
+    pub search: Option<String>,
 }
 
 impl ListThreadsQuery {

@@ -2,11 +2,12 @@
 
 use super::content::{text_of, ContentInput, TextPart};
 use crate::error::{ApiError, FieldError};
+use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use skein_domain::context::{ContextMode, ContextRole};
 use skein_domain::turn::RequestedSettings;
-use skein_domain::{AssistantId, DomainError, Limits, Metadata, ThreadId};
+use skein_domain::{AssistantId, DomainError, Limits, Metadata, ThreadId, WorkflowId};
 use skein_engine::{CancelOutcome, Completed, Target, TurnInput, TurnRequest};
 use skein_persistence::turns::Rewind;
 use utoipa::ToSchema;
@@ -120,6 +121,15 @@ pub struct CreateResponseRequest {
     /// the new inputs, with the turn's commit (needs a thread).
     #[serde(default, alias = "editMessageId")]
     pub edit_message_id: Option<String>,
+    /// An opaque label for the thread this response creates (no effect on
+    /// an existing thread or without a thread).
+    #[serde(default, alias = "workflowId")]
+    pub workflow_id: Option<String>,
+    /// The thread this response creates is incognito: deleted for good
+    /// `SKEIN_INCOGNITO_TTL` (default 24 h) after its creation (no effect
+    /// on an existing thread or without a thread).
+    #[serde(default, alias = "isIncognito")]
+    pub is_incognito: Option<bool>,
     /// Not supported: 400 `UNSUPPORTED_FEATURE` when present and not empty.
     #[serde(default)]
     #[schema(value_type = Option<Vec<Object>>)]
@@ -335,7 +345,11 @@ impl CreateResponseRequest {
     /// The wire request as the engine's [`TurnRequest`]: every field
     /// parsed, every rule of the wire checked (422 with `loc`, or 400 for
     /// fields that exclude each other).
-    pub fn into_turn(self, limits: &Limits) -> Result<TurnRequest, ApiError> {
+    pub fn into_turn(
+        self,
+        limits: &Limits,
+        incognito_ttl: TimeDelta,
+    ) -> Result<TurnRequest, ApiError> {
         for (field, value) in [
             ("tools", &self.tools),
             ("system_tools", &self.system_tools),
@@ -438,7 +452,19 @@ impl CreateResponseRequest {
                     .transpose()
                     .map_err(DomainError::from)?
                     .unwrap_or_default();
-                Target::Thread { id, metadata }
+                let workflow_id = self
+                    .workflow_id
+                    .map(WorkflowId::parse)
+                    .transpose()
+                    .map_err(|e| {
+                        ApiError::Validation(vec![FieldError::new(&["body", "workflow_id"], e)])
+                    })?;
+                Target::Thread {
+                    id,
+                    metadata,
+                    workflow_id,
+                    incognito_ttl: (self.is_incognito == Some(true)).then_some(incognito_ttl),
+                }
             }
             (None, Some(previous_response_id)) => Target::Chain {
                 previous_response_id,

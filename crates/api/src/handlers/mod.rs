@@ -2,6 +2,7 @@
 
 pub mod assistants;
 pub mod messages;
+pub mod read_state;
 pub mod responses;
 pub mod service;
 pub mod threads;

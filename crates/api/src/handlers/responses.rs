@@ -63,7 +63,7 @@ pub async fn create_response(
     let stream = body.stream.unwrap_or(false);
     let thread = body.thread_id().map(str::to_string);
     let organization = body.organization_id.clone();
-    let request = body.into_turn(&state.limits)?;
+    let request = body.into_turn(&state.limits, state.retention.incognito_ttl)?;
     caller.before_counting(request.text_bytes()).await?;
     let whose = caller.within(move |conn, who| response_scope(conn, who, thread, organization));
     let turn = state.engine().open(request, whose).await?;

@@ -13,7 +13,7 @@ use crate::state::AppState;
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use skein_domain::{
     naming, AssistantId, DomainError, MessageRole, Metadata, NewThread, Thread, ThreadId,
-    ThreadPatch, ThreadTitle,
+    ThreadPatch, ThreadTitle, WorkflowId,
 };
 use skein_persistence::{threads, Scope, ThreadQuery};
 
@@ -72,6 +72,12 @@ pub async fn create_thread(
         .map_err(skein_domain::DomainError::from)?
         .unwrap_or_default();
     let assistant_id = parse_assistant(body.assistant_id)?;
+    let workflow_id = body
+        .workflow_id
+        .map(WorkflowId::parse)
+        .transpose()
+        .map_err(|e| ApiError::Validation(vec![FieldError::new(&["body", "workflow_id"], e)]))?;
+    let incognito_ttl = (body.is_incognito == Some(true)).then_some(state.retention.incognito_ttl);
     let (organization, visible_in_ui) = (body.organization_id, body.visible_in_ui);
     let thread = caller
         .run(move |conn, who| -> Result<Thread> {
@@ -84,6 +90,8 @@ pub async fn create_thread(
                     metadata,
                     assistant_id,
                     visible_in_ui: visible_in_ui.unwrap_or(true),
+                    workflow_id,
+                    incognito_ttl,
                 },
                 now,
             );
@@ -175,17 +183,16 @@ pub async fn list_threads(
         is_pinned: q.is_pinned,
         include_deleted: q.include_deleted.unwrap_or(false),
         include_total: q.include_total.unwrap_or(false),
+        workflow_id: q.workflow_id,
+        // An empty search matches every title: no filter.
+        search: q.search.filter(|s| !s.is_empty()),
     };
     let organization = q.organization_id;
     let page = caller
         .run(move |conn, who| {
             // A user token without organization_id lists across all its
             // organizations.
-            let orgs = match organization.as_deref() {
-                Some(org) => vec![who.organization(Some(org))?],
-                None if who.organizations.is_empty() => vec![who.organization(None)?],
-                None => who.organizations.clone(),
-            };
+            let orgs = who.listing(organization.as_deref())?;
             Ok(threads::list_across(
                 conn,
                 &who.user_id,

@@ -127,6 +127,7 @@ async fn no_endpoint_reaches_another_users_or_organizations_objects(backend: Bac
                     ("get" | "patch" | "delete", "/v1/threads/{thread_id}")
                     | ("post", "/v1/threads/{thread_id}/pin")
                     | ("post", "/v1/threads/{thread_id}/unpin")
+                    | ("post", "/v1/threads/{thread_id}/read")
                     | ("post", "/v1/threads/{thread_id}/generateName")
                     | ("get" | "post", "/v1/threads/{thread_id}/messages")
                     | ("patch" | "delete", "/v1/threads/{thread_id}/messages/{message_id}")
@@ -154,6 +155,26 @@ async fn no_endpoint_reaches_another_users_or_organizations_objects(backend: Bac
                             .as_array()
                             .map(|d| d.iter().map(|t| t["id"].clone()).collect())
                             .unwrap_or_default();
+                        assert!(!ids.contains(&json!("owned")), "{ctx}: {ids:?}");
+                    }
+                    // The owner's thread is unread and changed: neither
+                    // list shows it to anyone else.
+                    ("get", "/v1/threads/unread") => {
+                        let r = call(&app, cred, m.clone(), path, None).await;
+                        assert_eq!(r.status, 200, "{ctx}: {}", r.body);
+                        let ids = r.body["unread_thread_ids"].as_array().unwrap();
+                        assert!(!ids.contains(&json!("owned")), "{ctx}: {ids:?}");
+                    }
+                    ("get", "/v1/threads/changes") => {
+                        let uri = "/v1/threads/changes?since=2000-01-01T00:00:00Z";
+                        let r = call(&app, cred, m.clone(), uri, None).await;
+                        assert_eq!(r.status, 200, "{ctx}: {}", r.body);
+                        let ids: Vec<_> = r.body["data"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|t| t["id"].clone())
+                            .collect();
                         assert!(!ids.contains(&json!("owned")), "{ctx}: {ids:?}");
                     }
                     ("get", "/v1/assistants") => {

@@ -16,6 +16,7 @@ mod ratelimit;
 mod responses;
 mod retention;
 mod service;
+mod thread_feed;
 mod threads;
 mod tokens;
 mod user_state;

@@ -77,6 +77,8 @@ fn new_thread(s: &Scope, id: Option<&str>) -> Thread {
             metadata: Metadata::empty(),
             assistant_id: None,
             visible_in_ui: true,
+            workflow_id: None,
+            incognito_ttl: None,
         },
         clock::now(),
     )

@@ -34,6 +34,8 @@ fn thread(conn: &mut DbConnection, s: &Scope, at: DateTime<Utc>) -> Thread {
             metadata: Metadata::empty(),
             assistant_id: None,
             visible_in_ui: true,
+            workflow_id: None,
+            incognito_ttl: None,
         },
         at,
     );
@@ -175,6 +177,8 @@ fn a_deleted_thread_is_kept_29_days_and_gone_on_day_31_with_everything(backend: 
             metadata: Metadata::empty(),
             assistant_id: None,
             visible_in_ui: true,
+            workflow_id: None,
+            incognito_ttl: None,
         },
         t0,
     );

@@ -36,6 +36,8 @@ fn concurrent_first_use_of_a_thread_id_is_busy_never_missing(backend: Backend) {
                 let mut conn = store.conn().unwrap();
                 conn.batch_execute("SELECT 1").unwrap();
                 let start = TurnStart {
+                    workflow_id: None,
+                    incognito_ttl: None,
                     thread_id: ThreadId::parse("support_user123").unwrap(),
                     metadata: Default::default(),
                     assistant: None,

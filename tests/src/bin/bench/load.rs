@@ -257,34 +257,67 @@ pub fn load(base: &str, key: &str, threads: usize, secs: u64, seed_messages: &dy
 /// in a few statements), the server is started on it, serves a handful of
 /// requests, and its resident set is read (`VmRSS`) with its peak
 /// (`VmHWM`).
+/// A fresh database that a first start of the server bootstrapped (its
+/// organization, user and key), stopped again so that a benchmark can seed
+/// it directly through `store`.
+pub struct Bootstrapped {
+    /// The database (dropped last).
+    pub db: skein_persistence::testing::TestDb,
+    /// The server's working directory.
+    pub dir: tempfile::TempDir,
+    /// The URL the server is started with.
+    pub url: String,
+    /// The bootstrap key, organization and user.
+    pub key: String,
+    pub org: String,
+    pub user: String,
+    /// A store on the same database, for seeding.
+    pub store: skein_persistence::Store,
+}
+
+impl Bootstrapped {
+    pub fn new(backend: skein_persistence::Backend) -> Self {
+        use skein_persistence::Backend;
+        let db = skein_persistence::testing::TestDb::new(backend);
+        let dir = tempfile::tempdir().unwrap();
+        let url = match backend {
+            Backend::Sqlite => "sqlite://data/skein.db".to_string(),
+            Backend::Postgres => db.url.clone(),
+        };
+        let first = skein_tests::Server::start(&url, dir.path());
+        let key = first.bootstrap_key.clone().unwrap();
+        let org = super::banner_value(&first.banner, "organization:");
+        let user = super::banner_value(&first.banner, "user:");
+        assert!(first.terminate());
+        let direct = match backend {
+            Backend::Sqlite => format!("sqlite://{}", dir.path().join("data/skein.db").display()),
+            Backend::Postgres => db.url.clone(),
+        };
+        let store = skein_persistence::Store::open(&direct, Default::default()).unwrap();
+        Self {
+            db,
+            dir,
+            url,
+            key,
+            org,
+            user,
+            store,
+        }
+    }
+}
+
 pub fn idle(backend: skein_persistence::Backend, threads: u64, per_thread: u64) {
-    use skein_persistence::testing::TestDb;
-    use skein_persistence::{Backend, DbConnection};
+    use skein_persistence::DbConnection;
     use skein_tests::Server;
-    let db = TestDb::new(backend);
-    let dir = tempfile::tempdir().unwrap();
-    let url = match backend {
-        Backend::Sqlite => "sqlite://data/skein.db".to_string(),
-        Backend::Postgres => db.url.clone(),
-    };
-    // First start: the bootstrap organization, user and key.
-    let first = Server::start(&url, dir.path());
-    let key = first.bootstrap_key.clone().unwrap();
-    let field = |label: &str| {
-        first
-            .banner
-            .lines()
-            .find_map(|l| l.trim().strip_prefix(label))
-            .map(|v| v.trim().to_string())
-            .unwrap()
-    };
-    let (org, user) = (field("organization:"), field("user:"));
-    assert!(first.terminate());
-    let direct = match backend {
-        Backend::Sqlite => format!("sqlite://{}", dir.path().join("data/skein.db").display()),
-        Backend::Postgres => db.url.clone(),
-    };
-    let store = skein_persistence::Store::open(&direct, Default::default()).unwrap();
+    let Bootstrapped {
+        db: _db,
+        dir,
+        url,
+        key,
+        org,
+        user,
+        store,
+    } = Bootstrapped::new(backend);
     let started = std::time::Instant::now();
     store
         .blocking(|conn| -> Result<(), skein_persistence::StoreError> {

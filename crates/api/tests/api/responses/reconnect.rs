@@ -212,6 +212,8 @@ async fn a_response_whose_process_died_ends_interrupted_and_its_thread_recovers(
     );
     let mut conn = app.store.conn().unwrap();
     let start = TurnStart {
+        workflow_id: None,
+        incognito_ttl: None,
         thread_id: ThreadId::parse("ghost").unwrap(),
         metadata: Metadata::default(),
         assistant: None,
@@ -275,6 +277,8 @@ async fn a_response_whose_process_died_ends_interrupted_and_its_thread_recovers(
     // the lease has lapsed, and not before.
     let mut conn = app.store.conn().unwrap();
     let lost = TurnStart {
+        workflow_id: None,
+        incognito_ttl: None,
         thread_id: ThreadId::parse("lost").unwrap(),
         lease_id: "resp_lost".into(),
         lease_ttl: TimeDelta::seconds(60),

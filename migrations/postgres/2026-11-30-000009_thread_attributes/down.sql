@@ -1,0 +1,15 @@
+DROP TRIGGER threads_changed ON threads;
+DROP FUNCTION skein_thread_changed();
+DROP INDEX threads_title_trgm;
+DROP INDEX threads_changes;
+DROP INDEX threads_unread;
+DROP INDEX threads_incognito;
+DROP INDEX threads_workflow;
+ALTER TABLE threads
+    DROP COLUMN workflow_id,
+    DROP COLUMN is_incognito,
+    DROP COLUMN expected_deletion_at,
+    DROP COLUMN title_folded,
+    DROP COLUMN unread,
+    DROP COLUMN last_read_at,
+    DROP COLUMN changed_us;

@@ -1,0 +1,17 @@
+DROP TRIGGER threads_changed_update;
+DROP TRIGGER threads_changed_insert;
+DROP TRIGGER thread_titles_delete;
+DROP TRIGGER thread_titles_update;
+DROP TRIGGER thread_titles_insert;
+DROP TABLE thread_titles;
+DROP INDEX threads_changes;
+DROP INDEX threads_unread;
+DROP INDEX threads_incognito;
+DROP INDEX threads_workflow;
+ALTER TABLE threads DROP COLUMN workflow_id;
+ALTER TABLE threads DROP COLUMN is_incognito;
+ALTER TABLE threads DROP COLUMN expected_deletion_at;
+ALTER TABLE threads DROP COLUMN title_folded;
+ALTER TABLE threads DROP COLUMN unread;
+ALTER TABLE threads DROP COLUMN last_read_at;
+ALTER TABLE threads DROP COLUMN changed_us;
