@@ -292,6 +292,13 @@ fn main() {
     let threads = env_num("BENCH_THREADS", 20_000);
     let requests = env_num("BENCH_REQUESTS", 8_000);
     let conns = env_num("BENCH_CONNECTIONS", 8);
-    run(Backend::Sqlite, threads, requests, conns);
-    run(Backend::Postgres, threads, requests, conns);
+    // BENCH_BACKENDS picks some (sqlite, postgres; both when unset).
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let wanted = std::env::var("BENCH_BACKENDS")
+            .map(|v| v.split(',').any(|b| b.trim() == backend.name()))
+            .unwrap_or(true);
+        if wanted {
+            run(backend, threads, requests, conns);
+        }
+    }
 }
