@@ -139,6 +139,22 @@ diesel::joinable!(memberships -> organizations (organization_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(api_keys -> organizations (organization_id));
 diesel::joinable!(threads -> organizations (organization_id));
+diesel::table! {
+    /// The trigrams of each folded title (kept by triggers).
+    title_grams (gram, thread_pk) {
+        gram -> Text,
+        thread_pk -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// SQLite: how many titles hold each trigram (kept by triggers).
+    title_gram_counts (gram) {
+        gram -> Text,
+        n -> BigInt,
+    }
+}
+
 diesel::joinable!(messages -> threads (thread_pk));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -150,4 +166,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     threads,
     messages,
     responses,
+    title_grams,
 );

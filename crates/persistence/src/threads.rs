@@ -144,38 +144,239 @@ fn owned_by<'a>(
     q.filter(threads::provisional.eq(false))
 }
 
-/// How a title search runs on one backend.
+/// A rarest trigram held by more titles than this is not worth looking up:
+/// the search walks the caller's threads newest first instead, where a text
+/// that common fills a page at once.
+const GRAM_CANDIDATES_MAX: f64 = 20_000.0;
+
+/// How a title search runs: always a `LIKE` on the folded title (what
+/// decides), and when it pays, only over the threads that hold the rarest
+/// trigram of the text (`title_grams`, kept by triggers).
 #[derive(Debug, Clone)]
-enum TitleSearch {
-    /// SQLite, three characters or more: the FTS5 trigram index of the
-    /// folded titles (a phrase query is a substring match).
-    Trigrams(String),
-    /// PostgreSQL (its trigram GIN index serves `LIKE`), or a search
-    /// shorter than a trigram on SQLite: `LIKE` on the folded title.
-    Like(String),
+struct TitleSearch {
+    /// `%text%`, with `%`, `_` and `\` escaped.
+    pattern: String,
+    /// The trigram whose threads are the candidates.
+    gram: Option<String>,
 }
 
 impl TitleSearch {
-    fn new(conn: &DbConnection, text: &str) -> Self {
+    /// Chooses the plan for `text`: the trigram of its folded form held by
+    /// the fewest titles (SQLite: exact counts in `title_gram_counts`;
+    /// PostgreSQL: the column's statistics, where a trigram that is not
+    /// among the most common values is rare), unless even that one is
+    /// common or the text is shorter than a trigram.
+    fn plan(conn: &mut DbConnection, text: &str) -> Result<Self, StoreError> {
         let folded = skein_domain::fold_case(text);
-        match conn {
-            DbConnection::Sqlite(_) if folded.chars().count() >= 3 => {
-                Self::Trigrams(format!("\"{}\"", folded.replace('"', "\"\"")))
+        let mut pattern = String::with_capacity(folded.len() + 2);
+        pattern.push('%');
+        for c in folded.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                pattern.push('\\');
             }
-            _ => {
-                let mut pattern = String::with_capacity(folded.len() + 2);
-                pattern.push('%');
-                for c in folded.chars() {
-                    if matches!(c, '%' | '_' | '\\') {
-                        pattern.push('\\');
-                    }
-                    pattern.push(c);
-                }
-                pattern.push('%');
-                Self::Like(pattern)
+            pattern.push(c);
+        }
+        pattern.push('%');
+        let chars: Vec<char> = folded.chars().collect();
+        let mut grams: Vec<String> = chars.windows(3).map(|w| w.iter().collect()).collect();
+        grams.sort();
+        grams.dedup();
+        if grams.is_empty() {
+            return Ok(Self {
+                pattern,
+                gram: None,
+            });
+        }
+        let estimate = gram_estimates(conn, &grams)?;
+        let rarest = grams
+            .into_iter()
+            .map(|g| (estimate(&g), g))
+            .min_by(|a, b| a.0.total_cmp(&b.0));
+        Ok(Self {
+            pattern,
+            gram: rarest
+                .filter(|(n, _)| *n <= GRAM_CANDIDATES_MAX)
+                .map(|(_, g)| g),
+        })
+    }
+}
+
+/// Candidate threads read per step of a title search.
+const CANDIDATE_BATCH: i64 = 256;
+
+/// A page of a title search driven by its rarest trigram: the threads that
+/// hold `gram`, in the page's reading order from its bound, a batch at a
+/// time, each batch checked by `matching` (the caller's filters and the
+/// `LIKE`), until the page (plus one) is full or the candidates run out.
+/// Neither backend's planner has to guess how rare the text is: the cost
+/// follows the candidates read, at most [`GRAM_CANDIDATES_MAX`].
+fn candidates_page<F>(
+    conn: &mut DbConnection,
+    gram: &str,
+    keyset: Keyset,
+    mut matching: F,
+) -> Result<Vec<ThreadRow>, StoreError>
+where
+    F: FnMut(&mut DbConnection, &[i64]) -> Result<Vec<ThreadRow>, StoreError>,
+{
+    use crate::keyset::Bound;
+    use crate::schema::title_grams;
+    let ascending = keyset.reads_ascending();
+    let fetch = usize::try_from(keyset.fetch()).unwrap_or(usize::MAX);
+    let mut bound = keyset.bound();
+    let mut rows: Vec<ThreadRow> = Vec::new();
+    loop {
+        let mut q = title_grams::table
+            .filter(title_grams::gram.eq(gram))
+            .select(title_grams::thread_pk)
+            .into_boxed();
+        q = match bound {
+            Bound::None => q,
+            Bound::Above(k) => q.filter(title_grams::thread_pk.gt(k)),
+            Bound::Below(k) => q.filter(title_grams::thread_pk.lt(k)),
+        };
+        q = if ascending {
+            q.order(title_grams::thread_pk.asc())
+        } else {
+            q.order(title_grams::thread_pk.desc())
+        };
+        let batch: Vec<i64> = q.limit(CANDIDATE_BATCH).load(conn)?;
+        let Some(&last) = batch.last() else { break };
+        let mut found = matching(conn, &batch)?;
+        found.sort_by_key(|r| if ascending { r.pk } else { -r.pk });
+        rows.extend(found);
+        if rows.len() >= fetch || i64::try_from(batch.len()).unwrap_or(0) < CANDIDATE_BATCH {
+            break;
+        }
+        bound = if ascending {
+            Bound::Above(last)
+        } else {
+            Bound::Below(last)
+        };
+    }
+    rows.truncate(fetch);
+    Ok(rows)
+}
+
+/// How many titles hold each of `grams` (estimates on PostgreSQL).
+fn gram_estimates(
+    conn: &mut DbConnection,
+    grams: &[String],
+) -> Result<impl Fn(&str) -> f64, StoreError> {
+    use crate::schema::title_gram_counts;
+    type Counts = std::collections::HashMap<String, f64>;
+    // The counts known, and the estimate for any other trigram.
+    let (counts, others): (Counts, f64) = match conn {
+        DbConnection::Sqlite(_) => (
+            title_gram_counts::table
+                .filter(title_gram_counts::gram.eq_any(grams))
+                .select((title_gram_counts::gram, title_gram_counts::n))
+                .load::<(String, i64)>(conn)?
+                .into_iter()
+                // Counts are hints for the plan (the LIKE decides), far
+                // below f64's exact range.
+                .map(|(g, n)| (g, n as f64))
+                .collect(),
+            // Exact: a trigram without a count is in no title.
+            0.0,
+        ),
+        DbConnection::Postgresql(c) => match common_grams(c)? {
+            Some(common) => common,
+            None => (counted_grams(c, grams)?, 0.0),
+        },
+    };
+    Ok(move |g: &str| counts.get(g).copied().unwrap_or(others))
+}
+
+/// PostgreSQL: the most common trigrams of `title_grams` with about how
+/// many titles hold each (the column's statistics times the table's rows),
+/// and the average for every other trigram (PostgreSQL's own estimate),
+/// read at most once a minute per process; `None` while the table has no
+/// statistics yet (before its first `ANALYZE`).
+fn common_grams(
+    conn: &mut diesel::pg::PgConnection,
+) -> Result<Option<(std::collections::HashMap<String, f64>, f64)>, StoreError> {
+    use diesel::sql_types::{Array, Double, Float4, Nullable, Text};
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+    type Common = (std::collections::HashMap<String, f64>, f64);
+    static CACHE: Mutex<Option<(Instant, Option<Common>)>> = Mutex::new(None);
+    if let Ok(guard) = CACHE.lock() {
+        if let Some((at, common)) = guard.as_ref() {
+            if at.elapsed() < Duration::from_secs(60) {
+                return Ok(common.clone());
             }
         }
     }
+    #[derive(QueryableByName)]
+    struct Stats {
+        #[diesel(sql_type = Nullable<Array<Text>>)]
+        vals: Option<Vec<String>>,
+        #[diesel(sql_type = Nullable<Array<Float4>>)]
+        freqs: Option<Vec<f32>>,
+        #[diesel(sql_type = Nullable<Double>)]
+        distinct: Option<f64>,
+        #[diesel(sql_type = Double)]
+        rows: f64,
+    }
+    let stats: Option<Stats> = diesel::sql_query(
+        "SELECT s.most_common_vals::text::text[] AS vals, s.most_common_freqs AS freqs, \
+         s.n_distinct::float8 AS distinct, greatest(c.reltuples, 0)::float8 AS rows \
+         FROM pg_class c LEFT JOIN pg_stats s ON s.tablename = 'title_grams' \
+         AND s.attname = 'gram' AND s.schemaname = current_schema() \
+         WHERE c.oid = 'title_grams'::regclass",
+    )
+    .get_result(conn)
+    .optional()?;
+    let common = stats.and_then(|s| match (s.vals, s.freqs, s.distinct) {
+        (Some(vals), Some(freqs), Some(distinct)) => {
+            let listed: f64 = freqs.iter().map(|f| f64::from(*f)).sum();
+            // A negative n_distinct is a fraction of the rows.
+            let distinct = if distinct < 0.0 {
+                -distinct * s.rows
+            } else {
+                distinct
+            };
+            let rest = (distinct - vals.len() as f64).max(1.0);
+            let others = (1.0 - listed).max(0.0) * s.rows / rest;
+            let map = vals
+                .into_iter()
+                .zip(freqs)
+                .map(|(g, f)| (g, f64::from(f) * s.rows))
+                .collect();
+            Some((map, others))
+        }
+        _ => None,
+    });
+    if let Ok(mut guard) = CACHE.lock() {
+        *guard = Some((Instant::now(), common.clone()));
+    }
+    Ok(common)
+}
+
+/// PostgreSQL without statistics: how many titles hold each of `grams`,
+/// counted up to just past [`GRAM_CANDIDATES_MAX`] (what the plan needs to
+/// know), in one statement.
+fn counted_grams(
+    conn: &mut diesel::pg::PgConnection,
+    grams: &[String],
+) -> Result<std::collections::HashMap<String, f64>, StoreError> {
+    use diesel::sql_types::{Array, Double, Text};
+    #[derive(QueryableByName)]
+    struct Counted {
+        #[diesel(sql_type = Text)]
+        gram: String,
+        #[diesel(sql_type = Double)]
+        n: f64,
+    }
+    let rows: Vec<Counted> = diesel::sql_query(
+        "SELECT g.gram, (SELECT count(*) FROM (SELECT 1 FROM title_grams t \
+         WHERE t.gram = g.gram LIMIT 20001) AS held)::float8 AS n \
+         FROM unnest($1::text[]) AS g(gram)",
+    )
+    .bind::<Array<Text>, _>(grams)
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| (r.gram, r.n)).collect())
 }
 
 fn filtered<'a>(
@@ -189,20 +390,17 @@ fn filtered<'a>(
     if let Some(w) = &query.workflow_id {
         q = q.filter(threads::workflow_id.eq(w.as_str()));
     }
-    match search {
-        Some(TitleSearch::Trigrams(phrase)) => {
+    if let Some(search) = search {
+        if let Some(gram) = search.gram {
             q = q.filter(
-                diesel::dsl::sql::<diesel::sql_types::Bool>(
-                    "threads.pk IN (SELECT rowid FROM thread_titles WHERE thread_titles MATCH ",
-                )
-                .bind::<diesel::sql_types::Text, _>(phrase)
-                .sql(")"),
+                threads::pk.eq_any(
+                    crate::schema::title_grams::table
+                        .filter(crate::schema::title_grams::gram.eq(gram))
+                        .select(crate::schema::title_grams::thread_pk),
+                ),
             );
         }
-        Some(TitleSearch::Like(pattern)) => {
-            q = q.filter(threads::title_folded.like(pattern).escape('\\'));
-        }
-        None => {}
+        q = q.filter(threads::title_folded.like(search.pattern).escape('\\'));
     }
     if let Some(a) = &query.assistant_id {
         q = q.filter(threads::assistant_id.eq(a.as_str()));
@@ -565,12 +763,11 @@ pub fn list_across(
         && query.workflow_id.is_none()
         && query.search.is_none()
         && !query.include_deleted;
-    let search = |conn: &DbConnection| {
-        query
-            .search
-            .as_deref()
-            .map(|text| TitleSearch::new(conn, text))
-    };
+    let search = query
+        .search
+        .as_deref()
+        .map(|text| TitleSearch::plan(conn, text))
+        .transpose()?;
     let rows: Vec<ThreadRow> = match (orgs, live) {
         // The usual page (one organization, live threads, no filter): a
         // statement of one shape per order, prepared once per connection.
@@ -585,17 +782,30 @@ pub fn list_across(
             keyset,
             |q| q.select(ThreadRow::as_select()).load(conn)?
         ),
-        _ => with_keyset!(
-            filtered(user, orgs, live, query, search(conn)),
-            threads::pk,
-            keyset,
-            |q| q.select(ThreadRow::as_select()).load(conn)?
-        ),
+        _ => match search.as_ref().and_then(|s| s.gram.clone()) {
+            Some(gram) => {
+                let recheck = search.clone().map(|s| TitleSearch { gram: None, ..s });
+                let matching =
+                    |conn: &mut DbConnection, pks: &[i64]| -> Result<Vec<ThreadRow>, StoreError> {
+                        Ok(filtered(user, orgs, live, query, recheck.clone())
+                            .filter(threads::pk.eq_any(pks))
+                            .select(ThreadRow::as_select())
+                            .load(conn)?)
+                    };
+                candidates_page(conn, &gram, keyset, matching)?
+            }
+            None => with_keyset!(
+                filtered(user, orgs, live, query, search.clone()),
+                threads::pk,
+                keyset,
+                |q| q.select(ThreadRow::as_select()).load(conn)?
+            ),
+        },
     };
     let (rows, has_more) = keyset.finish(rows);
     let total = if query.include_total {
         Some(
-            filtered(user, orgs, live, query, search(conn))
+            filtered(user, orgs, live, query, search)
                 .count()
                 .get_result::<i64>(conn)?,
         )

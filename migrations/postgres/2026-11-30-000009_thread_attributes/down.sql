@@ -1,6 +1,10 @@
 DROP TRIGGER threads_changed ON threads;
 DROP FUNCTION skein_thread_changed();
-DROP INDEX threads_title_trgm;
+DROP TRIGGER threads_title_grams_delete ON threads;
+DROP TRIGGER threads_title_grams_update ON threads;
+DROP TRIGGER threads_title_grams_insert ON threads;
+DROP FUNCTION skein_title_grams();
+DROP TABLE title_grams;
 DROP INDEX threads_changes;
 DROP INDEX threads_unread;
 DROP INDEX threads_incognito;

@@ -27,9 +27,46 @@ CREATE INDEX threads_incognito ON threads (expected_deletion_at)
 CREATE INDEX threads_unread ON threads (organization_id, user_id, pk) WHERE unread;
 CREATE INDEX threads_changes ON threads (user_id, changed_us);
 
--- Substring search on titles without scanning the owner's threads.
-CREATE EXTENSION IF NOT EXISTS pg_trgm;
-CREATE INDEX threads_title_trgm ON threads USING gin (title_folded gin_trgm_ops);
+-- Substring search on titles: every trigram (three characters) of each
+-- folded title. A search looks up the rarest trigram of its text (by the
+-- column's statistics) and checks only the titles that hold it (see
+-- `threads::TitleSearch`). Kept by a trigger in the writing transaction.
+CREATE TABLE title_grams (
+    gram      TEXT NOT NULL,
+    thread_pk BIGINT NOT NULL,
+    PRIMARY KEY (gram, thread_pk)
+);
+INSERT INTO title_grams (gram, thread_pk)
+    SELECT DISTINCT substr(t.title_folded, p, 3), t.pk
+    FROM threads t, generate_series(1, length(t.title_folded) - 2) AS p
+    WHERE t.title_folded IS NOT NULL;
+CREATE FUNCTION skein_title_grams() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP <> 'INSERT' AND OLD.title_folded IS NOT NULL THEN
+        DELETE FROM title_grams WHERE thread_pk = OLD.pk AND gram IN
+            (SELECT substr(OLD.title_folded, p, 3)
+             FROM generate_series(1, length(OLD.title_folded) - 2) AS p);
+    END IF;
+    IF TG_OP <> 'DELETE' AND NEW.title_folded IS NOT NULL THEN
+        INSERT INTO title_grams (gram, thread_pk)
+            SELECT DISTINCT substr(NEW.title_folded, p, 3), NEW.pk
+            FROM generate_series(1, length(NEW.title_folded) - 2) AS p
+            ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER threads_title_grams_insert AFTER INSERT ON threads
+    FOR EACH ROW WHEN (NEW.title_folded IS NOT NULL) EXECUTE FUNCTION skein_title_grams();
+CREATE TRIGGER threads_title_grams_update AFTER UPDATE OF title_folded ON threads
+    FOR EACH ROW WHEN (OLD.title_folded IS DISTINCT FROM NEW.title_folded)
+    EXECUTE FUNCTION skein_title_grams();
+CREATE TRIGGER threads_title_grams_delete AFTER DELETE ON threads
+    FOR EACH ROW WHEN (OLD.title_folded IS NOT NULL) EXECUTE FUNCTION skein_title_grams();
+-- A long list of the most common trigrams (of the few thousand there
+-- usually are): the search tells a rare trigram from a common one by it.
+ALTER TABLE title_grams ALTER COLUMN gram SET STATISTICS 1000;
+ANALYZE title_grams;
 
 -- Every insert or update of a thread stamps `changed_us` while holding a
 -- shared transaction lock on its owner (key: 's','k' + the user id's

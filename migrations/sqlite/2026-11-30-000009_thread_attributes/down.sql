@@ -1,9 +1,11 @@
 DROP TRIGGER threads_changed_update;
 DROP TRIGGER threads_changed_insert;
-DROP TRIGGER thread_titles_delete;
-DROP TRIGGER thread_titles_update;
-DROP TRIGGER thread_titles_insert;
-DROP TABLE thread_titles;
+DROP TRIGGER title_grams_delete;
+DROP TRIGGER title_grams_update;
+DROP TRIGGER title_grams_insert;
+DROP TABLE title_gram_counts;
+DROP TABLE title_grams;
+DROP TABLE title_positions;
 DROP INDEX threads_changes;
 DROP INDEX threads_unread;
 DROP INDEX threads_incognito;

@@ -26,26 +26,69 @@ CREATE INDEX threads_incognito ON threads (expected_deletion_at)
 CREATE INDEX threads_unread ON threads (organization_id, user_id, pk) WHERE unread;
 CREATE INDEX threads_changes ON threads (user_id, changed_us);
 
--- Substring search on titles: an FTS5 trigram index of the folded titles
--- (rowid = threads.pk), kept by triggers in the writing transaction.
-CREATE VIRTUAL TABLE thread_titles USING fts5(title, tokenize = 'trigram case_sensitive 1');
-INSERT INTO thread_titles (rowid, title)
-    SELECT pk, title_folded FROM threads WHERE title_folded IS NOT NULL;
-CREATE TRIGGER thread_titles_insert AFTER INSERT ON threads
+-- Substring search on titles: every trigram (three characters) of each
+-- folded title, and how many titles hold each trigram. A search looks up
+-- the rarest trigram of its text and checks only the titles that hold it
+-- (see `threads::TitleSearch`). Kept by triggers in the writing
+-- transaction; `title_positions` (1..4096) splits a title into trigrams
+-- (a trigger may not use a recursive CTE).
+CREATE TABLE title_positions (n INTEGER PRIMARY KEY);
+INSERT INTO title_positions (n)
+    WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 4096)
+    SELECT n FROM s;
+CREATE TABLE title_grams (
+    gram      TEXT NOT NULL,
+    thread_pk INTEGER NOT NULL,
+    PRIMARY KEY (gram, thread_pk)
+) WITHOUT ROWID;
+CREATE TABLE title_gram_counts (
+    gram TEXT PRIMARY KEY NOT NULL,
+    n    INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO title_grams (gram, thread_pk)
+    SELECT DISTINCT substr(t.title_folded, p.n, 3), t.pk
+    FROM threads t JOIN title_positions p ON p.n <= length(t.title_folded) - 2
+    WHERE t.title_folded IS NOT NULL;
+INSERT INTO title_gram_counts (gram, n)
+    SELECT gram, count(*) FROM title_grams GROUP BY gram;
+
+CREATE TRIGGER title_grams_insert AFTER INSERT ON threads
     WHEN NEW.title_folded IS NOT NULL
 BEGIN
-    INSERT INTO thread_titles (rowid, title) VALUES (NEW.pk, NEW.title_folded);
+    INSERT INTO title_grams (gram, thread_pk)
+        SELECT DISTINCT substr(NEW.title_folded, n, 3), NEW.pk FROM title_positions
+        WHERE n <= length(NEW.title_folded) - 2;
+    INSERT INTO title_gram_counts (gram, n)
+        SELECT DISTINCT substr(NEW.title_folded, n, 3), 1 FROM title_positions
+        WHERE n <= length(NEW.title_folded) - 2
+        ON CONFLICT (gram) DO UPDATE SET n = n + 1;
 END;
-CREATE TRIGGER thread_titles_update AFTER UPDATE OF title_folded ON threads
+CREATE TRIGGER title_grams_update AFTER UPDATE OF title_folded ON threads
     WHEN OLD.title_folded IS NOT NEW.title_folded
 BEGIN
-    DELETE FROM thread_titles WHERE rowid = OLD.pk;
-    INSERT INTO thread_titles (rowid, title)
-        SELECT NEW.pk, NEW.title_folded WHERE NEW.title_folded IS NOT NULL;
+    UPDATE title_gram_counts SET n = n - 1 WHERE gram IN
+        (SELECT substr(OLD.title_folded, n, 3) FROM title_positions
+         WHERE n <= length(OLD.title_folded) - 2);
+    DELETE FROM title_grams WHERE thread_pk = OLD.pk AND gram IN
+        (SELECT substr(OLD.title_folded, n, 3) FROM title_positions
+         WHERE n <= length(OLD.title_folded) - 2);
+    INSERT INTO title_grams (gram, thread_pk)
+        SELECT DISTINCT substr(NEW.title_folded, n, 3), NEW.pk FROM title_positions
+        WHERE n <= length(NEW.title_folded) - 2;
+    INSERT INTO title_gram_counts (gram, n)
+        SELECT DISTINCT substr(NEW.title_folded, n, 3), 1 FROM title_positions
+        WHERE n <= length(NEW.title_folded) - 2
+        ON CONFLICT (gram) DO UPDATE SET n = n + 1;
 END;
-CREATE TRIGGER thread_titles_delete AFTER DELETE ON threads
+CREATE TRIGGER title_grams_delete AFTER DELETE ON threads
+    WHEN OLD.title_folded IS NOT NULL
 BEGIN
-    DELETE FROM thread_titles WHERE rowid = OLD.pk;
+    UPDATE title_gram_counts SET n = n - 1 WHERE gram IN
+        (SELECT substr(OLD.title_folded, n, 3) FROM title_positions
+         WHERE n <= length(OLD.title_folded) - 2);
+    DELETE FROM title_grams WHERE thread_pk = OLD.pk AND gram IN
+        (SELECT substr(OLD.title_folded, n, 3) FROM title_positions
+         WHERE n <= length(OLD.title_folded) - 2);
 END;
 
 -- Every insert or update stamps `changed_us`: the clock, or one more than

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 skein_persistence::on_both_backends_async!(
     search_matches_titles_in_any_case_and_combines_with_filters_and_cursors,
+    search_pages_are_exact_when_most_candidates_are_someone_elses,
     workflow_and_incognito_are_set_when_a_thread_is_created,
     incognito_threads_go_at_their_time_without_a_grace_period,
     unread_follows_assistant_messages_and_reads,
@@ -133,6 +134,64 @@ async fn search_matches_titles_in_any_case_and_combines_with_filters_and_cursors
         .list_threads(&k.a1, &format!("search={}", "x".repeat(201)))
         .await;
     assert_error(&r, 422, "VALIDATION_ERROR");
+}
+
+/// Many more threads hold the search's trigrams than match for the caller
+/// (other users' threads, interleaved): the search reads its candidates in
+/// several batches, and every page walked with cursors, in both orders,
+/// still holds exactly the caller's matches.
+async fn search_pages_are_exact_when_most_candidates_are_someone_elses(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let k = &app.keys;
+    let mut mine = Vec::new();
+    for i in 0..600 {
+        if i % 12 == 0 {
+            let t = app
+                .create_thread(&k.a1, json!({ "title": format!("Zeta report {i}") }))
+                .await;
+            mine.push(t["id"].as_str().unwrap().to_string());
+        } else {
+            app.create_thread(&k.a2, json!({ "title": format!("zeta report {i}") }))
+                .await;
+        }
+    }
+    app.create_thread(&k.a1, json!({"title": "zeta notes"}))
+        .await;
+    for (order, want) in [
+        ("desc", mine.iter().rev().cloned().collect::<Vec<_>>()),
+        ("asc", mine.clone()),
+    ] {
+        let mut walked = Vec::new();
+        let mut query = format!("search=ZETA%20REPORT&limit=7&order={order}");
+        loop {
+            let r = app.list_threads(&k.a1, &query).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            walked.extend(ids(&r.body));
+            if r.body["has_more"] != true {
+                break;
+            }
+            query = format!(
+                "search=ZETA%20REPORT&limit=7&order={order}&after={}",
+                r.body["last_id"].as_str().unwrap()
+            );
+        }
+        assert_eq!(walked, want, "{order}");
+    }
+    // Backwards from the middle with `before`.
+    let r = app
+        .list_threads(
+            &k.a1,
+            &format!("search=zeta%20report&limit=3&before={}", mine[20]),
+        )
+        .await;
+    assert_eq!(
+        ids(&r.body),
+        [&mine[23], &mine[22], &mine[21]].map(String::as_str)
+    );
+    let r = app
+        .list_threads(&k.a1, "search=zeta%20report&include_total=true&limit=1")
+        .await;
+    assert_eq!(r.body["total"], mine.len(), "{}", r.body);
 }
 
 async fn workflow_and_incognito_are_set_when_a_thread_is_created(backend: Backend) {
