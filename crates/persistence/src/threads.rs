@@ -288,6 +288,9 @@ fn gram_estimates(
     Ok(move |g: &str| counts.get(g).copied().unwrap_or(others))
 }
 
+/// Titles per common trigram, and the estimate for every other trigram.
+type CommonGrams = (std::collections::HashMap<String, f64>, f64);
+
 /// PostgreSQL: the most common trigrams of `title_grams` with about how
 /// many titles hold each (the column's statistics times the table's rows),
 /// and the average for every other trigram (PostgreSQL's own estimate),
@@ -295,11 +298,11 @@ fn gram_estimates(
 /// statistics yet (before its first `ANALYZE`).
 fn common_grams(
     conn: &mut diesel::pg::PgConnection,
-) -> Result<Option<(std::collections::HashMap<String, f64>, f64)>, StoreError> {
+) -> Result<Option<CommonGrams>, StoreError> {
     use diesel::sql_types::{Array, Double, Float4, Nullable, Text};
     use std::sync::Mutex;
     use std::time::{Duration, Instant};
-    type Common = (std::collections::HashMap<String, f64>, f64);
+    type Common = CommonGrams;
     static CACHE: Mutex<Option<(Instant, Option<Common>)>> = Mutex::new(None);
     if let Ok(guard) = CACHE.lock() {
         if let Some((at, common)) = guard.as_ref() {
