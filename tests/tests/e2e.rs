@@ -34,6 +34,7 @@ skein_persistence::on_both_backends!(
     the_freddy_sdk_creates_and_chains_responses,
     the_newest_freddy_sdk_reconnects_to_a_stream,
     the_newest_freddy_sdk_drives_search_read_state_changes_and_incognito,
+    the_openai_sdk_drives_conversations_items_and_models,
     organizations_users_and_memberships_are_managed_from_the_cli,
     the_sweeper_and_skein_purge_delete_what_is_due,
 );
@@ -376,6 +377,16 @@ fn the_newest_freddy_sdk_drives_search_read_state_changes_and_incognito(backend:
         "requirements-sdk178.txt",
         "test_sdk_threads178.py",
         15,
+    );
+}
+
+fn the_openai_sdk_drives_conversations_items_and_models(backend: Backend) {
+    run_client_script(
+        backend,
+        "venv-openai",
+        "requirements-openai.txt",
+        "test_openai_sdk.py",
+        20,
     );
 }
 

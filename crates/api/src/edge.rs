@@ -65,8 +65,9 @@ fn nul_in_path(req: &ServiceRequest) -> Option<ApiError> {
         .zip(path.split('/'))
         .find(|(_, segment)| segment.contains(ENCODED_NUL));
     Some(match named {
-        Some(("{thread_id}", id)) => ApiError::ThreadNotFound(id.to_string()),
-        Some(("{message_id}", id)) => ApiError::MessageNotFound(id.to_string()),
+        Some(("{thread_id}" | "{conversation_id}", id)) => ApiError::ThreadNotFound(id.to_string()),
+        Some(("{message_id}" | "{item_id}", id)) => ApiError::MessageNotFound(id.to_string()),
+        Some(("{model}", id)) => ApiError::ModelNotFound(id.to_string()),
         Some(("{assistant_id}", id)) => ApiError::AssistantNotFound(id.to_string()),
         _ => not_found(),
     })

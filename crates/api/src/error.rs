@@ -314,6 +314,7 @@ impl From<EngineError> for ApiError {
             EngineError::Store(e) => e.into(),
             EngineError::ModelNotFound(model) => Self::ModelNotFound(model),
             EngineError::ContextTooLong(e) => Self::ContextLengthExceeded(e.to_string()),
+            e @ EngineError::HistoryTooLong { .. } => Self::ContextLengthExceeded(e.to_string()),
             EngineError::ResponseNotFound(id) => Self::ResponseNotFound(id),
             EngineError::Invalid(why) => Self::InvalidRequest(why),
             EngineError::Upstream(ProviderError::Upstream(why)) => Self::Upstream(why),

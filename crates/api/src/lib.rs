@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod handlers;
 pub mod metrics;
+pub mod openai;
 pub mod openapi;
 pub mod ratelimit;
 pub mod request_id;
@@ -69,6 +70,17 @@ fn routes(cfg: &mut ServiceConfig) {
         .service(assistants::get_assistant)
         .service(assistants::update_assistant)
         .service(assistants::delete_assistant)
+        .service(openai::models::list_models)
+        .service(openai::models::retrieve_model)
+        .service(openai::conversations::list_conversations)
+        .service(openai::conversations::create_conversation)
+        .service(openai::conversations::retrieve_conversation)
+        .service(openai::conversations::update_conversation)
+        .service(openai::conversations::delete_conversation)
+        .service(openai::items::create_items)
+        .service(openai::items::list_items)
+        .service(openai::items::retrieve_item)
+        .service(openai::items::delete_item)
         .service(service::healthz)
         .service(service::readyz)
         .service(service::metrics);
@@ -99,6 +111,7 @@ pub fn build_app(
         InitError = (),
     >,
 > {
+    openai::models::mark_start();
     let (app, api) = App::new()
         .into_utoipa_app()
         .openapi(openapi::ApiDoc::openapi())
@@ -111,6 +124,9 @@ pub fn build_app(
         .default_service(web::to(handlers::service::not_found))
         // Inside the request id, so its refusals carry the id and are counted.
         .wrap(from_fn(edge::middleware))
+        // Outside the checks at the edge, so that their refusals on the
+        // OpenAI paths get OpenAI's envelope too.
+        .wrap(from_fn(openai::errors::middleware))
         .wrap(from_fn(metrics::middleware))
         .wrap(from_fn(request_id::middleware))
         // Outermost, so the logged answer carries the request id.

@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
         description = "Self-hosted server for stateful LLM conversation threads, speaking the \
 Freddy Threads API. Errors use one envelope: `{\"success\": false, \"error\": {\"code\", \
 \"message\", \"system_message\", \"type\", \"status\", \"details\", \"trace_id\", \"timestamp\"}}`; \
-422 answers add FastAPI's `detail` list. Every answer carries `X-Request-Id`.",
+422 answers add FastAPI's `detail` list. The OpenAI dialect (tag `openai`) answers errors in OpenAI's envelope instead: `{\"error\": {\"message\", \"type\", \"param\", \"code\"}}`, with 400 where Skein's own paths answer 422. Every answer carries `X-Request-Id`.",
         license(name = "Apache-2.0")
     ),
     tags(
@@ -20,6 +20,7 @@ Freddy Threads API. Errors use one envelope: `{\"success\": false, \"error\": {\
         (name = "messages", description = "The stored user and assistant turns of a thread."),
         (name = "responses", description = "Model responses with history injection, streaming and cancel."),
         (name = "assistants", description = "Reusable instructions, model and temperature that threads bind to."),
+        (name = "openai", description = "OpenAI's dialect on the same store: conversations (threads), their items (messages) and models. See docs/openai.md."),
         (name = "service", description = "Health, readiness and metrics."),
     ),
     components(schemas(ErrorResponse, ErrorBody, FieldError)),

@@ -165,6 +165,14 @@ impl ContextBuilder {
     }
 
     /// The context in order: preamble, history oldest first, new inputs.
+    /// Whether an offered item was refused: the history was cut to the
+    /// window.
+    pub fn truncated(&self) -> bool {
+        self.full
+    }
+
+    /// The context: preamble, the history taken (oldest first), the new
+    /// inputs.
     pub fn finish(self) -> Vec<ContextItem> {
         let mut out = self.preamble;
         out.extend(self.history_newest_first.into_iter().rev());

@@ -67,6 +67,9 @@ pub struct Message {
 /// A message to append (already parsed and counted).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewMessage {
+    /// A preset id (a turn names its answer before it is saved); one is
+    /// generated when `None`.
+    pub id: Option<MessageId>,
     /// User or assistant.
     pub role: MessageRole,
     /// The text (non-empty).
@@ -87,6 +90,7 @@ impl NewMessage {
     /// A message with the given role and text, no metadata.
     pub fn text(role: MessageRole, content: String, token_count: u32) -> Self {
         Self {
+            id: None,
             role,
             content,
             token_count,
@@ -100,7 +104,7 @@ impl NewMessage {
     /// Builds the stored message at position `seq`.
     pub fn into_message(self, thread_id: ThreadId, seq: i64, now: DateTime<Utc>) -> Message {
         Message {
-            id: MessageId::generate(),
+            id: self.id.unwrap_or_else(MessageId::generate),
             thread_id,
             seq,
             role: self.role,

@@ -19,6 +19,13 @@ pub enum EngineError {
     /// The new inputs and instructions alone do not fit the window.
     #[error(transparent)]
     ContextTooLong(#[from] ContextTooLong),
+    /// The history does not fit the window and the request forbids cutting
+    /// it (OpenAI's `truncation: "disabled"`).
+    #[error("the conversation does not fit in the model's context window of {window} tokens, and truncation is disabled")]
+    HistoryTooLong {
+        /// The model's window.
+        window: u32,
+    },
     /// The response to continue is unknown or older than the response TTL.
     #[error("response '{0}' not found")]
     ResponseNotFound(String),

@@ -57,6 +57,9 @@ pub enum Target {
         workflow_id: Option<WorkflowId>,
         /// `Some(ttl)`: a thread this turn creates is incognito.
         incognito_ttl: Option<TimeDelta>,
+        /// Create the thread on first use; when false a missing thread is
+        /// an error (OpenAI's conversations must exist).
+        create: bool,
     },
     /// The conversation that led to a stored response.
     Chain {
@@ -96,6 +99,9 @@ pub struct TurnRequest {
     pub context_mode: ContextMode,
     /// Rewind the thread first (applied with the turn's commit).
     pub rewind: Option<Rewind>,
+    /// Cut the oldest history to fit the window (the default); when false
+    /// a history that does not fit fails the turn (`HistoryTooLong`).
+    pub truncate: bool,
 }
 
 impl TurnRequest {
@@ -149,6 +155,7 @@ pub struct Turn {
     lease: Option<LeaseGuard>,
     thread_pk: Option<i64>,
     rewind_from: Option<i64>,
+    answer_id: MessageId,
 }
 
 /// What the generation ended with.
@@ -216,6 +223,7 @@ impl Engine {
             metadata,
             context_mode,
             rewind,
+            truncate,
         } = request;
         let response_id = ResponseId::generate();
         let now = self.clock.now();
@@ -282,6 +290,7 @@ impl Engine {
             now,
             context_mode,
             rewind,
+            truncate,
         };
         let (scope, opened) = self
             .store
@@ -308,6 +317,7 @@ impl Engine {
             lease: opened.lease,
             thread_pk: opened.thread_pk,
             rewind_from: opened.rewind_from,
+            answer_id: MessageId::generate(),
         })
     }
 }
@@ -375,6 +385,7 @@ struct OpenTrip {
     now: DateTime<Utc>,
     context_mode: ContextMode,
     rewind: Option<Rewind>,
+    truncate: bool,
 }
 
 impl OpenTrip {
@@ -396,19 +407,31 @@ impl OpenTrip {
             now,
             context_mode,
             rewind,
+            truncate,
         } = self;
+        let fits = |plan: &Plan| {
+            if !truncate && plan.builder.truncated() {
+                Err(EngineError::HistoryTooLong {
+                    window: plan.model.context_window,
+                })
+            } else {
+                Ok(())
+            }
+        };
         match target {
             Target::Thread {
                 id,
                 metadata,
                 workflow_id,
                 incognito_ttl,
+                create,
             } => {
                 let start = TurnStart {
                     thread_id: id.clone(),
                     metadata,
                     workflow_id,
                     incognito_ttl,
+                    create,
                     assistant,
                     lease_id: lease_id.clone(),
                     lease_ttl,
@@ -435,6 +458,7 @@ impl OpenTrip {
                     armed: true,
                 };
                 offer_history(conn, &history, context_mode, &mut plan.builder)?;
+                fits(&plan)?;
                 Ok(Opened {
                     rewind_from,
                     ..plan.finish(Some(lease), Some(history.thread_pk()))
@@ -464,6 +488,7 @@ impl OpenTrip {
                         })
                     })
                 })?;
+                fits(&plan)?;
                 Ok(plan.finish(None, None))
             }
             Target::Threadless => {
@@ -526,6 +551,22 @@ impl Turn {
     /// The response id.
     pub fn response_id(&self) -> &str {
         self.response_id.as_str()
+    }
+
+    /// The id the answer's message will have once saved (a front door can
+    /// name the output item before the answer is done).
+    pub fn answer_id(&self) -> &MessageId {
+        &self.answer_id
+    }
+
+    /// When the turn started.
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+
+    /// The model the turn runs with (as requested, or the default).
+    pub fn model(&self) -> &str {
+        &self.settings.model
     }
 
     /// The thread the turn runs in, if any.
@@ -755,6 +796,7 @@ impl Turn {
     ) -> Result<Completed, EngineError> {
         let mut messages = self.inputs.clone();
         messages.push(NewMessage {
+            id: Some(self.answer_id.clone()),
             response_id: Some(self.response_id.to_string()),
             model: Some(self.settings.model.clone()),
             ..NewMessage::text(
@@ -829,6 +871,7 @@ impl Turn {
                 }
             };
             messages.push(NewMessage {
+                id: Some(self.answer_id.clone()),
                 response_id: Some(self.response_id.to_string()),
                 model: Some(self.settings.model.clone()),
                 ..NewMessage::text(MessageRole::Assistant, partial, tokens)

@@ -104,6 +104,41 @@ pub fn append(
     })
 }
 
+/// Creates a thread with its first messages in one transaction: both are
+/// stored, or neither (the OpenAI dialect's conversation with items).
+pub fn create_with(
+    conn: &mut DbConnection,
+    thread: &Thread,
+    new: Vec<NewMessage>,
+    limits: &Limits,
+    now: DateTime<Utc>,
+) -> Result<(Thread, Vec<Message>), StoreError> {
+    let scope = Scope::new(thread.organization_id.clone(), thread.user_id.clone());
+    write_transaction(conn, |conn| {
+        crate::threads::insert_row(conn, thread)?;
+        let (key, current) = load_locked(conn, &scope, thread.id.as_str())?;
+        if new.is_empty() {
+            return Ok((current, Vec::new()));
+        }
+        let count = u32::try_from(new.len()).unwrap_or(u32::MAX);
+        let next = current.record_appended(count, limits, now)?;
+        let stored = append_and_save(conn, key, &next, new, now)?;
+        Ok((next, stored))
+    })
+}
+
+/// One message of the caller's live thread.
+pub fn find(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    thread_id: &str,
+    message_id: &str,
+) -> Result<Message, StoreError> {
+    let pk = visible_pk(conn, scope, thread_id)?;
+    let tid = ThreadId::parse(thread_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    load_message(conn, pk, message_id)?.into_message(tid)
+}
+
 fn cursor_seq(conn: &mut DbConnection, thread_pk: i64, id: &str) -> Result<i64, StoreError> {
     messages::table
         .filter(messages::thread_pk.eq(thread_pk))

@@ -296,9 +296,7 @@ type CommonGrams = (std::collections::HashMap<String, f64>, f64);
 /// and the average for every other trigram (PostgreSQL's own estimate),
 /// read at most once a minute per process; `None` while the table has no
 /// statistics yet (before its first `ANALYZE`).
-fn common_grams(
-    conn: &mut diesel::pg::PgConnection,
-) -> Result<Option<CommonGrams>, StoreError> {
+fn common_grams(conn: &mut diesel::pg::PgConnection) -> Result<Option<CommonGrams>, StoreError> {
     use diesel::sql_types::{Array, Double, Float4, Nullable, Text};
     use std::sync::Mutex;
     use std::time::{Duration, Instant};
@@ -421,12 +419,15 @@ fn filtered<'a>(
 
 /// Stores a new thread. A taken id gives `StoreError::Conflict`.
 pub fn insert(conn: &mut DbConnection, thread: &Thread) -> Result<(), StoreError> {
-    write_transaction(conn, |conn| {
-        diesel::insert_into(threads::table)
-            .values(NewThreadRow::from(thread))
-            .execute(conn)?;
-        Ok(())
-    })
+    write_transaction(conn, |conn| insert_row(conn, thread))
+}
+
+/// [`insert`] inside the caller's write transaction.
+pub(crate) fn insert_row(conn: &mut DbConnection, thread: &Thread) -> Result<(), StoreError> {
+    diesel::insert_into(threads::table)
+        .values(NewThreadRow::from(thread))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// One indexed lookup: the thread if it exists, is not deleted, belongs to

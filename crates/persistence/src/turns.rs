@@ -30,6 +30,9 @@ pub struct TurnStart {
     pub workflow_id: Option<WorkflowId>,
     /// `Some(ttl)`: a thread created by this request is incognito.
     pub incognito_ttl: Option<TimeDelta>,
+    /// Create the thread when it does not exist (the Freddy dialect); when
+    /// false, a missing thread is `NotFound` (OpenAI's conversations).
+    pub create: bool,
     /// The assistant the request names, to bind or to check.
     pub assistant: Option<AssistantId>,
     /// The response id, which holds the lease.
@@ -138,7 +141,7 @@ where
         let id = start.thread_id.as_str();
         let (key, current, created) = match load_locked(conn, scope, id) {
             Ok((key, thread)) => (key, thread, false),
-            Err(StoreError::NotFound(_)) => {
+            Err(StoreError::NotFound(_)) if start.create => {
                 let fresh = Thread::new(
                     NewThread {
                         id: start.thread_id.clone(),

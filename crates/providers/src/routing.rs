@@ -242,6 +242,22 @@ impl Router {
         }
     }
 
+    /// The configured model names as `(name, provider)`, in routing order:
+    /// each route's pattern as written (a glob such as `gpt-4*` stands for
+    /// every name it matches), then `default` for the default route (the
+    /// model of a request that names none), if there is one.
+    pub fn listed(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .routes
+            .iter()
+            .map(|r| (r.pattern.clone(), r.provider.clone()))
+            .collect();
+        if let Some(d) = &self.default {
+            out.push(("default".to_owned(), d.provider.clone()));
+        }
+        out
+    }
+
     /// The provider for `model`: the first route whose pattern matches, else the default route,
     /// else `None` (an unknown model).
     pub fn resolve(&self, model: &str) -> Option<ResolvedModel> {

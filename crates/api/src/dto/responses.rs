@@ -464,6 +464,7 @@ impl CreateResponseRequest {
                     metadata,
                     workflow_id,
                     incognito_ttl: (self.is_incognito == Some(true)).then_some(incognito_ttl),
+                    create: true,
                 }
             }
             (None, Some(previous_response_id)) => Target::Chain {
@@ -495,6 +496,7 @@ impl CreateResponseRequest {
             metadata: self.metadata.unwrap_or_default(),
             context_mode,
             rewind,
+            truncate: true,
         })
     }
 }

@@ -321,3 +321,45 @@ pub fn logged(needle: &str) -> Vec<String> {
         .cloned()
         .collect()
 }
+
+/// Whether `path` is on the OpenAI dialect (its errors use OpenAI's envelope).
+pub fn is_openai(path: &str) -> bool {
+    skein_api::openai::PREFIXES
+        .iter()
+        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+}
+
+/// [`assert_error`] for a route of either dialect: on OpenAI's paths the
+/// answer is OpenAI's envelope, with the status and code OpenAI's server
+/// would give for Skein's `status` and `code`.
+pub fn assert_error_on(path: &str, r: &Resp, status: u16, code: &str) {
+    if !is_openai(path) {
+        return assert_error(r, status, code);
+    }
+    let (want_status, want) = skein_api::openai::errors::translate(
+        actix_web::http::StatusCode::from_u16(status).unwrap(),
+        &json!({"error": {"code": code, "message": "x"}}),
+    );
+    assert_eq!(r.status, want_status.as_u16(), "{path}: {}", r.body);
+    assert_eq!(
+        r.body["error"]["code"], want["error"]["code"],
+        "{path}: {}",
+        r.body
+    );
+    for field in ["message", "type"] {
+        assert!(r.body["error"][field].is_string(), "{field} in {}", r.body);
+    }
+    assert!(r.body["error"].get("param").is_some(), "{}", r.body);
+    assert!(r.headers.get("x-request-id").is_some());
+}
+
+/// The location of a validation error in either envelope: Skein's
+/// `detail[0].loc`, or on OpenAI's paths the `param` it becomes.
+pub fn error_location(path: &str, r: &Resp, loc: &Value) -> (Value, Value) {
+    if is_openai(path) {
+        let want = skein_api::openai::errors::param_of(loc).map_or(Value::Null, Value::String);
+        (r.body["error"]["param"].clone(), want)
+    } else {
+        (r.body["detail"][0]["loc"].clone(), loc.clone())
+    }
+}

@@ -104,7 +104,7 @@ async fn a_body_must_be_declared_json_unless_it_is_empty(backend: Backend) {
             None,
         ] {
             let r = call(&app, raw(method.clone(), uri, &k.a1, content_type, body)).await;
-            assert_error(&r, 415, "UNSUPPORTED_MEDIA_TYPE");
+            assert_error_on(uri, &r, 415, "UNSUPPORTED_MEDIA_TYPE");
         }
     }
     // Without a Content-Type, any body is refused, JSON or not.
@@ -186,12 +186,14 @@ async fn bytes_after_the_json_value_are_invalid_json(backend: Backend) {
             r#"{"title": 5, "inputs": 5} x"#,
         ] {
             let r = call(&app, raw(method.clone(), &uri, &k.a1, json, body)).await;
-            assert_error(&r, 400, "INVALID_JSON");
+            assert_error_on(&uri, &r, 400, "INVALID_JSON");
+            let said = if is_openai(&uri) {
+                &r.body["error"]["message"]
+            } else {
+                &r.body["error"]["system_message"]
+            };
             assert!(
-                r.body["error"]["system_message"]
-                    .as_str()
-                    .unwrap()
-                    .contains("trailing"),
+                said.as_str().unwrap().contains("trailing"),
                 "{method} {uri} {body}: {}",
                 r.body
             );
@@ -236,7 +238,7 @@ async fn a_compressed_body_is_refused(backend: Backend) {
             let req = raw(method.clone(), uri, &k.a1, Some("application/json"), body)
                 .insert_header(("Content-Encoding", encoding));
             let r = call(&app, req).await;
-            assert_error(&r, 415, "UNSUPPORTED_MEDIA_TYPE");
+            assert_error_on(uri, &r, 415, "UNSUPPORTED_MEDIA_TYPE");
         }
     }
     assert_eq!(
@@ -324,6 +326,24 @@ fn nul_bodies(method: &str, path: &str) -> Vec<(Value, Value)> {
                 json!(["body", "instructions"]),
             ),
         ],
+        ("post", "/v1/conversations") => vec![
+            (
+                json!({"items": [{"role": "user", "content": "a\u{0}"}]}),
+                json!(["body", "items", 0, "content"]),
+            ),
+            (
+                json!({"metadata": {"k": "\u{0}"}}),
+                json!(["body", "metadata", "k"]),
+            ),
+        ],
+        ("post", "/v1/conversations/{conversation_id}") => vec![(
+            json!({"metadata": {"k": "v\u{0}"}}),
+            json!(["body", "metadata", "k"]),
+        )],
+        ("post", "/v1/conversations/{conversation_id}/items") => vec![(
+            json!({"items": [{"role": "user", "content": "ok"}, {"role": "user", "content": "x\u{0}"}]}),
+            json!(["body", "items", 1, "content"]),
+        )],
         _ => panic!("{method} {path} takes a body: give it NUL cases"),
     };
     cases.push((nul_key, json!(["body", "metadata", "k\u{0}"])));
@@ -349,6 +369,9 @@ fn not_found_code(param: &str) -> &'static str {
         "thread_id" => "THREAD_NOT_FOUND",
         "message_id" => "MESSAGE_NOT_FOUND",
         "assistant_id" => "ASSISTANT_NOT_FOUND",
+        "conversation_id" => "THREAD_NOT_FOUND",
+        "item_id" => "MESSAGE_NOT_FOUND",
+        "model" => "MODEL_NOT_FOUND",
         other => panic!("path parameter {other}: which resource does it name?"),
     }
 }
@@ -406,6 +429,9 @@ async fn a_nul_in_any_path_query_or_body_is_refused_on_every_route_and_writes_no
         ("thread_id", thread_id.as_str()),
         ("message_id", message_id.as_str()),
         ("assistant_id", assistant_id.as_str()),
+        ("conversation_id", thread_id.as_str()),
+        ("item_id", message_id.as_str()),
+        ("model", "default"),
     ];
     let before = snapshot(&app, &k.a1, &thread_id).await;
 
@@ -448,7 +474,7 @@ async fn a_nul_in_any_path_query_or_body_is_refused_on_every_route_and_writes_no
                 .await;
                 let ctx = format!("{method} {path} with a NUL in {name}");
                 assert!(r.status < 500, "{ctx}: {}", r.body);
-                assert_error(&r, 404, not_found_code(name));
+                assert_error_on(path, &r, 404, not_found_code(name));
                 checked += 1;
             }
             // A NUL in any query value (or key), documented or not.
@@ -479,8 +505,9 @@ async fn a_nul_in_any_path_query_or_body_is_refused_on_every_route_and_writes_no
                     .await;
                     let ctx = format!("{method} {path}?{query}");
                     assert!(r.status < 500, "{ctx}: {}", r.body);
-                    assert_error(&r, 422, "VALIDATION_ERROR");
-                    assert_eq!(r.body["detail"][0]["loc"], loc, "{ctx}: {}", r.body);
+                    assert_error_on(path, &r, 422, "VALIDATION_ERROR");
+                    let (got, want) = error_location(path, &r, &loc);
+                    assert_eq!(got, want, "{ctx}: {}", r.body);
                     checked += 1;
                 }
             }
@@ -491,12 +518,19 @@ async fn a_nul_in_any_path_query_or_body_is_refused_on_every_route_and_writes_no
                 let r = call(&app, raw(m.clone(), &uri, &k.a1, json_type, &text)).await;
                 let ctx = format!("{method} {path} with {text}");
                 assert!(r.status < 500, "{ctx}: {}", r.body);
-                assert_error(&r, 422, "VALIDATION_ERROR");
-                let got = &r.body["detail"][0]["loc"];
-                if loc.is_null() {
-                    assert_eq!(got[0], "body", "{ctx}: {}", r.body);
+                assert_error_on(path, &r, 422, "VALIDATION_ERROR");
+                if is_openai(path) {
+                    if !loc.is_null() {
+                        let (got, want) = error_location(path, &r, loc);
+                        assert_eq!(got, want, "{ctx}: {}", r.body);
+                    }
                 } else {
-                    assert_eq!(got, loc, "{ctx}: {}", r.body);
+                    let got = &r.body["detail"][0]["loc"];
+                    if loc.is_null() {
+                        assert_eq!(got[0], "body", "{ctx}: {}", r.body);
+                    } else {
+                        assert_eq!(got, loc, "{ctx}: {}", r.body);
+                    }
                 }
                 checked += 1;
             }

@@ -117,8 +117,11 @@ async fn no_endpoint_reaches_another_users_or_organizations_objects(backend: Bac
         for (method, _) in item.as_object().unwrap() {
             let uri = path
                 .replace("{thread_id}", "owned")
+                .replace("{conversation_id}", "owned")
                 .replace("{message_id}", &message_id)
-                .replace("{assistant_id}", &assistant_id);
+                .replace("{item_id}", &message_id)
+                .replace("{assistant_id}", &assistant_id)
+                .replace("{model}", "default");
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             for (who, cred) in &foreigners {
                 let ctx = format!("{method} {path} by {who}");
@@ -134,12 +137,37 @@ async fn no_endpoint_reaches_another_users_or_organizations_objects(backend: Bac
                     | ("post", "/v1/model/response/{thread_id}/cancel")
                     | ("get", "/v1/model/response/{thread_id}/stream")
                     | ("get" | "patch", "/v1/threads/{thread_id}/user-state")
-                    | ("get" | "put" | "delete", "/v1/assistants/{assistant_id}") => {
+                    | ("get" | "put" | "delete", "/v1/assistants/{assistant_id}")
+                    | ("get" | "post" | "delete", "/v1/conversations/{conversation_id}")
+                    | ("get" | "post", "/v1/conversations/{conversation_id}/items")
+                    | ("get" | "delete", "/v1/conversations/{conversation_id}/items/{item_id}") => {
                         let body = json!({"title": "stolen", "metadata": {"x": 1}, "name": "stolen",
-                                          "role": "user", "content": "stolen", "state": "archived"});
+                                          "role": "user", "content": "stolen", "state": "archived",
+                                          "items": [{"role": "user", "content": "stolen"}]});
                         let r = call(&app, cred, m.clone(), &uri, Some(body)).await;
                         assert_eq!(r.status, 404, "{ctx}: {}", r.body);
-                        assert!(r.code().ends_with("_NOT_FOUND"), "{ctx}: {}", r.body);
+                        assert!(
+                            r.code().to_ascii_uppercase().ends_with("_NOT_FOUND"),
+                            "{ctx}: {}",
+                            r.body
+                        );
+                    }
+                    ("get", "/v1/conversations") => {
+                        let r =
+                            call(&app, cred, m.clone(), "/v1/conversations?limit=100", None).await;
+                        assert_eq!(r.status, 200, "{ctx}: {}", r.body);
+                        let ids: Vec<_> = r.body["data"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|c| c["id"].clone())
+                            .collect();
+                        assert!(!ids.contains(&json!("owned")), "{ctx}: {ids:?}");
+                    }
+                    // A new conversation is the caller's own.
+                    ("post", "/v1/conversations") => {
+                        let r = call(&app, cred, m.clone(), path, Some(json!({}))).await;
+                        assert_eq!(r.status, 200, "{ctx}: {}", r.body);
                     }
                     // Lists never show foreign objects.
                     ("get", "/v1/threads") => {
@@ -237,7 +265,8 @@ async fn no_endpoint_reaches_another_users_or_organizations_objects(backend: Bac
                     // No per-user objects behind these.
                     ("get", "/v1/model/response/output-modes")
                     | ("get", "/v1/model/response/reasoning-levels")
-                    | ("get", "/healthz" | "/readyz" | "/metrics") => {}
+                    | ("get", "/healthz" | "/readyz" | "/metrics")
+                    | ("get", "/v1/models" | "/v1/models/{model}") => {}
                     _ => panic!("{method} {path} is not in the isolation matrix: classify it"),
                 }
                 checked += 1;
@@ -325,7 +354,8 @@ async fn every_endpoint_refuses_an_unknown_or_revoked_key_and_a_removed_member(b
     let unknown = format!("sk_{}", "A".repeat(40));
     // Valid for every route (unknown fields are ignored).
     let body = json!({"title": "t", "name": "n", "role": "user", "content": "c",
-                      "inputs": [{"role": "user", "content": "c"}], "thread": "owned"});
+                      "inputs": [{"role": "user", "content": "c"}], "thread": "owned",
+                      "items": [{"role": "user", "content": "c"}]});
     let spec: Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -342,8 +372,11 @@ async fn every_endpoint_refuses_an_unknown_or_revoked_key_and_a_removed_member(b
             }
             let uri = path
                 .replace("{thread_id}", "owned")
+                .replace("{conversation_id}", "owned")
                 .replace("{message_id}", &message_id)
-                .replace("{assistant_id}", &assistant_id);
+                .replace("{item_id}", &message_id)
+                .replace("{assistant_id}", &assistant_id)
+                .replace("{model}", "default");
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let with_body = matches!(method.as_str(), "post" | "put" | "patch");
             for key in [&unknown, &revoked, &departed] {
@@ -355,7 +388,7 @@ async fn every_endpoint_refuses_an_unknown_or_revoked_key_and_a_removed_member(b
                     with_body.then(|| body.clone()),
                 )
                 .await;
-                assert_error(&r, 401, "INVALID_API_KEY");
+                assert_error_on(path, &r, 401, "INVALID_API_KEY");
                 checked += 1;
             }
         }

@@ -36,6 +36,7 @@ fn concurrent_first_use_of_a_thread_id_is_busy_never_missing(backend: Backend) {
                 let mut conn = store.conn().unwrap();
                 conn.batch_execute("SELECT 1").unwrap();
                 let start = TurnStart {
+                    create: true,
                     workflow_id: None,
                     incognito_ttl: None,
                     thread_id: ThreadId::parse("support_user123").unwrap(),

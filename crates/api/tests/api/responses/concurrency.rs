@@ -25,6 +25,7 @@ async fn a_busy_thread_answers_409_and_an_expired_lease_does_not_block(backend: 
     // Takes the thread's lease as another (crashed or running) turn would.
     let hold = |lease: &str, ttl: chrono::TimeDelta| {
         let start = skein_persistence::turns::TurnStart {
+            create: true,
             workflow_id: None,
             incognito_ttl: None,
             thread_id: skein_domain::ThreadId::parse("busy").unwrap(),

@@ -212,6 +212,7 @@ async fn a_response_whose_process_died_ends_interrupted_and_its_thread_recovers(
     );
     let mut conn = app.store.conn().unwrap();
     let start = TurnStart {
+        create: true,
         workflow_id: None,
         incognito_ttl: None,
         thread_id: ThreadId::parse("ghost").unwrap(),
@@ -277,6 +278,7 @@ async fn a_response_whose_process_died_ends_interrupted_and_its_thread_recovers(
     // the lease has lapsed, and not before.
     let mut conn = app.store.conn().unwrap();
     let lost = TurnStart {
+        create: true,
         workflow_id: None,
         incognito_ttl: None,
         thread_id: ThreadId::parse("lost").unwrap(),

@@ -1,0 +1,127 @@
+//! OpenAI's dialect on the same store (contract section 10): a conversation
+//! is a thread, an item is a message. The official `openai` SDKs work
+//! against these paths unchanged; errors on them use OpenAI's envelope
+//! ([`errors`]).
+
+pub mod conversations;
+pub mod errors;
+pub mod items;
+pub mod models;
+
+use crate::error::{ApiError, FieldError};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use skein_domain::{Message, MessageRole};
+
+/// The paths of this dialect (their errors use OpenAI's envelope).
+pub const PREFIXES: [&str; 3] = ["/v1/conversations", "/v1/responses", "/v1/models"];
+
+/// Unix seconds, as OpenAI's objects carry their times.
+pub(crate) fn unix(t: DateTime<Utc>) -> i64 {
+    t.timestamp()
+}
+
+/// At most this many items in one request (OpenAI's limit).
+pub const MAX_ITEMS: usize = 20;
+
+/// An input item as OpenAI's SDKs send it: `{"type": "message", "role",
+/// "content"}` (`type` may be left out, as the Agents SDK does; `content` a
+/// string or text parts). Other item types are not stored yet.
+#[derive(Debug, Clone, Deserialize)]
+pub struct InputItem {
+    /// `message` (the default).
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// `user` or `assistant`.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// A string, or parts `{"type": "input_text" | "output_text" | "text", "text"}`.
+    #[serde(default)]
+    pub content: Option<Value>,
+}
+
+fn field(loc: &[&str], at: usize, name: &str, msg: impl Into<String>) -> ApiError {
+    let index = at.to_string();
+    let mut path: Vec<&str> = loc.to_vec();
+    path.push(&index);
+    path.push(name);
+    ApiError::Validation(vec![FieldError::new(&path, msg)])
+}
+
+impl InputItem {
+    /// The item's role and text, or why it cannot be stored. `loc` is where
+    /// the list is (`["body", "items"]`), `at` the item's index.
+    pub fn parse(self, loc: &[&str], at: usize) -> Result<(MessageRole, String), ApiError> {
+        let kind = self.kind.as_deref().unwrap_or("message");
+        if kind != "message" {
+            return Err(ApiError::UnsupportedFeature(format!("item type {kind}")));
+        }
+        let role = match self.role.as_deref() {
+            Some("user") => MessageRole::User,
+            Some("assistant") => MessageRole::Assistant,
+            Some(other @ ("system" | "developer")) => {
+                return Err(ApiError::UnsupportedFeature(format!(
+                    "role {other} in items"
+                )))
+            }
+            _ => return Err(field(loc, at, "role", "role must be 'user' or 'assistant'")),
+        };
+        let text = match self.content {
+            Some(Value::String(s)) => s,
+            Some(Value::Array(parts)) => {
+                let mut text = String::new();
+                for (i, part) in parts.iter().enumerate() {
+                    match (part["type"].as_str(), part["text"].as_str()) {
+                        (Some("input_text" | "output_text" | "text"), Some(t)) => text.push_str(t),
+                        (
+                            Some(kind @ ("input_image" | "input_file" | "input_audio" | "refusal")),
+                            _,
+                        ) => {
+                            return Err(ApiError::UnsupportedFeature(format!(
+                                "content part type {kind}"
+                            )))
+                        }
+                        _ => {
+                            let index = i.to_string();
+                            let item = at.to_string();
+                            let mut path: Vec<&str> = loc.to_vec();
+                            path.extend([item.as_str(), "content", index.as_str()]);
+                            return Err(ApiError::Validation(vec![FieldError::new(
+                                &path,
+                                "a content part is {\"type\": \"input_text\" or \"output_text\", \"text\": string}",
+                            )]));
+                        }
+                    }
+                }
+                text
+            }
+            _ => {
+                return Err(field(
+                    loc,
+                    at,
+                    "content",
+                    "content must be a string or a list of text parts",
+                ))
+            }
+        };
+        Ok((role, text))
+    }
+}
+
+/// A stored message as an OpenAI message item.
+pub fn message_item(m: &Message) -> Value {
+    let part = match m.role {
+        MessageRole::User => json!({"type": "input_text", "text": m.content}),
+        MessageRole::Assistant => {
+            json!({"type": "output_text", "text": m.content, "annotations": []})
+        }
+    };
+    json!({
+        "type": "message",
+        "id": m.id.as_str(),
+        "status": "completed",
+        "role": m.role.as_str(),
+        "content": [part],
+    })
+}
