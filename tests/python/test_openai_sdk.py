@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
 """Client-compatibility check of OpenAI's own Python SDK, `openai==3.57.0` (its own venv,
-tests/python/requirements-openai.txt), against Skein's OpenAI dialect: models, conversations
-and conversation items, each through the SDK's own methods.
+tests/python/requirements-openai.txt), against Skein's OpenAI dialect: models, conversations,
+conversation items and responses (plain, in a conversation, chained, streamed, retrieved,
+listed and deleted), each through the SDK's own methods.
+
+Answers come from the built-in echo model (the default route), which replies
+"Echo (N context messages): <last user text>", N being the number of messages it received
+(instructions, history and inputs), so the counts show what the server put in front.
 
 The client is built with `_strict_response_validation=True`, so every answer is validated
 against the SDK's pydantic models (a missing or mistyped field raises
@@ -24,6 +29,7 @@ import urllib.request
 import openai
 from openai import OpenAI
 from openai.types import Model
+from openai.types.responses import Response, ResponseOutputMessage
 from openai.types.conversations import (
     Conversation,
     ConversationDeletedResource,
@@ -325,6 +331,324 @@ def conversation_delete():
     expect_eq(e.code, "conversation_not_found", "code")
 
 
+# ---- responses ------------------------------------------------------------------------------
+
+def echo(n, text):
+    """What the echo model answers when it received `n` messages, the last user one `text`."""
+    return f"Echo ({n} context messages): {text}"
+
+
+def expect_response(r, text, what="response"):
+    """A completed, stored-shape response whose one output message says `text`."""
+    expect(isinstance(r, Response), f"{what} is {type(r).__name__}")
+    expect(r.id.startswith("resp_"), f"{what} id {r.id!r}")
+    expect_eq(r.object, "response", f"{what} object")
+    expect_eq(r.status, "completed", f"{what} status")
+    expect_eq(r.model, "default", f"{what} model")
+    expect_eq(r.error, None, f"{what} error")
+    expect_eq(len(r.output), 1, f"{what} output items")
+    msg = r.output[0]
+    expect(isinstance(msg, ResponseOutputMessage), f"{what} output[0] is {type(msg).__name__}")
+    expect_eq((msg.type, msg.role, msg.status), ("message", "assistant", "completed"), f"{what} output[0]")
+    expect(msg.id.startswith("msg_"), f"{what} output[0].id {msg.id!r}")
+    expect_eq([(p.type, p.text, p.annotations) for p in msg.content], [("output_text", text, [])],
+              f"{what} output[0].content")
+    expect_eq(r.output_text, text, f"{what} output_text")
+
+
+def expect_usage(r, what="response"):
+    u = r.usage
+    expect(u is not None, f"{what} has no usage")
+    expect(u.input_tokens > 0 and u.output_tokens > 0, f"{what} usage {u}")
+    expect_eq(u.total_tokens, u.input_tokens + u.output_tokens, f"{what} usage.total_tokens")
+    expect_eq(u.input_tokens_details.cached_tokens, 0, f"{what} usage cached_tokens")
+    expect_eq(u.output_tokens_details.reasoning_tokens, 0, f"{what} usage reasoning_tokens")
+
+
+def responses_create_plain():
+    text = f"plain question {RUN}"
+    r = client.responses.create(model="default", input=text)
+    expect_response(r, echo(1, text))
+    expect(r.output_text.startswith("Echo (1 context messages)"), f"output_text {r.output_text!r}")
+    expect_usage(r)
+    expect_eq(r.store, True, "store defaults to true")
+    expect_eq(r.conversation, None, "conversation")
+    expect_eq(r.previous_response_id, None, "previous_response_id")
+    expect_eq(r.tools, [], "tools")
+    expect_eq(r.truncation, "auto", "truncation defaults to auto")
+    state["resp"] = r
+
+
+def responses_create_repeats_the_settings():
+    text = f"settings {RUN}"
+    r = client.responses.create(model="default", input=text, instructions="be brief",
+                                metadata={"run": RUN, "k": "v"}, temperature=0.5, top_p=0.9,
+                                max_output_tokens=64)
+    expect_response(r, echo(2, text))  # the instructions are a message the model receives
+    expect_eq((r.instructions, r.metadata, r.temperature, r.top_p, r.max_output_tokens),
+              ("be brief", {"run": RUN, "k": "v"}, 0.5, 0.9, 64),
+              "instructions, metadata, temperature, top_p, max_output_tokens")
+    state["settings_resp"] = r
+
+
+def responses_system_and_developer_inputs_are_not_stored():
+    r = client.responses.create(model="default", input=[
+        {"role": "system", "content": "system says"},
+        {"role": "developer", "content": "developer says"},
+        {"role": "user", "content": f"user says {RUN}"},
+    ])
+    expect_response(r, echo(3, f"user says {RUN}"))
+    listed = list(client.responses.input_items.list(r.id))
+    expect_eq([(i.role, "".join(p.text for p in i.content)) for i in listed], [("user", f"user says {RUN}")],
+              "input_items lists the user input only")
+
+
+def responses_in_a_conversation():
+    conv = client.conversations.create(items=[
+        {"role": "user", "content": f"stored question {RUN}"},
+        {"type": "message", "role": "assistant",
+         "content": [{"type": "output_text", "text": f"stored answer {RUN}", "annotations": []}]},
+    ])
+    text = f"and now? {RUN}"
+    r = client.responses.create(model="default", input=text, conversation=conv.id)
+    expect_response(r, echo(3, text))  # the two stored items, then the input
+    expect(r.conversation is not None, "conversation is null")
+    expect_eq(r.conversation.id, conv.id, "conversation.id")
+    items = all_items(conv.id)
+    expect_eq([(i.role, text_of(i)) for i in items],
+              [("user", f"stored question {RUN}"), ("assistant", f"stored answer {RUN}"),
+               ("user", text), ("assistant", r.output_text)],
+              "the turn (input and answer) is saved into the conversation")
+    expect_eq(items[-1].id, r.output[0].id, "the stored answer's id is the output message's id")
+    # The conversation as an object {"id"} works the same, and sees the first turn.
+    r2 = client.responses.create(model="default", input=f"once more {RUN}", conversation={"id": conv.id})
+    expect_response(r2, echo(5, f"once more {RUN}"), "second turn")
+    expect_eq(len(all_items(conv.id)), 6, "items after the second turn")
+    state["resp_conv"] = conv.id
+
+
+def responses_chain_with_previous_response_id():
+    first = state["resp"]
+    r2 = client.responses.create(model="default", input=f"chained {RUN}", previous_response_id=first.id)
+    expect_response(r2, echo(3, f"chained {RUN}"))  # first input, first answer, this input
+    expect_eq(r2.previous_response_id, first.id, "previous_response_id")
+    expect_usage(r2)
+    expect(r2.usage.input_tokens > first.usage.input_tokens, "the chain's input counts the history")
+    r3 = client.responses.create(model="default", input=f"chained again {RUN}", previous_response_id=r2.id)
+    expect_response(r3, echo(5, f"chained again {RUN}"), "third link")
+    state["chained"] = r3
+
+
+def responses_store_false():
+    r = client.responses.create(model="default", input=f"forget me {RUN}", store=False)
+    expect_response(r, echo(1, f"forget me {RUN}"))
+    expect_eq(r.store, False, "store")
+    e = expect_raises(openai.NotFoundError, lambda: client.responses.retrieve(r.id), "retrieve of store=false")
+    expect_eq(e.code, "response_not_found", "code")
+    e = expect_raises(openai.NotFoundError,
+                      lambda: client.responses.create(model="default", input="x", previous_response_id=r.id),
+                      "chaining on store=false")
+    expect_eq(e.code, "response_not_found", "code")
+
+
+def responses_retrieve():
+    for r in (state["resp"], state["chained"]):
+        got = client.responses.retrieve(r.id)
+        expect_response(got, r.output_text, "retrieved")
+        expect_eq(got.id, r.id, "id")
+        expect_eq(got.output[0].id, r.output[0].id, "output[0].id")
+        expect_eq(got.created_at, r.created_at, "created_at")
+        expect_eq(got.previous_response_id, r.previous_response_id, "previous_response_id")
+        expect_eq(got.metadata, r.metadata, "metadata")
+
+
+def responses_retrieve_repeats_settings_and_usage():
+    r = state["settings_resp"]
+    got = client.responses.retrieve(r.id)
+    fields = ("instructions", "metadata", "temperature", "top_p", "max_output_tokens", "truncation", "store")
+    expect_eq({f: getattr(got, f) for f in fields}, {f: getattr(r, f) for f in fields},
+              "the retrieved response's settings")
+    expect_eq(got.usage, r.usage, "the retrieved response's usage")
+
+
+def responses_input_items_paginate():
+    texts = [f"in one {RUN}", f"in two {RUN}", f"in three {RUN}"]
+    r = client.responses.create(model="default", input=[
+        {"role": "user", "content": texts[0]},
+        {"role": "assistant", "content": texts[1]},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": texts[2]}]},
+    ])
+    expect_response(r, echo(3, texts[2]))
+    page = client.responses.input_items.list(r.id, limit=1)
+    expect_eq([len(p.data) for p in page.iter_pages()], [1, 1, 1], "page sizes, 1 a page")
+    items = list(client.responses.input_items.list(r.id, limit=1))
+    expect_eq([(i.type, i.role, "".join(p.text for p in i.content)) for i in items],
+              [("message", "user", texts[2]), ("message", "assistant", texts[1]), ("message", "user", texts[0])],
+              "auto-pagination, newest first by default")
+    suffix = r.id[len("resp_"):]
+    expect_eq([i.id for i in items], [f"msg_{suffix}_{n}" for n in (2, 1, 0)], "input item ids")
+    expect_eq([i.status for i in items], ["completed"] * 3, "status")
+    asc = list(client.responses.input_items.list(r.id, limit=2, order="asc"))
+    expect_eq([i.id for i in asc], [f"msg_{suffix}_{n}" for n in (0, 1, 2)], "order=asc")
+    after = client.responses.input_items.list(r.id, order="asc", after=asc[0].id)
+    expect_eq([i.id for i in after.data], [asc[1].id, asc[2].id], "after=")
+    expect_eq(after.has_more, False, "has_more")
+    state["listed_resp"] = r.id
+
+
+def responses_delete():
+    rid = state["listed_resp"]
+    expect_eq(client.responses.delete(rid), None, "delete returns None")
+    e = expect_raises(openai.NotFoundError, lambda: client.responses.retrieve(rid), "retrieve after delete")
+    expect_eq(e.code, "response_not_found", "code")
+    expect_raises(openai.NotFoundError, lambda: client.responses.input_items.list(rid), "input_items after delete")
+    e = expect_raises(openai.NotFoundError, lambda: client.responses.delete(rid), "a second delete")
+    expect_eq(e.code, "response_not_found", "code")
+
+
+def check_stream_events(types, what):
+    """The event sequence of one streamed text answer."""
+    expect(types, f"{what}: no events")
+    deltas = types.count("response.output_text.delta")
+    expect(deltas >= 1, f"{what}: no output_text.delta in {types}")
+    expect_eq(types, ["response.created", "response.in_progress", "response.output_item.added",
+                      "response.content_part.added"] + ["response.output_text.delta"] * deltas
+              + ["response.output_text.done", "response.content_part.done", "response.output_item.done",
+                 "response.completed"], f"{what}: event types in order")
+
+
+def responses_stream_helper():
+    conv = state["resp_conv"]
+    before = len(all_items(conv))
+    text = f"streamed {RUN}"
+    with client.responses.stream(model="default", input=text, conversation=conv) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    check_stream_events([e.type for e in events], "stream()")
+    expect_eq([e.sequence_number for e in events], list(range(len(events))), "sequence numbers")
+    created, completed = events[0], events[-1]
+    expect_eq(created.response.status, "in_progress", "status in response.created")
+    expect_eq(completed.response.id, created.response.id, "the same response id throughout")
+    joined = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    expect_eq(joined, echo(before + 1, text), "the deltas concatenate to the answer")
+    done = next(e for e in events if e.type == "response.output_text.done")
+    expect_eq(done.text, joined, "output_text.done text")
+    expect_response(final, joined, "get_final_response()")
+    expect_eq(final.id, created.response.id, "final id")
+    expect_usage(final, "final response")
+    items = all_items(conv)
+    expect_eq([(i.role, text_of(i)) for i in items[before:]], [("user", text), ("assistant", joined)],
+              "the streamed turn is saved into the conversation")
+    expect_eq(items[-1].id, final.output[0].id, "stored answer id")
+    expect_eq(client.responses.retrieve(final.id).output_text, joined, "retrieve of the streamed response")
+
+
+def responses_create_stream_true():
+    text = f"raw stream {RUN}"
+    events = list(client.responses.create(model="default", input=text, stream=True))
+    check_stream_events([e.type for e in events], "create(stream=True)")
+    joined = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    expect_eq(joined, echo(1, text), "the deltas concatenate to the answer")
+    final = events[-1].response
+    expect_response(final, joined, "response.completed's response")
+    added = next(e for e in events if e.type == "response.output_item.added")
+    expect_eq(added.item.id, final.output[0].id, "output_item.added id")
+    expect_eq(client.responses.retrieve(final.id).output_text, joined, "retrieve of the streamed response")
+
+
+def responses_conversation_and_previous_response_id():
+    e = expect_raises(openai.BadRequestError,
+                      lambda: client.responses.create(model="default", input="x", conversation=state["resp_conv"],
+                                                      previous_response_id=state["resp"].id),
+                      "conversation with previous_response_id")
+    expect_eq(e.status_code, 400, "status")
+
+
+def responses_unknown_conversation():
+    e = expect_raises(openai.NotFoundError,
+                      lambda: client.responses.create(model="default", input="x",
+                                                      conversation="conv_doesnotexist0000000000"),
+                      "an unknown conversation")
+    expect_eq(e.code, "conversation_not_found", "code")
+
+
+def responses_unsupported_features():
+    before = len(all_items(state["resp_conv"]))
+    tool = {"type": "function", "name": "get_weather", "description": "The weather in a city.",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                           "required": ["city"], "additionalProperties": False},
+            "strict": True}
+    refused = [
+        ("tools", dict(tools=[tool])),
+        ("tool_choice required", dict(tool_choice="required")),
+        ("text.format json_object", dict(text={"format": {"type": "json_object"}})),
+        ("prompt", dict(prompt={"id": "pmpt_1"})),
+    ]
+    for what, extra in refused:
+        e = expect_raises(openai.BadRequestError,
+                          lambda: client.responses.create(model="default", input="x",
+                                                          conversation=state["resp_conv"], **extra),
+                          what)
+        expect_eq(e.code, "unsupported_feature", f"code for {what}")
+    expect_raises(openai.BadRequestError,
+                  lambda: client.responses.create(model="default", input="x", background=True), "background")
+    e = expect_raises(openai.BadRequestError,
+                      lambda: client.responses.create(model="default", input="x", truncation="bogus"),
+                      "truncation bogus")
+    expect_eq(e.param, "truncation", "param")
+    expect_eq(len(all_items(state["resp_conv"])), before, "nothing of the refused requests was stored")
+
+
+BIG_ITEMS = 20
+BIG_WORDS = 2000
+WINDOW = 8192  # the echo model's context window (the built-in default route)
+
+
+def responses_truncation():
+    words = " ".join(f"w{i}" for i in range(BIG_WORDS))
+    # One such text alone, to know its size in the model's tokens.
+    one = client.responses.create(model="default", input=words, store=False)
+    per_item = one.usage.input_tokens
+    expect(per_item * BIG_ITEMS > WINDOW, f"{BIG_ITEMS} items of {per_item} tokens fit in {WINDOW}")
+    expect(per_item < WINDOW, f"one item of {per_item} tokens does not fit in {WINDOW}")
+    conv = client.conversations.create()
+    for start in range(0, BIG_ITEMS, 10):
+        client.conversations.items.create(conv.id, items=[
+            {"role": "user" if n % 2 == 0 else "assistant", "content": f"{n} {words}"}
+            for n in range(start, start + 10)])
+    expect_eq(len(all_items(conv.id)), BIG_ITEMS, "items stored")
+    e = expect_raises(openai.BadRequestError,
+                      lambda: client.responses.create(model="default", input=f"fits? {RUN}",
+                                                      conversation=conv.id, truncation="disabled"),
+                      "truncation=disabled over the window")
+    expect_eq(e.code, "context_length_exceeded", "code")
+    expect_eq(len(all_items(conv.id)), BIG_ITEMS, "nothing stored by the refused turn")
+    r = client.responses.create(model="default", input=f"fits? {RUN}", conversation=conv.id, truncation="auto")
+    expect_eq(r.truncation, "auto", "truncation")
+    expect(r.status == "completed", f"status {r.status}")
+    prefix = "Echo ("
+    expect(r.output_text.startswith(prefix) and r.output_text.endswith(f": fits? {RUN}"),
+           f"output_text {r.output_text[:80]!r}")
+    seen = int(r.output_text[len(prefix):].split(" ", 1)[0])
+    expect(2 <= seen < BIG_ITEMS + 1, f"the model saw {seen} messages: the oldest history should be cut")
+    expect(r.usage.input_tokens <= WINDOW, f"input_tokens {r.usage.input_tokens} over the window {WINDOW}")
+    expect_eq(len(all_items(conv.id)), BIG_ITEMS + 2, "the turn is saved")
+
+
+def responses_locked_conversation():
+    conv = client.conversations.create(items=[{"role": "user", "content": f"lock me {RUN}"}])
+    status, thread = freddy("PATCH", f"/v1/threads/{conv.id}", {"state": "locked"})
+    expect_eq(status, 200, "PATCH state locked", ctx=thread)
+    expect_eq(thread["state"], "locked", "state")
+    e = expect_raises(openai.APIStatusError,
+                      lambda: client.responses.create(model="default", input="x", conversation=conv.id),
+                      "a response in a locked conversation")
+    expect_eq(type(e), openai.APIStatusError, "exception class (423 has no subclass)")
+    expect_eq(e.status_code, 423, "status")
+    expect_eq(e.code, "thread_locked", "code")
+    expect_eq(len(all_items(conv.id)), 1, "nothing stored")
+
+
 CHECKS = [
     ("models.list lists the routes, default on echo", models_list),
     ("models.retrieve of any name uses the default route", models_retrieve),
@@ -346,6 +670,27 @@ CHECKS = [
     ("a thread from POST /v1/threads is a conversation", thread_is_a_conversation),
     ("GET /v1/conversations lists the conversations", skein_lists_conversations),
     ("conversations.delete, then retrieve raises NotFoundError", conversation_delete),
+    ("responses.create answers a completed echo with usage", responses_create_plain),
+    ("responses.create repeats instructions, metadata and sampling settings", responses_create_repeats_the_settings),
+    ("system and developer inputs reach the model but are not stored",
+     responses_system_and_developer_inputs_are_not_stored),
+    ("responses.create in a conversation sees and extends its items", responses_in_a_conversation),
+    ("previous_response_id chains the history", responses_chain_with_previous_response_id),
+    ("store=False: neither retrievable nor chainable", responses_store_false),
+    ("responses.retrieve answers the stored response", responses_retrieve),
+    ("responses.retrieve repeats the settings and usage", responses_retrieve_repeats_settings_and_usage),
+    ("responses.input_items.list auto-paginates, newest first", responses_input_items_paginate),
+    ("responses.delete, then retrieve raises NotFoundError", responses_delete),
+    ("responses.stream() in a conversation, get_final_response()", responses_stream_helper),
+    ("responses.create(stream=True) yields the events", responses_create_stream_true),
+    ("conversation with previous_response_id raises BadRequestError",
+     responses_conversation_and_previous_response_id),
+    ("an unknown conversation raises NotFoundError conversation_not_found", responses_unknown_conversation),
+    ("tools, tool_choice, text.format, prompt, background, bad truncation raise BadRequestError",
+     responses_unsupported_features),
+    ("truncation=disabled over the window raises context_length_exceeded, auto cuts",
+     responses_truncation),
+    ("a locked conversation raises APIStatusError 423", responses_locked_conversation),
 ]
 
 if __name__ == "__main__":

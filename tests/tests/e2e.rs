@@ -35,6 +35,7 @@ skein_persistence::on_both_backends!(
     the_newest_freddy_sdk_reconnects_to_a_stream,
     the_newest_freddy_sdk_drives_search_read_state_changes_and_incognito,
     the_openai_sdk_drives_conversations_items_and_models,
+    the_openai_agents_sdk_keeps_a_conversation_session,
     organizations_users_and_memberships_are_managed_from_the_cli,
     the_sweeper_and_skein_purge_delete_what_is_due,
 );
@@ -386,7 +387,17 @@ fn the_openai_sdk_drives_conversations_items_and_models(backend: Backend) {
         "venv-openai",
         "requirements-openai.txt",
         "test_openai_sdk.py",
-        20,
+        37,
+    );
+}
+
+fn the_openai_agents_sdk_keeps_a_conversation_session(backend: Backend) {
+    run_client_script(
+        backend,
+        "venv-openai",
+        "requirements-openai.txt",
+        "test_openai_agents.py",
+        10,
     );
 }
 

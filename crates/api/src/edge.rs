@@ -68,6 +68,7 @@ fn nul_in_path(req: &ServiceRequest) -> Option<ApiError> {
         Some(("{thread_id}" | "{conversation_id}", id)) => ApiError::ThreadNotFound(id.to_string()),
         Some(("{message_id}" | "{item_id}", id)) => ApiError::MessageNotFound(id.to_string()),
         Some(("{model}", id)) => ApiError::ModelNotFound(id.to_string()),
+        Some(("{response_id}", id)) => ApiError::ResponseNotFound(id.to_string()),
         Some(("{assistant_id}", id)) => ApiError::AssistantNotFound(id.to_string()),
         _ => not_found(),
     })

@@ -81,6 +81,10 @@ fn routes(cfg: &mut ServiceConfig) {
         .service(openai::items::list_items)
         .service(openai::items::retrieve_item)
         .service(openai::items::delete_item)
+        .service(openai::responses::create_response)
+        .service(openai::responses::list_input_items)
+        .service(openai::responses::retrieve_response)
+        .service(openai::responses::delete_response)
         .service(service::healthz)
         .service(service::readyz)
         .service(service::metrics);

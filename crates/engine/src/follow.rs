@@ -142,6 +142,7 @@ impl Engine {
                     total_tokens: input_tokens + output_tokens,
                 },
                 metadata: serde_json::Value::Null,
+                completed_at: Some(to_utc(answer.created_at)),
             })),
         }
     }

@@ -134,6 +134,10 @@ pub struct Completed {
     pub usage: Usage,
     /// The request's metadata.
     pub metadata: Value,
+    /// When the turn was saved (absent in events stored before it was
+    /// kept: then the start).
+    #[serde(default)]
+    pub completed_at: Option<DateTime<Utc>>,
 }
 
 /// An open turn: the lease is held (in a thread) and the context is built.
@@ -156,6 +160,19 @@ pub struct Turn {
     thread_pk: Option<i64>,
     rewind_from: Option<i64>,
     answer_id: MessageId,
+    truncate: bool,
+}
+
+/// The id of a response's answer: `msg_` and the response id's own random
+/// part, so that the answer can be named before it is saved, and a
+/// thread-less response (which saves no message) names it the same way
+/// when it is read back.
+pub fn answer_id(response_id: &ResponseId) -> MessageId {
+    let random = response_id
+        .as_str()
+        .strip_prefix("resp_")
+        .unwrap_or(response_id.as_str());
+    MessageId::parse(format!("msg_{random}")).unwrap_or_else(|_| MessageId::generate())
 }
 
 /// What the generation ended with.
@@ -226,6 +243,7 @@ impl Engine {
             truncate,
         } = request;
         let response_id = ResponseId::generate();
+        let answer_id = answer_id(&response_id);
         let now = self.clock.now();
         let (texts, counts) = cpu::count_tokens(
             inputs
@@ -317,7 +335,8 @@ impl Engine {
             lease: opened.lease,
             thread_pk: opened.thread_pk,
             rewind_from: opened.rewind_from,
-            answer_id: MessageId::generate(),
+            answer_id,
+            truncate,
         })
     }
 }
@@ -457,8 +476,12 @@ impl OpenTrip {
                     created,
                     armed: true,
                 };
-                offer_history(conn, &history, context_mode, &mut plan.builder)?;
-                fits(&plan)?;
+                let read = offer_history(conn, &history, context_mode, &mut plan.builder)
+                    .and_then(|()| fits(&plan));
+                if let Err(e) = read {
+                    lease.release_now(conn);
+                    return Err(e);
+                }
                 Ok(Opened {
                     rewind_from,
                     ..plan.finish(Some(lease), Some(history.thread_pk()))
@@ -805,7 +828,8 @@ impl Turn {
                 output.usage.output_tokens,
             )
         });
-        let response = self.store.then(|| self.stored_response(&output));
+        let finished = self.engine.clock.now();
+        let response = self.store.then(|| self.stored_response(&output, finished));
         let turn = FinishedTurn {
             messages,
             model: self.settings.model.clone(),
@@ -824,10 +848,11 @@ impl Turn {
                 message_id: stored
                     .last()
                     .map(|m| m.id.to_string())
-                    .unwrap_or_else(|| MessageId::generate().to_string()),
+                    .unwrap_or_else(|| self.answer_id.to_string()),
                 text: output.text,
                 usage: output.usage,
                 metadata: self.metadata.clone(),
+                completed_at: Some(finished),
             }),
             Err(e) => {
                 release(lease).await;
@@ -931,7 +956,7 @@ impl Turn {
         Ok(stored)
     }
 
-    fn stored_response(&self, output: &ModelOutput) -> StoredResponse {
+    fn stored_response(&self, output: &ModelOutput, finished: DateTime<Utc>) -> StoredResponse {
         StoredResponse {
             id: self.response_id.to_string(),
             scope: self.scope.clone(),
@@ -949,8 +974,18 @@ impl Turn {
                 .collect(),
             output_text: output.text.clone(),
             output_tokens: output.usage.output_tokens,
+            input_tokens: output.usage.input_tokens,
+            total_tokens: output.usage.total_tokens,
+            settings: serde_json::json!({
+                "instructions": self.settings.instructions,
+                "temperature": self.settings.temperature,
+                "top_p": self.settings.top_p,
+                "max_output_tokens": self.settings.max_output_tokens,
+                "truncation": if self.truncate { "auto" } else { "disabled" },
+                "completed_at": finished.timestamp(),
+            }),
             metadata: self.metadata.clone(),
-            created_at: self.engine.clock.now(),
+            created_at: self.created_at,
         }
     }
 }
@@ -986,6 +1021,23 @@ pub struct LeaseGuard {
 }
 
 impl LeaseGuard {
+    /// Gives the lease back at once on `conn` (a turn that fails while it
+    /// opens, inside its own trip: the next request must not find the
+    /// thread busy). If that fails, the guard's drop tries again.
+    fn release_now(mut self, conn: &mut DbConnection) {
+        if turns::release(
+            conn,
+            &self.scope,
+            &self.thread_id,
+            &self.lease_id,
+            self.created,
+        )
+        .is_ok()
+        {
+            self.armed = false;
+        }
+    }
+
     /// Renews the lease every third of `ttl` while the returned task runs
     /// (abort it when the turn ends), so a long generation never loses its
     /// lease, and a dead process's lease lapses within `ttl`.

@@ -39,6 +39,14 @@ pub struct StoredResponse {
     pub output_text: String,
     /// Token count of the answer.
     pub output_tokens: u32,
+    /// Tokens of the context the model received (0 for responses stored
+    /// before this was kept).
+    pub input_tokens: u32,
+    /// Input and output tokens, as the provider reported them.
+    pub total_tokens: u32,
+    /// What the response was asked with (`instructions`, `temperature`,
+    /// `top_p`, `max_output_tokens`, `truncation`), as JSON.
+    pub settings: serde_json::Value,
     /// Metadata given with the request.
     pub metadata: serde_json::Value,
     /// Creation time.
@@ -59,6 +67,7 @@ struct ResponseRow {
     usage: String,
     metadata: String,
     created_at: NaiveDateTime,
+    settings: String,
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -70,6 +79,12 @@ impl TryFrom<ResponseRow> for StoredResponse {
 
     fn try_from(r: ResponseRow) -> Result<Self, StoreError> {
         let usage: serde_json::Value = serde_json::from_str(&r.usage).map_err(corrupt)?;
+        let tokens = |key: &str| {
+            usage[key]
+                .as_u64()
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or(0)
+        };
         Ok(Self {
             scope: Scope {
                 organization_id: skein_domain::OrganizationId::parse(r.organization_id)
@@ -83,10 +98,10 @@ impl TryFrom<ResponseRow> for StoredResponse {
             model: r.model,
             inputs: serde_json::from_str(&r.inputs).map_err(corrupt)?,
             output_text: r.output_text,
-            output_tokens: usage["output_tokens"]
-                .as_u64()
-                .and_then(|v| u32::try_from(v).ok())
-                .unwrap_or(0),
+            output_tokens: tokens("output_tokens"),
+            input_tokens: tokens("input_tokens"),
+            total_tokens: tokens("total_tokens"),
+            settings: serde_json::from_str(&r.settings).map_err(corrupt)?,
             metadata: serde_json::from_str(&r.metadata).map_err(corrupt)?,
             created_at: to_utc(r.created_at),
         })
@@ -104,9 +119,12 @@ pub fn insert(conn: &mut DbConnection, r: &StoredResponse) -> Result<(), StoreEr
         model: r.model.clone(),
         inputs: serde_json::to_string(&r.inputs).map_err(corrupt)?,
         output_text: r.output_text.clone(),
-        usage: serde_json::json!({"output_tokens": r.output_tokens}).to_string(),
+        usage: serde_json::json!({"input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
+                                  "total_tokens": r.total_tokens})
+        .to_string(),
         metadata: r.metadata.to_string(),
         created_at: to_naive(r.created_at),
+        settings: r.settings.to_string(),
     };
     diesel::insert_into(responses::table)
         .values(row)
@@ -131,6 +149,21 @@ pub fn find(
         .first(conn)
         .optional()?;
     row.map(StoredResponse::try_from).transpose()
+}
+
+/// Deletes the caller's response `id` (its thread's messages stay); returns
+/// whether there was one.
+pub fn delete(conn: &mut DbConnection, scope: &Scope, id: &str) -> Result<bool, StoreError> {
+    let n = crate::connection::write_transaction(conn, |conn| -> Result<usize, StoreError> {
+        Ok(diesel::delete(
+            responses::table
+                .filter(responses::id.eq(id))
+                .filter(responses::organization_id.eq(scope.organization_id.as_str()))
+                .filter(responses::user_id.eq(scope.user_id.as_str())),
+        )
+        .execute(conn)?)
+    })?;
+    Ok(n > 0)
 }
 
 /// Walks a chain from `id` back through `previous_response_id`, newest

@@ -119,6 +119,7 @@ diesel::table! {
         usage -> Text,
         metadata -> Text,
         created_at -> Timestamp,
+        settings -> Text,
     }
 }
 

@@ -45,7 +45,8 @@ pub struct ItemList {
 }
 
 impl ItemList {
-    fn new(data: Vec<Value>, has_more: bool) -> Self {
+    /// A page of `data`.
+    pub fn page(data: Vec<Value>, has_more: bool) -> Self {
         let id = |v: Option<&Value>| v.and_then(|i| i["id"].as_str()).map(str::to_string);
         Self {
             object: "list".into(),
@@ -117,7 +118,7 @@ pub async fn create_items(
             Ok(messages::append(conn, &scope, &id, new, &limits, now)?)
         })
         .await?;
-    Ok(web::Json(ItemList::new(
+    Ok(web::Json(ItemList::page(
         stored.iter().map(message_item).collect(),
         false,
     )))
@@ -158,7 +159,7 @@ pub async fn list_items(
             Ok(messages::list(conn, &scope, &id, &query)?)
         })
         .await?;
-    Ok(web::Json(ItemList::new(
+    Ok(web::Json(ItemList::page(
         page.messages.iter().map(message_item).collect(),
         page.has_more,
     )))

@@ -7,11 +7,13 @@ pub mod conversations;
 pub mod errors;
 pub mod items;
 pub mod models;
+pub mod responses;
 
 use crate::error::{ApiError, FieldError};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use skein_domain::context::ContextRole;
 use skein_domain::{Message, MessageRole};
 
 /// The paths of this dialect (their errors use OpenAI's envelope).
@@ -50,22 +52,27 @@ fn field(loc: &[&str], at: usize, name: &str, msg: impl Into<String>) -> ApiErro
 }
 
 impl InputItem {
-    /// The item's role and text, or why it cannot be stored. `loc` is where
-    /// the list is (`["body", "items"]`), `at` the item's index.
-    pub fn parse(self, loc: &[&str], at: usize) -> Result<(MessageRole, String), ApiError> {
+    /// The item's role and text as a model input (any of the four roles),
+    /// or why it cannot be used. `loc` is where the list is (`["body",
+    /// "input"]`), `at` the item's index.
+    pub fn parse_input(self, loc: &[&str], at: usize) -> Result<(ContextRole, String), ApiError> {
         let kind = self.kind.as_deref().unwrap_or("message");
         if kind != "message" {
             return Err(ApiError::UnsupportedFeature(format!("item type {kind}")));
         }
         let role = match self.role.as_deref() {
-            Some("user") => MessageRole::User,
-            Some("assistant") => MessageRole::Assistant,
-            Some(other @ ("system" | "developer")) => {
-                return Err(ApiError::UnsupportedFeature(format!(
-                    "role {other} in items"
-                )))
+            Some("user") => ContextRole::User,
+            Some("assistant") => ContextRole::Assistant,
+            Some("system") => ContextRole::System,
+            Some("developer") => ContextRole::Developer,
+            _ => {
+                return Err(field(
+                    loc,
+                    at,
+                    "role",
+                    "role must be 'user', 'assistant', 'system' or 'developer'",
+                ))
             }
-            _ => return Err(field(loc, at, "role", "role must be 'user' or 'assistant'")),
         };
         let text = match self.content {
             Some(Value::String(s)) => s,
@@ -106,6 +113,21 @@ impl InputItem {
             }
         };
         Ok((role, text))
+    }
+
+    /// The item as a message to store: only `user` and `assistant`
+    /// messages are kept in a conversation.
+    pub fn parse(self, loc: &[&str], at: usize) -> Result<(MessageRole, String), ApiError> {
+        match self.parse_input(loc, at)? {
+            (ContextRole::User, text) => Ok((MessageRole::User, text)),
+            (ContextRole::Assistant, text) => Ok((MessageRole::Assistant, text)),
+            (ContextRole::System, _) => {
+                Err(ApiError::UnsupportedFeature("role system in items".into()))
+            }
+            (ContextRole::Developer, _) => Err(ApiError::UnsupportedFeature(
+                "role developer in items".into(),
+            )),
+        }
     }
 }
 

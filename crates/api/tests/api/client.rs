@@ -460,11 +460,14 @@ fn frame(block: &str) -> Option<(String, Value)> {
         return Some(("[DONE]".into(), Value::Null));
     }
     let v: Value = serde_json::from_str(&data).unwrap();
-    assert_eq!(
-        v["event"].as_str(),
-        name.as_deref(),
-        "event line and key agree"
-    );
+    // Skein's frames name their event in `event` and carry an `id:` line;
+    // OpenAI's dialect names it in `type` and has no `id:` line.
+    let openai = v.get("event").is_none();
+    let key = if openai { &v["type"] } else { &v["event"] };
+    assert_eq!(key.as_str(), name.as_deref(), "event line and key agree");
+    if openai {
+        return Some((name.unwrap_or_default(), v));
+    }
     assert_eq!(
         id,
         v["sequence_number"].as_u64(),

@@ -344,6 +344,17 @@ fn nul_bodies(method: &str, path: &str) -> Vec<(Value, Value)> {
             json!({"items": [{"role": "user", "content": "ok"}, {"role": "user", "content": "x\u{0}"}]}),
             json!(["body", "items", 1, "content"]),
         )],
+        ("post", "/v1/responses") => vec![
+            (json!({"input": "hi\u{0}"}), json!(["body", "input"])),
+            (
+                json!({"input": [{"role": "user", "content": "ok"}, {"role": "user", "content": "\u{0}"}]}),
+                json!(["body", "input", 1, "content"]),
+            ),
+            (
+                json!({"input": "hi", "model": "m\u{0}"}),
+                json!(["body", "model"]),
+            ),
+        ],
         _ => panic!("{method} {path} takes a body: give it NUL cases"),
     };
     cases.push((nul_key, json!(["body", "metadata", "k\u{0}"])));
@@ -372,6 +383,7 @@ fn not_found_code(param: &str) -> &'static str {
         "conversation_id" => "THREAD_NOT_FOUND",
         "item_id" => "MESSAGE_NOT_FOUND",
         "model" => "MODEL_NOT_FOUND",
+        "response_id" => "RESPONSE_NOT_FOUND",
         other => panic!("path parameter {other}: which resource does it name?"),
     }
 }
@@ -425,6 +437,16 @@ async fn a_nul_in_any_path_query_or_body_is_refused_on_every_route_and_writes_no
     ))
     .await;
     let assistant_id = assistant.body["id"].as_str().unwrap().to_string();
+    let stored = within(send(
+        &app,
+        Method::POST,
+        "/v1/responses",
+        Some(&k.a1),
+        Some(json!({"input": "kept"})),
+    ))
+    .await;
+    assert_eq!(stored.status, 200, "{}", stored.body);
+    let response_id = stored.body["id"].as_str().unwrap().to_string();
     let ids = [
         ("thread_id", thread_id.as_str()),
         ("message_id", message_id.as_str()),
@@ -432,6 +454,7 @@ async fn a_nul_in_any_path_query_or_body_is_refused_on_every_route_and_writes_no
         ("conversation_id", thread_id.as_str()),
         ("item_id", message_id.as_str()),
         ("model", "default"),
+        ("response_id", response_id.as_str()),
     ];
     let before = snapshot(&app, &k.a1, &thread_id).await;
 

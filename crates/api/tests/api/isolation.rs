@@ -121,6 +121,7 @@ async fn no_endpoint_reaches_another_users_or_organizations_objects(backend: Bac
                 .replace("{message_id}", &message_id)
                 .replace("{item_id}", &message_id)
                 .replace("{assistant_id}", &assistant_id)
+                .replace("{response_id}", &response_id)
                 .replace("{model}", "default");
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             for (who, cred) in &foreigners {
@@ -140,7 +141,9 @@ async fn no_endpoint_reaches_another_users_or_organizations_objects(backend: Bac
                     | ("get" | "put" | "delete", "/v1/assistants/{assistant_id}")
                     | ("get" | "post" | "delete", "/v1/conversations/{conversation_id}")
                     | ("get" | "post", "/v1/conversations/{conversation_id}/items")
-                    | ("get" | "delete", "/v1/conversations/{conversation_id}/items/{item_id}") => {
+                    | ("get" | "delete", "/v1/conversations/{conversation_id}/items/{item_id}")
+                    | ("get" | "delete", "/v1/responses/{response_id}")
+                    | ("get", "/v1/responses/{response_id}/input_items") => {
                         let body = json!({"title": "stolen", "metadata": {"x": 1}, "name": "stolen",
                                           "role": "user", "content": "stolen", "state": "archived",
                                           "items": [{"role": "user", "content": "stolen"}]});
@@ -262,6 +265,38 @@ async fn no_endpoint_reaches_another_users_or_organizations_objects(backend: Bac
                             assert_eq!(r.status, 403, "{ctx}: {}", r.body);
                         }
                     }
+                    // OpenAI's front door: the owner's response and conversation
+                    // are not found from anywhere else.
+                    ("post", "/v1/responses") => {
+                        let r = call(
+                            &app,
+                            cred,
+                            m.clone(),
+                            path,
+                            Some(json!({"previous_response_id": response_id, "input": "x"})),
+                        )
+                        .await;
+                        assert_eq!(
+                            (r.status, r.code()),
+                            (404, "response_not_found"),
+                            "{ctx}: {}",
+                            r.body
+                        );
+                        let r = call(
+                            &app,
+                            cred,
+                            m.clone(),
+                            path,
+                            Some(json!({"conversation": "owned", "input": "x"})),
+                        )
+                        .await;
+                        assert_eq!(
+                            (r.status, r.code()),
+                            (404, "conversation_not_found"),
+                            "{ctx}: {}",
+                            r.body
+                        );
+                    }
                     // No per-user objects behind these.
                     ("get", "/v1/model/response/output-modes")
                     | ("get", "/v1/model/response/reasoning-levels")
@@ -355,7 +390,7 @@ async fn every_endpoint_refuses_an_unknown_or_revoked_key_and_a_removed_member(b
     // Valid for every route (unknown fields are ignored).
     let body = json!({"title": "t", "name": "n", "role": "user", "content": "c",
                       "inputs": [{"role": "user", "content": "c"}], "thread": "owned",
-                      "items": [{"role": "user", "content": "c"}]});
+                      "items": [{"role": "user", "content": "c"}], "input": "c"});
     let spec: Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),

@@ -12,6 +12,7 @@ mod assistants;
 mod edge;
 mod isolation;
 mod messages;
+mod openai;
 mod ratelimit;
 mod responses;
 mod retention;
