@@ -82,6 +82,7 @@ fn routes(cfg: &mut ServiceConfig) {
         .service(openai::items::retrieve_item)
         .service(openai::items::delete_item)
         .service(openai::responses::create_response)
+        .service(openai::responses::count_input_tokens)
         .service(openai::responses::list_input_items)
         .service(openai::responses::retrieve_response)
         .service(openai::responses::delete_response)

@@ -113,6 +113,18 @@ impl TurnRequest {
     }
 }
 
+/// What a turn would send to its model (see [`Engine::preview`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preview {
+    /// The model the turn would run with.
+    pub model: String,
+    /// The context, in the order the model gets it.
+    pub context: Vec<ContextItem>,
+    /// Its tokens, as Skein counts them (o200k_base, no per-message
+    /// overhead: what the echo model reports as its input).
+    pub input_tokens: u32,
+}
+
 /// A saved turn: what both front doors render as their response object.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Completed {
@@ -230,6 +242,36 @@ impl Engine {
         W: FnOnce(&mut DbConnection) -> Result<Scope, E> + Send + 'static,
         E: From<EngineError> + From<skein_persistence::StoreError> + Send + 'static,
     {
+        self.open_with(request, who, false).await
+    }
+
+    /// The context a turn with `request` would send to its model now, built
+    /// by the same steps as [`Engine::open`] (settings, routing, history,
+    /// window) but without a lease and without writing anything: a thread
+    /// that the turn would create counts as empty, the lifecycle and the
+    /// cap are not checked.
+    pub async fn preview<E, W>(&self, request: TurnRequest, who: W) -> Result<Preview, E>
+    where
+        W: FnOnce(&mut DbConnection) -> Result<Scope, E> + Send + 'static,
+        E: From<EngineError> + From<skein_persistence::StoreError> + Send + 'static,
+    {
+        let turn = self.open_with(request, who, true).await?;
+        Ok(Preview {
+            model: turn.settings.model.clone(),
+            input_tokens: turn
+                .context
+                .iter()
+                .map(|item| item.tokens)
+                .fold(0u32, u32::saturating_add),
+            context: turn.context.clone(),
+        })
+    }
+
+    async fn open_with<E, W>(&self, request: TurnRequest, who: W, preview: bool) -> Result<Turn, E>
+    where
+        W: FnOnce(&mut DbConnection) -> Result<Scope, E> + Send + 'static,
+        E: From<EngineError> + From<skein_persistence::StoreError> + Send + 'static,
+    {
         let TurnRequest {
             target,
             inputs,
@@ -309,6 +351,7 @@ impl Engine {
             context_mode,
             rewind,
             truncate,
+            preview,
         };
         let (scope, opened) = self
             .store
@@ -405,6 +448,8 @@ struct OpenTrip {
     context_mode: ContextMode,
     rewind: Option<Rewind>,
     truncate: bool,
+    /// Read only: no lease, nothing created or written.
+    preview: bool,
 }
 
 impl OpenTrip {
@@ -427,6 +472,7 @@ impl OpenTrip {
             context_mode,
             rewind,
             truncate,
+            preview,
         } = self;
         let fits = |plan: &Plan| {
             if !truncate && plan.builder.truncated() {
@@ -457,15 +503,25 @@ impl OpenTrip {
                     new_messages,
                     rewind,
                 };
+                let plan_for = |thread: &skein_domain::Thread, assistant: Option<&Assistant>| {
+                    planner.plan(thread.model_override.as_deref(), assistant)
+                };
+                if preview {
+                    let (mut plan, history) =
+                        turns::peek(conn, &scope, &start, &limits, now, plan_for)?;
+                    if let Some(history) = &history {
+                        offer_history(conn, history, context_mode, &mut plan.builder)?;
+                    }
+                    fits(&plan)?;
+                    return Ok(plan.finish(None, None));
+                }
                 let turns::OpenedTurn {
                     created,
                     mut plan,
                     history,
                     rewind_from,
                     ..
-                } = turns::open(conn, &scope, &start, &limits, now, |thread, assistant| {
-                    planner.plan(thread.model_override.as_deref(), assistant)
-                })?;
+                } = turns::open(conn, &scope, &start, &limits, now, plan_for)?;
                 // From here on the lease is held: the guard gives it back on
                 // any failure, even if the caller has gone away.
                 let lease = LeaseGuard {

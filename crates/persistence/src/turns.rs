@@ -164,25 +164,7 @@ where
             }
             Err(e) => return Err(e.into()),
         };
-        let bound = match &start.assistant {
-            Some(a) => current
-                .apply(
-                    ThreadPatch {
-                        assistant_id: Some(a.clone()),
-                        ..ThreadPatch::default()
-                    },
-                    limits,
-                    now,
-                )
-                .map_err(StoreError::from)?,
-            None => current,
-        };
-        let assistant = assistants::for_turn(
-            conn,
-            scope,
-            start.assistant.as_ref(),
-            bound.assistant_id.as_ref(),
-        )?;
+        let (bound, assistant) = bind_assistant(conn, scope, start, current, limits, now)?;
         let rewind_from = match &start.rewind {
             Some(r) => Some(rewind_point(conn, key.pk, r)?),
             None => None,
@@ -215,6 +197,93 @@ where
             rewind_from,
         })
     })
+}
+
+/// The thread with the requested assistant bound (in memory: the caller
+/// saves it), and the assistant whose settings apply.
+fn bind_assistant(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    start: &TurnStart,
+    current: Thread,
+    limits: &Limits,
+    now: DateTime<Utc>,
+) -> Result<(Thread, Option<Assistant>), StoreError> {
+    let bound = match &start.assistant {
+        Some(a) => current.apply(
+            ThreadPatch {
+                assistant_id: Some(a.clone()),
+                ..ThreadPatch::default()
+            },
+            limits,
+            now,
+        )?,
+        None => current,
+    };
+    let assistant = assistants::for_turn(
+        conn,
+        scope,
+        start.assistant.as_ref(),
+        bound.assistant_id.as_ref(),
+    )?;
+    Ok((bound, assistant))
+}
+
+/// What [`open`] would see, without writing anything (a preview of the
+/// context): the thread read without a lock and without a lease; a thread
+/// that `start.create` would create is planned as a new, empty one (no
+/// history); the requested assistant is bound in memory only. The
+/// lifecycle and the cap are not checked (nothing is added). `None` for the
+/// history of a thread that does not exist yet.
+pub fn peek<P, E, F>(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    start: &TurnStart,
+    limits: &Limits,
+    now: DateTime<Utc>,
+    plan: F,
+) -> Result<(P, Option<History>), E>
+where
+    F: FnOnce(&Thread, Option<&Assistant>) -> Result<P, E>,
+    E: From<StoreError>,
+{
+    let found = match crate::threads::load_live_for_read(conn, scope, start.thread_id.as_str()) {
+        Ok(found) => Some(found),
+        Err(StoreError::NotFound(_)) if start.create => None,
+        Err(e) => return Err(e.into()),
+    };
+    let (key, current) = match found {
+        Some((key, thread)) => (Some(key), thread),
+        None => (
+            None,
+            Thread::new(
+                NewThread {
+                    id: start.thread_id.clone(),
+                    organization_id: scope.organization_id.clone(),
+                    user_id: scope.user_id.clone(),
+                    title: None,
+                    metadata: start.metadata.clone(),
+                    assistant_id: None,
+                    visible_in_ui: true,
+                    workflow_id: start.workflow_id.clone(),
+                    incognito_ttl: start.incognito_ttl,
+                },
+                now,
+            ),
+        ),
+    };
+    let (bound, assistant) = bind_assistant(conn, scope, start, current, limits, now)?;
+    let history = match key {
+        Some(key) => Some(History {
+            pk: key.pk,
+            before: match &start.rewind {
+                Some(r) => rewind_point(conn, key.pk, r)?,
+                None => i64::MAX,
+            },
+        }),
+        None => None,
+    };
+    Ok((plan(&bound, assistant.as_ref())?, history))
 }
 
 /// The sequence number from which a rewind removes messages: after the

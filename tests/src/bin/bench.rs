@@ -3,9 +3,10 @@
 //! Starts the release `skein` binary on SQLite, then on PostgreSQL, and runs
 //! the sections of docs/benchmarks.md (`BENCH_SECTIONS` picks some): load
 //! (`wrk` at 1 and 32 connections, every common operation, `/healthz` as the
-//! ceiling), history, gateway, context, counting, rewind, reconnect, events,
-//! replicas, sidebar (search and unread on 1M threads) and idle (memory at
-//! rest on a large database). Prints Markdown tables for docs/benchmarks.md.
+//! ceiling), history, gateway, context, counting, rewind, openai (the OpenAI
+//! dialect beside Freddy's), reconnect, events, replicas, sidebar (search and
+//! unread on 1M threads) and idle (memory at rest on a large database).
+//! Prints Markdown tables for docs/benchmarks.md.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use reqwest::blocking::Client;
@@ -17,6 +18,8 @@ use std::time::{Duration, Instant};
 
 #[path = "bench/load.rs"]
 mod load;
+#[path = "bench/openai.rs"]
+mod openai;
 #[path = "bench/sidebar.rs"]
 mod sidebar;
 #[path = "bench/streams.rs"]
@@ -94,6 +97,15 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
     if section("rewind") {
         sidebar::rewind(&base, &key, &|thread, n| seeder.append(thread, n), 200);
     }
+    if section("openai") {
+        openai::dialect(
+            &base,
+            &key,
+            &|thread, n| seeder.append(thread, n),
+            (requests / 20).max(100),
+            env_num("BENCH_SECONDS", 10) as u64,
+        );
+    }
     let (rss, peak) = server.memory_kib();
     println!(
         "\nServer memory at the end of the {} run: RSS {:.1} MiB, peak (VmHWM) **{:.1} MiB**.\n",
@@ -129,8 +141,8 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
 }
 
 /// Whether `BENCH_SECTIONS` (a comma-separated list; all when unset) names
-/// this section: load, history, gateway, context, counting, rewind, reconnect,
-/// events, replicas (PostgreSQL only), sidebar, idle.
+/// this section: load, history, gateway, context, counting, rewind, openai,
+/// reconnect, events, replicas (PostgreSQL only), sidebar, idle.
 fn section(name: &str) -> bool {
     std::env::var("BENCH_SECTIONS")
         .map(|v| v.split(',').any(|s| s.trim() == name))

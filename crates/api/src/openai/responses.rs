@@ -393,11 +393,7 @@ pub async fn create_response(
     let stream = body.stream.unwrap_or(false);
     let (request, mut shape) = body.into_turn(&state.limits)?;
     caller.before_counting(request.text_bytes()).await?;
-    let conversation = shape.conversation.clone();
-    let whose = caller.within(move |conn, who| match &conversation {
-        Some(id) => who.thread_scope(conn, None, id),
-        None => who.scope(None),
-    });
+    let whose = scope_of(&caller, shape.conversation.clone());
     let turn = state.engine().open(request, whose).await?;
     shape.id = turn.response_id().to_string();
     shape.created_at = unix(turn.created_at());
@@ -427,6 +423,19 @@ pub async fn create_response(
         }
         Err(join) => Err(ApiError::Internal(Box::new(join))),
     }
+}
+
+/// Whose turn it is: the conversation's scope (found in any of a token
+/// user's organizations), else the caller's one organization.
+fn scope_of(
+    caller: &Caller,
+    conversation: Option<String>,
+) -> impl FnOnce(&mut skein_persistence::DbConnection) -> Result<skein_persistence::Scope> + Send + 'static
+{
+    caller.within(move |conn, who| match &conversation {
+        Some(id) => who.thread_scope(conn, None, id),
+        None => who.scope(None),
+    })
 }
 
 /// OpenAI's error object inside a failed response: OpenAI's own codes.
@@ -725,4 +734,51 @@ pub async fn list_input_items(
     let page: Vec<Value> = items.iter().skip(start).take(limit).cloned().collect();
     let has_more = items.len() > start + page.len();
     Ok(web::Json(super::items::ItemList::page(page, has_more)))
+}
+
+/// Answer of `POST /v1/responses/input_tokens`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"object": "response.input_tokens", "input_tokens": 42}))]
+pub struct InputTokens {
+    /// Always `response.input_tokens`.
+    pub object: String,
+    /// The tokens of the context the model would receive.
+    pub input_tokens: u32,
+}
+
+/// Count a response's input tokens.
+///
+/// Builds the context `POST /v1/responses` would send for the same body
+/// (the conversation's or the chain's history cut to the window, the
+/// instructions, the input) without running the model, taking the
+/// conversation's lease or saving anything, and counts it as Skein counts
+/// (o200k_base): the `input_tokens` the echo model reports for that turn.
+#[utoipa::path(
+    tag = "openai",
+    operation_id = "openai_count_input_tokens",
+    request_body = CreateResponse,
+    responses(
+        (status = 200, description = "The count", body = InputTokens),
+        (status = 400, description = "Invalid request, unsupported field, context too long with truncation disabled", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
+        (status = 404, description = "`conversation_not_found`, `response_not_found`, `model_not_found`", body = ErrorResponse),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
+#[post("/v1/responses/input_tokens")]
+pub async fn count_input_tokens(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: JsonBody<CreateResponse>,
+) -> Result<web::Json<InputTokens>> {
+    let (request, shape) = body.0.into_turn(&state.limits)?;
+    caller.before_counting(request.text_bytes()).await?;
+    let preview = state
+        .engine()
+        .preview(request, scope_of(&caller, shape.conversation))
+        .await?;
+    Ok(web::Json(InputTokens {
+        object: "response.input_tokens".into(),
+        input_tokens: preview.input_tokens,
+    }))
 }

@@ -344,7 +344,7 @@ fn nul_bodies(method: &str, path: &str) -> Vec<(Value, Value)> {
             json!({"items": [{"role": "user", "content": "ok"}, {"role": "user", "content": "x\u{0}"}]}),
             json!(["body", "items", 1, "content"]),
         )],
-        ("post", "/v1/responses") => vec![
+        ("post", "/v1/responses" | "/v1/responses/input_tokens") => vec![
             (json!({"input": "hi\u{0}"}), json!(["body", "input"])),
             (
                 json!({"input": [{"role": "user", "content": "ok"}, {"role": "user", "content": "\u{0}"}]}),

@@ -267,7 +267,7 @@ async fn no_endpoint_reaches_another_users_or_organizations_objects(backend: Bac
                     }
                     // OpenAI's front door: the owner's response and conversation
                     // are not found from anywhere else.
-                    ("post", "/v1/responses") => {
+                    ("post", "/v1/responses" | "/v1/responses/input_tokens") => {
                         let r = call(
                             &app,
                             cred,

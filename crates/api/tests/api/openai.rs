@@ -16,6 +16,7 @@ skein_persistence::on_both_backends_async!(
     truncation_disabled_refuses_a_history_that_does_not_fit,
     a_streamed_turn_uses_openai_events_and_ends_with_the_saved_answer,
     stored_responses_are_retrieved_listed_and_deleted,
+    input_tokens_counts_what_the_turn_sends_and_changes_nothing,
 );
 
 async fn respond(app: &TestApp, key: &str, body: Value) -> Resp {
@@ -468,4 +469,81 @@ async fn stored_responses_are_retrieved_listed_and_deleted(backend: Backend) {
         .send()
         .await;
     openai_error(&again, 404, "response_not_found");
+}
+
+async fn input_tokens_counts_what_the_turn_sends_and_changes_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let k = &app.keys;
+    let count = |body: Value| {
+        let app = &app;
+        async move {
+            let r = app
+                .post("/v1/responses/input_tokens")
+                .key(&k.a1)
+                .json(body)
+                .send()
+                .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            assert_eq!(r.body["object"], "response.input_tokens");
+            r.body["input_tokens"].as_u64().unwrap()
+        }
+    };
+    let conv = conversation(
+        &app,
+        &k.a1,
+        json!([{"role": "user", "content": "my name is Ann and I like long walks"},
+               {"role": "assistant", "content": "Hello Ann"}]),
+    )
+    .await;
+    let body =
+        json!({"conversation": conv, "instructions": "be brief", "input": "what is my name?"});
+    let counted = count(body.clone()).await;
+    assert_eq!(
+        items(&app, &k.a1, &conv).await.len(),
+        2,
+        "counting saves nothing"
+    );
+    let r = respond(&app, &k.a1, body).await;
+    assert_eq!(r.body["usage"]["input_tokens"], counted, "{}", r.body);
+    // A chain counts its history too.
+    let id = r.body["id"].as_str().unwrap();
+    let chained = json!({"previous_response_id": id, "input": "and now?"});
+    let counted = count(chained.clone()).await;
+    let r = respond(&app, &k.a1, chained).await;
+    assert_eq!(r.body["usage"]["input_tokens"], counted, "{}", r.body);
+    // Nothing is created, and what a turn refuses, counting refuses.
+    let r = app
+        .post("/v1/responses/input_tokens")
+        .key(&k.a1)
+        .json(json!({"conversation": "conv_missing", "input": "x"}))
+        .send()
+        .await;
+    openai_error(&r, 404, "conversation_not_found");
+    let r = app
+        .post("/v1/responses/input_tokens")
+        .key(&k.a1)
+        .json(json!({"input": "x", "tools": [{"type": "function", "name": "f"}]}))
+        .send()
+        .await;
+    openai_error(&r, 400, "unsupported_feature");
+    let long = "lorem ipsum ".repeat(600);
+    let big = conversation(
+        &app,
+        &k.a1,
+        json!((0..10)
+            .map(|_| json!({"role": "user", "content": long}))
+            .collect::<Vec<_>>()),
+    )
+    .await;
+    let r = app
+        .post("/v1/responses/input_tokens")
+        .key(&k.a1)
+        .json(json!({"conversation": big, "input": "x", "truncation": "disabled"}))
+        .send()
+        .await;
+    openai_error(&r, 400, "context_length_exceeded");
+    // Counting takes no lease: a turn right after it runs.
+    let r = respond(&app, &k.a1, json!({"conversation": big, "input": "x"})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(count(json!({"conversation": big, "input": "x"})).await <= 8192);
 }

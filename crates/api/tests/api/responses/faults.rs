@@ -41,7 +41,23 @@ async fn concurrent_first_use_of_a_thread_is_busy_never_missing(backend: Backend
         assert_error(r, 409, "THREAD_BUSY");
         assert!(r.headers.contains_key("retry-after"));
     }
-    assert_eq!(upstream.next_request().await["model"], "fake-gated");
+    // The winner's request is still in `racing`: keep polling it while
+    // waiting for its model call, or under load its handler may not have
+    // reached the model yet and would never be polled again.
+    let seen = {
+        let next = upstream.next_request();
+        tokio::pin!(next);
+        loop {
+            tokio::select! {
+                seen = &mut next => break seen,
+                early = racing.next() => panic!(
+                    "the winner answered before its model was called: {:?}",
+                    early.map(|r| r.body)
+                ),
+            }
+        }
+    };
+    assert_eq!(seen["model"], "fake-gated");
     upstream.open_gate();
     let winner = within(REQUEST_TIMEOUT_SECS, racing.next()).await.unwrap();
     assert_eq!(winner.status, 200, "{}", winner.body);
