@@ -47,14 +47,12 @@ async fn concurrent_first_use_of_a_thread_is_busy_never_missing(backend: Backend
     let seen = {
         let next = upstream.next_request();
         tokio::pin!(next);
-        loop {
-            tokio::select! {
-                seen = &mut next => break seen,
-                early = racing.next() => panic!(
-                    "the winner answered before its model was called: {:?}",
-                    early.map(|r| r.body)
-                ),
-            }
+        tokio::select! {
+            seen = &mut next => seen,
+            early = racing.next() => panic!(
+                "the winner answered before its model was called: {:?}",
+                early.map(|r| r.body)
+            ),
         }
     };
     assert_eq!(seen["model"], "fake-gated");
