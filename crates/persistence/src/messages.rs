@@ -116,10 +116,11 @@ pub fn create_with(
     let scope = Scope::new(thread.organization_id.clone(), thread.user_id.clone());
     write_transaction(conn, |conn| {
         crate::threads::insert_row(conn, thread)?;
-        let (key, current) = load_locked(conn, &scope, thread.id.as_str())?;
         if new.is_empty() {
-            return Ok((current, Vec::new()));
+            // As `threads::insert`: nothing more to read or write.
+            return Ok((thread.clone(), Vec::new()));
         }
+        let (key, current) = load_locked(conn, &scope, thread.id.as_str())?;
         let count = u32::try_from(new.len()).unwrap_or(u32::MAX);
         let next = current.record_appended(count, limits, now)?;
         let stored = append_and_save(conn, key, &next, new, now)?;

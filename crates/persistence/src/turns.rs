@@ -142,20 +142,7 @@ where
         let (key, current, created) = match load_locked(conn, scope, id) {
             Ok((key, thread)) => (key, thread, false),
             Err(StoreError::NotFound(_)) if start.create => {
-                let fresh = Thread::new(
-                    NewThread {
-                        id: start.thread_id.clone(),
-                        organization_id: scope.organization_id.clone(),
-                        user_id: scope.user_id.clone(),
-                        title: None,
-                        metadata: start.metadata.clone(),
-                        assistant_id: None,
-                        visible_in_ui: true,
-                        workflow_id: start.workflow_id.clone(),
-                        incognito_ttl: start.incognito_ttl,
-                    },
-                    now,
-                );
+                let fresh = fresh_thread(scope, start, now);
                 let created = insert_if_absent(conn, &fresh)?;
                 // Someone else's (or a deleted) thread holding the id stays
                 // invisible: NotFound, as if it did not exist.
@@ -197,6 +184,24 @@ where
             rewind_from,
         })
     })
+}
+
+/// The thread a turn creates on first use of its id.
+fn fresh_thread(scope: &Scope, start: &TurnStart, now: DateTime<Utc>) -> Thread {
+    Thread::new(
+        NewThread {
+            id: start.thread_id.clone(),
+            organization_id: scope.organization_id.clone(),
+            user_id: scope.user_id.clone(),
+            title: None,
+            metadata: start.metadata.clone(),
+            assistant_id: None,
+            visible_in_ui: true,
+            workflow_id: start.workflow_id.clone(),
+            incognito_ttl: start.incognito_ttl,
+        },
+        now,
+    )
 }
 
 /// The thread with the requested assistant bound (in memory: the caller
@@ -254,23 +259,7 @@ where
     };
     let (key, current) = match found {
         Some((key, thread)) => (Some(key), thread),
-        None => (
-            None,
-            Thread::new(
-                NewThread {
-                    id: start.thread_id.clone(),
-                    organization_id: scope.organization_id.clone(),
-                    user_id: scope.user_id.clone(),
-                    title: None,
-                    metadata: start.metadata.clone(),
-                    assistant_id: None,
-                    visible_in_ui: true,
-                    workflow_id: start.workflow_id.clone(),
-                    incognito_ttl: start.incognito_ttl,
-                },
-                now,
-            ),
-        ),
+        None => (None, fresh_thread(scope, start, now)),
     };
     let (bound, assistant) = bind_assistant(conn, scope, start, current, limits, now)?;
     let history = match key {

@@ -16,8 +16,7 @@ use skein_domain::limits::DEFAULT_PAGE_SIZE;
 use skein_domain::{DomainError, Metadata, NewMessage, NewThread, Thread, ThreadId, ThreadPatch};
 use skein_engine::cpu;
 use skein_persistence::{messages, threads, ListOrder, ThreadQuery};
-use utoipa::{IntoParams, ToSchema};
-use validator::Validate;
+use utoipa::ToSchema;
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -84,23 +83,6 @@ pub struct ConversationDeleted {
     pub object: String,
     /// Always true.
     pub deleted: bool,
-}
-
-/// Query of `GET /v1/conversations`.
-#[derive(Debug, Default, Deserialize, Validate, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListConversationsQuery {
-    /// Page size, 1-100 (default 20).
-    #[serde(default)]
-    #[validate(range(min = 1, max = 100, message = "limit must be between 1 and 100"))]
-    pub limit: Option<u32>,
-    /// `desc` (newest first, default) or `asc`, by creation time.
-    #[serde(default)]
-    #[param(inline)]
-    pub order: Option<crate::dto::OrderDto>,
-    /// A conversation id: the page after it.
-    #[serde(default)]
-    pub after: Option<String>,
 }
 
 /// A page of conversations.
@@ -331,7 +313,7 @@ pub async fn delete_conversation(
 #[utoipa::path(
     tag = "openai",
     operation_id = "openai_list_conversations",
-    params(ListConversationsQuery),
+    params(super::CursorQuery),
     responses(
         (status = 200, description = "One page", body = ConversationList),
         (status = 400, description = "Bad `limit` or `order`, or an unknown cursor", body = ErrorResponse),
@@ -342,7 +324,7 @@ pub async fn delete_conversation(
 #[get("/v1/conversations")]
 pub async fn list_conversations(
     caller: Caller,
-    query: QueryParams<ListConversationsQuery>,
+    query: QueryParams<super::CursorQuery>,
 ) -> Result<web::Json<ConversationList>> {
     let q = query.0;
     let query = ThreadQuery {

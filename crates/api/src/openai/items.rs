@@ -13,8 +13,7 @@ use serde_json::Value;
 use skein_domain::limits::DEFAULT_PAGE_SIZE;
 use skein_persistence::messages::{self, MessageQuery};
 use skein_persistence::ListOrder;
-use utoipa::{IntoParams, ToSchema};
-use validator::Validate;
+use utoipa::ToSchema;
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -56,23 +55,6 @@ impl ItemList {
             has_more,
         }
     }
-}
-
-/// Query of the item list.
-#[derive(Debug, Default, Deserialize, Validate, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListItemsQuery {
-    /// Page size, 1-100 (default 20).
-    #[serde(default)]
-    #[validate(range(min = 1, max = 100, message = "limit must be between 1 and 100"))]
-    pub limit: Option<u32>,
-    /// `desc` (newest first, default) or `asc`.
-    #[serde(default)]
-    #[param(inline)]
-    pub order: Option<crate::dto::OrderDto>,
-    /// An item id: the page after it.
-    #[serde(default)]
-    pub after: Option<String>,
 }
 
 /// Add items.
@@ -130,7 +112,7 @@ pub async fn create_items(
 #[utoipa::path(
     tag = "openai",
     operation_id = "openai_list_items",
-    params(("conversation_id" = String, Path, description = "Conversation (thread) id"), ListItemsQuery),
+    params(("conversation_id" = String, Path, description = "Conversation (thread) id"), super::CursorQuery),
     responses(
         (status = 200, description = "One page", body = ItemList),
         (status = 400, description = "Bad `limit` or `order`, or an unknown cursor", body = ErrorResponse),
@@ -143,7 +125,7 @@ pub async fn create_items(
 pub async fn list_items(
     caller: Caller,
     path: web::Path<String>,
-    query: QueryParams<ListItemsQuery>,
+    query: QueryParams<super::CursorQuery>,
 ) -> Result<web::Json<ItemList>> {
     let id = path.into_inner();
     let q = query.0;

@@ -24,6 +24,23 @@ pub(crate) fn unix(t: DateTime<Utc>) -> i64 {
     t.timestamp()
 }
 
+/// The query of OpenAI's cursor lists (conversations, items, input items).
+#[derive(Debug, Default, Deserialize, validator::Validate, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CursorQuery {
+    /// Page size, 1-100 (default 20).
+    #[serde(default)]
+    #[validate(range(min = 1, max = 100, message = "limit must be between 1 and 100"))]
+    pub limit: Option<u32>,
+    /// `desc` (newest first, default) or `asc`.
+    #[serde(default)]
+    #[param(inline)]
+    pub order: Option<crate::dto::OrderDto>,
+    /// An id of the list: the page after it.
+    #[serde(default)]
+    pub after: Option<String>,
+}
+
 /// At most this many items in one request (OpenAI's limit).
 pub const MAX_ITEMS: usize = 20;
 

@@ -21,8 +21,7 @@ use skein_engine::{
     TurnRequest,
 };
 use skein_persistence::responses::{self, StoredResponse};
-use utoipa::{IntoParams, ToSchema};
-use validator::Validate;
+use utoipa::ToSchema;
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -651,23 +650,6 @@ pub async fn delete_response(
     }))
 }
 
-/// Query of the input item list.
-#[derive(Debug, Default, Deserialize, Validate, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct InputItemsQuery {
-    /// Page size, 1-100 (default 20).
-    #[serde(default)]
-    #[validate(range(min = 1, max = 100, message = "limit must be between 1 and 100"))]
-    pub limit: Option<u32>,
-    /// `desc` (default: the last input first) or `asc`.
-    #[serde(default)]
-    #[param(inline)]
-    pub order: Option<crate::dto::OrderDto>,
-    /// An input item id: the page after it.
-    #[serde(default)]
-    pub after: Option<String>,
-}
-
 /// List a response's input items.
 ///
 /// The user and assistant inputs the response was created with (system
@@ -676,7 +658,7 @@ pub struct InputItemsQuery {
 #[utoipa::path(
     tag = "openai",
     operation_id = "openai_list_input_items",
-    params(("response_id" = String, Path, description = "Response id"), InputItemsQuery),
+    params(("response_id" = String, Path, description = "Response id"), super::CursorQuery),
     responses(
         (status = 200, description = "One page", body = super::items::ItemList),
         (status = 400, description = "Bad `limit`, `order` or `after`", body = ErrorResponse),
@@ -690,7 +672,7 @@ pub async fn list_input_items(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: QueryParams<InputItemsQuery>,
+    query: QueryParams<super::CursorQuery>,
 ) -> Result<web::Json<super::items::ItemList>> {
     let q = query.0;
     let stored = load(&state, &caller, path.into_inner()).await?;

@@ -19,6 +19,14 @@ skein_persistence::on_both_backends_async!(
     input_tokens_counts_what_the_turn_sends_and_changes_nothing,
 );
 
+async fn count_raw(app: &TestApp, key: &str, body: Value) -> Resp {
+    app.post("/v1/responses/input_tokens")
+        .key(key)
+        .json(body)
+        .send()
+        .await
+}
+
 async fn respond(app: &TestApp, key: &str, body: Value) -> Resp {
     app.post("/v1/responses").key(key).json(body).send().await
 }
@@ -477,12 +485,7 @@ async fn input_tokens_counts_what_the_turn_sends_and_changes_nothing(backend: Ba
     let count = |body: Value| {
         let app = &app;
         async move {
-            let r = app
-                .post("/v1/responses/input_tokens")
-                .key(&k.a1)
-                .json(body)
-                .send()
-                .await;
+            let r = count_raw(app, &k.a1, body).await;
             assert_eq!(r.status, 200, "{}", r.body);
             assert_eq!(r.body["object"], "response.input_tokens");
             r.body["input_tokens"].as_u64().unwrap()
@@ -512,19 +515,19 @@ async fn input_tokens_counts_what_the_turn_sends_and_changes_nothing(backend: Ba
     let r = respond(&app, &k.a1, chained).await;
     assert_eq!(r.body["usage"]["input_tokens"], counted, "{}", r.body);
     // Nothing is created, and what a turn refuses, counting refuses.
-    let r = app
-        .post("/v1/responses/input_tokens")
-        .key(&k.a1)
-        .json(json!({"conversation": "conv_missing", "input": "x"}))
-        .send()
-        .await;
+    let r = count_raw(
+        &app,
+        &k.a1,
+        json!({"conversation": "conv_missing", "input": "x"}),
+    )
+    .await;
     openai_error(&r, 404, "conversation_not_found");
-    let r = app
-        .post("/v1/responses/input_tokens")
-        .key(&k.a1)
-        .json(json!({"input": "x", "tools": [{"type": "function", "name": "f"}]}))
-        .send()
-        .await;
+    let r = count_raw(
+        &app,
+        &k.a1,
+        json!({"input": "x", "tools": [{"type": "function", "name": "f"}]}),
+    )
+    .await;
     openai_error(&r, 400, "unsupported_feature");
     let long = "lorem ipsum ".repeat(600);
     let big = conversation(
@@ -535,12 +538,12 @@ async fn input_tokens_counts_what_the_turn_sends_and_changes_nothing(backend: Ba
             .collect::<Vec<_>>()),
     )
     .await;
-    let r = app
-        .post("/v1/responses/input_tokens")
-        .key(&k.a1)
-        .json(json!({"conversation": big, "input": "x", "truncation": "disabled"}))
-        .send()
-        .await;
+    let r = count_raw(
+        &app,
+        &k.a1,
+        json!({"conversation": big, "input": "x", "truncation": "disabled"}),
+    )
+    .await;
     openai_error(&r, 400, "context_length_exceeded");
     // Counting takes no lease: a turn right after it runs.
     let r = respond(&app, &k.a1, json!({"conversation": big, "input": "x"})).await;
