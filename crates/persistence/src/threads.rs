@@ -73,6 +73,9 @@ pub struct ThreadQuery {
     pub workflow_id: Option<String>,
     /// Only threads whose title contains this text (any case).
     pub search: Option<String>,
+    /// Only threads whose metadata holds each of these keys with this
+    /// string value (all of them).
+    pub metadata: Vec<(String, String)>,
 }
 
 /// One page of threads.
@@ -380,16 +383,51 @@ fn counted_grams(
     Ok(rows.into_iter().map(|r| (r.gram, r.n)).collect())
 }
 
+/// Only threads whose `metadata[key]` is the string `value`, in the
+/// backend's JSON functions (the column is JSON text on both).
+fn holding_metadata<'a>(
+    q: threads::BoxedQuery<'a, Db>,
+    backend: crate::Backend,
+    key: &str,
+    value: &str,
+) -> threads::BoxedQuery<'a, Db> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{Bool, Text};
+    let (head, middle, tail) = match backend {
+        crate::Backend::Sqlite => (
+            "EXISTS (SELECT 1 FROM json_each(threads.metadata) AS m WHERE m.key = ",
+            " AND m.type = 'text' AND m.value = ",
+            ")",
+        ),
+        crate::Backend::Postgres => (
+            "(CAST(threads.metadata AS jsonb) -> ",
+            ") = to_jsonb(CAST(",
+            " AS text))",
+        ),
+    };
+    q.filter(
+        sql::<Bool>(head)
+            .bind::<Text, _>(key.to_string())
+            .sql(middle)
+            .bind::<Text, _>(value.to_string())
+            .sql(tail),
+    )
+}
+
 fn filtered<'a>(
     user: &'a UserId,
     orgs: &'a [OrganizationId],
     live: Option<Liveness>,
     query: &'a ThreadQuery,
     search: Option<TitleSearch>,
+    backend: crate::Backend,
 ) -> threads::BoxedQuery<'a, Db> {
     let mut q = owned_by(user, orgs, live, query.include_deleted);
     if let Some(w) = &query.workflow_id {
         q = q.filter(threads::workflow_id.eq(w.as_str()));
+    }
+    for (key, value) in &query.metadata {
+        q = holding_metadata(q, backend, key, value);
     }
     if let Some(search) = search {
         if let Some(gram) = search.gram {
@@ -766,7 +804,12 @@ pub fn list_across(
         && query.is_pinned.is_none()
         && query.workflow_id.is_none()
         && query.search.is_none()
+        && query.metadata.is_empty()
         && !query.include_deleted;
+    let backend = match conn {
+        DbConnection::Sqlite(_) => crate::Backend::Sqlite,
+        DbConnection::Postgresql(_) => crate::Backend::Postgres,
+    };
     let search = query
         .search
         .as_deref()
@@ -791,7 +834,7 @@ pub fn list_across(
                 let recheck = search.clone().map(|s| TitleSearch { gram: None, ..s });
                 let matching =
                     |conn: &mut DbConnection, pks: &[i64]| -> Result<Vec<ThreadRow>, StoreError> {
-                        Ok(filtered(user, orgs, live, query, recheck.clone())
+                        Ok(filtered(user, orgs, live, query, recheck.clone(), backend)
                             .filter(threads::pk.eq_any(pks))
                             .select(ThreadRow::as_select())
                             .load(conn)?)
@@ -799,7 +842,7 @@ pub fn list_across(
                 candidates_page(conn, &gram, keyset, matching)?
             }
             None => with_keyset!(
-                filtered(user, orgs, live, query, search.clone()),
+                filtered(user, orgs, live, query, search.clone(), backend),
                 threads::pk,
                 keyset,
                 |q| q.select(ThreadRow::as_select()).load(conn)?
@@ -809,7 +852,7 @@ pub fn list_across(
     let (rows, has_more) = keyset.finish(rows);
     let total = if query.include_total {
         Some(
-            filtered(user, orgs, live, query, search)
+            filtered(user, orgs, live, query, search, backend)
                 .count()
                 .get_result::<i64>(conn)?,
         )

@@ -460,3 +460,33 @@ pub struct GenerateNameResponse {
     /// What happened.
     pub message: String,
 }
+
+/// The `metadata[KEY]=VALUE` filters of a list's query string: at most 16,
+/// keys of 1-64 characters, values of at most 512 (else 422 at
+/// `["query", "metadata[KEY]"]`). A thread matches when its metadata holds
+/// every KEY with the string VALUE.
+pub fn metadata_filters(query: &str) -> Result<Vec<(String, String)>, crate::error::ApiError> {
+    use crate::error::{ApiError, FieldError};
+    let mut filters = Vec::new();
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        let Some(key) = name
+            .strip_prefix("metadata[")
+            .and_then(|rest| rest.strip_suffix(']'))
+        else {
+            continue;
+        };
+        let refuse =
+            |msg: &str| ApiError::Validation(vec![FieldError::new(&["query", name.as_ref()], msg)]);
+        if key.is_empty() || key.chars().count() > 64 {
+            return Err(refuse("a metadata key is 1 to 64 characters"));
+        }
+        if value.chars().count() > 512 {
+            return Err(refuse("a metadata value is at most 512 characters"));
+        }
+        filters.push((key.to_string(), value.into_owned()));
+        if filters.len() > 16 {
+            return Err(refuse("at most 16 metadata filters"));
+        }
+    }
+    Ok(filters)
+}

@@ -151,7 +151,8 @@ pub async fn get_thread(
 #[utoipa::path(
     tag = "threads",
     operation_id = "list_threads",
-    params(ListThreadsQuery),
+    params(ListThreadsQuery,
+           ("metadata[KEY]" = Option<String>, Query, description = "Only threads whose metadata holds KEY with this string value; up to 16, all must hold (for example `metadata[team]=support&metadata[tier]=gold`)")),
     responses(
         (status = 200, description = "One page of threads", body = ThreadListResponse),
         (status = 400, description = "`INVALID_REQUEST`: unknown cursor, or both `after` and `before`", body = ErrorResponse),
@@ -164,8 +165,10 @@ pub async fn get_thread(
 #[get("/v1/threads")]
 pub async fn list_threads(
     caller: Caller,
+    request: actix_web::HttpRequest,
     query: QueryParams<ListThreadsQuery>,
 ) -> Result<web::Json<ThreadListResponse>> {
+    let metadata = crate::dto::metadata_filters(request.query_string())?;
     let q = query.0;
     if q.after.is_some() && q.before.is_some() {
         return Err(ApiError::InvalidRequest(
@@ -186,6 +189,7 @@ pub async fn list_threads(
         workflow_id: q.workflow_id,
         // An empty search matches every title: no filter.
         search: q.search.filter(|s| !s.is_empty()),
+        metadata,
     };
     let organization = q.organization_id;
     let page = caller

@@ -309,11 +309,13 @@ pub async fn delete_conversation(
 /// List conversations (not in OpenAI's API).
 ///
 /// The caller's conversations, which are all of its threads, newest first
-/// by default; walk with `after=<last_id>` while `has_more`.
+/// by default; walk with `after=<last_id>` while `has_more`;
+/// `metadata[KEY]=VALUE` filters (up to 16, all must hold).
 #[utoipa::path(
     tag = "openai",
     operation_id = "openai_list_conversations",
-    params(super::CursorQuery),
+    params(super::CursorQuery,
+           ("metadata[KEY]" = Option<String>, Query, description = "Only conversations whose metadata holds KEY with this string value; up to 16, all must hold")),
     responses(
         (status = 200, description = "One page", body = ConversationList),
         (status = 400, description = "Bad `limit` or `order`, or an unknown cursor", body = ErrorResponse),
@@ -324,13 +326,16 @@ pub async fn delete_conversation(
 #[get("/v1/conversations")]
 pub async fn list_conversations(
     caller: Caller,
+    request: actix_web::HttpRequest,
     query: QueryParams<super::CursorQuery>,
 ) -> Result<web::Json<ConversationList>> {
+    let metadata = crate::dto::metadata_filters(request.query_string())?;
     let q = query.0;
     let query = ThreadQuery {
         limit: q.limit.unwrap_or(DEFAULT_PAGE_SIZE),
         order: q.order.map_or(ListOrder::Desc, Into::into),
         after: q.after,
+        metadata,
         ..ThreadQuery::default()
     };
     let page = caller

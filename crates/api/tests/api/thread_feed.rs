@@ -13,6 +13,7 @@ use std::collections::HashMap;
 skein_persistence::on_both_backends_async!(
     search_matches_titles_in_any_case_and_combines_with_filters_and_cursors,
     search_pages_are_exact_when_most_candidates_are_someone_elses,
+    metadata_filters_hold_on_both_dialects_lists,
     workflow_and_incognito_are_set_when_a_thread_is_created,
     incognito_threads_go_at_their_time_without_a_grace_period,
     unread_follows_assistant_messages_and_reads,
@@ -636,5 +637,90 @@ async fn the_change_feed_misses_nothing_under_sixteen_concurrent_writers(backend
             RENAMES
         };
         assert_eq!(versions.last(), Some(&last), "thread {w}: {versions:?}");
+    }
+}
+
+/// `metadata[KEY]=VALUE` on `GET /v1/threads` and `GET /v1/conversations`:
+/// every filter must hold, string values only, with the other filters and
+/// the cursors.
+async fn metadata_filters_hold_on_both_dialects_lists(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let k = &app.keys;
+    let mut made = Vec::new();
+    for (title, metadata) in [
+        ("a", json!({"team": "support", "tier": "gold"})),
+        ("b", json!({"team": "support", "tier": "silver"})),
+        ("c", json!({"team": "sales", "tier": "gold"})),
+        ("d", json!({"team": 5, "odd key \"quoted\"": "yes"})),
+        ("e", json!({})),
+    ] {
+        let t = app
+            .create_thread(&k.a1, json!({"title": title, "metadata": metadata}))
+            .await;
+        made.push(t["id"].as_str().unwrap().to_string());
+    }
+    app.create_thread(
+        &k.a2,
+        json!({"title": "x", "metadata": {"team": "support"}}),
+    )
+    .await;
+    let threads = |q: &str| {
+        let q = q.to_string();
+        let app = &app;
+        async move {
+            let r = app.list_threads(&k.a1, &q).await;
+            assert_eq!(r.status, 200, "{q}: {}", r.body);
+            titles(&r.body)
+        }
+    };
+    assert_eq!(threads("metadata[team]=support").await, ["b", "a"]);
+    assert_eq!(
+        threads("metadata[team]=support&metadata[tier]=gold").await,
+        ["a"]
+    );
+    assert_eq!(threads("metadata[tier]=gold&order=asc").await, ["a", "c"]);
+    assert!(threads("metadata[team]=nobody").await.is_empty());
+    // A number is not the string "5"; any key can be named.
+    assert!(threads("metadata[team]=5").await.is_empty());
+    assert_eq!(
+        threads("metadata[odd%20key%20%22quoted%22]=yes").await,
+        ["d"]
+    );
+    // With a cursor and the total.
+    let r = app
+        .list_threads(&k.a1, "metadata[team]=support&limit=1&include_total=true")
+        .await;
+    assert_eq!(
+        (titles(&r.body), &r.body["total"]),
+        (vec!["b".to_string()], &json!(2))
+    );
+    let after = r.body["last_id"].as_str().unwrap();
+    assert_eq!(
+        threads(&format!("metadata[team]=support&limit=1&after={after}")).await,
+        ["a"]
+    );
+    // The same on the OpenAI list.
+    let r = app
+        .get("/v1/conversations?metadata[team]=support&metadata[tier]=silver")
+        .key(&k.a1)
+        .send()
+        .await;
+    assert_eq!(ids(&r.body), [made[1].as_str()]);
+    // Refused: too many, or keys and values too long.
+    let many: String = (0..17).map(|i| format!("metadata[k{i}]=v&")).collect();
+    for q in [
+        many,
+        format!("metadata[{}]=v", "k".repeat(65)),
+        format!("metadata[k]={}", "v".repeat(513)),
+        "metadata[]=v".to_string(),
+    ] {
+        let r = app.list_threads(&k.a1, &q).await;
+        assert_error(&r, 422, "VALIDATION_ERROR");
+        let r = app
+            .get(format!("/v1/conversations?{q}"))
+            .key(&k.a1)
+            .send()
+            .await;
+        assert_eq!(r.status, 400, "{}", r.body);
     }
 }
