@@ -1034,18 +1034,15 @@ pub struct ChangePage {
     pub has_more: bool,
 }
 
-/// How long a change-feed reader waits for the writers of its user that
-/// are in flight (PostgreSQL) before answering "nothing new yet".
-const HORIZON_WAIT_MS: u32 = 250;
-
 /// The feed's horizon for `user`: an instant such that every write of the
 /// user's threads stamped before it has committed, and every write not yet
 /// committed will be stamped at or after it. PostgreSQL: the user's lock,
 /// taken exclusively for an instant (writers hold it shared from their
-/// stamp to their commit, see migration 000009), then the database's clock.
+/// stamp to their commit; `skein_feed_horizon` in migration 000009, which
+/// waits at most 250 ms), then the database's clock.
 /// SQLite: a write turn (writers are serial), then the next stamp a write
 /// would get. `None` when
-/// the writers in flight did not finish within [`HORIZON_WAIT_MS`].
+/// the writers in flight did not finish within 250 ms.
 fn horizon(conn: &mut DbConnection, user: &UserId) -> Result<Option<i64>, StoreError> {
     use diesel::sql_types::{BigInt, Text};
     #[derive(QueryableByName)]
@@ -1053,45 +1050,19 @@ fn horizon(conn: &mut DbConnection, user: &UserId) -> Result<Option<i64>, StoreE
         #[diesel(sql_type = BigInt)]
         us: i64,
     }
-    /// The writers in flight did not finish in time, or another failure.
-    enum Waited {
-        TooLong,
-        Failed(StoreError),
-    }
-    impl From<StoreError> for Waited {
-        fn from(e: StoreError) -> Self {
-            Self::Failed(e)
-        }
+    #[derive(QueryableByName)]
+    struct Horizon {
+        #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
+        us: Option<i64>,
     }
     match conn {
         DbConnection::Postgresql(_) => {
-            let taken = write_transaction(conn, |conn| -> Result<i64, Waited> {
-                diesel::connection::SimpleConnection::batch_execute(
-                    conn,
-                    &format!("SET LOCAL lock_timeout = '{HORIZON_WAIT_MS}ms'"),
-                )
-                .map_err(StoreError::from)?;
-                match diesel::sql_query(
-                    "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT AS us \
-                     FROM (SELECT pg_advisory_xact_lock(29547, hashtext($1))) AS locked",
-                )
-                .bind::<Text, _>(user.as_str())
-                .get_result::<Now>(conn)
-                {
-                    Ok(now) => Ok(now.us),
-                    Err(diesel::result::Error::DatabaseError(_, info))
-                        if info.message().contains("lock timeout") =>
-                    {
-                        Err(Waited::TooLong)
-                    }
-                    Err(e) => Err(StoreError::from(e).into()),
-                }
-            });
-            match taken {
-                Ok(us) => Ok(Some(us)),
-                Err(Waited::TooLong) => Ok(None),
-                Err(Waited::Failed(e)) => Err(e),
-            }
+            let horizon = write_transaction(conn, |conn| -> Result<Horizon, StoreError> {
+                Ok(diesel::sql_query("SELECT skein_feed_horizon($1) AS us")
+                    .bind::<Text, _>(user.as_str())
+                    .get_result(conn)?)
+            })?;
+            Ok(horizon.us)
         }
         // The next stamp the user's threads can get (see the triggers): the
         // clock, or one more than their newest stamp, whichever is later.

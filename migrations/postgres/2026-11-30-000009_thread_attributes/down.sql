@@ -1,5 +1,6 @@
 DROP TRIGGER threads_changed ON threads;
 DROP FUNCTION skein_thread_changed();
+DROP FUNCTION skein_feed_horizon(TEXT);
 DROP TRIGGER threads_title_grams_delete ON threads;
 DROP TRIGGER threads_title_grams_update ON threads;
 DROP TRIGGER threads_title_grams_insert ON threads;

@@ -73,11 +73,31 @@ ANALYZE title_grams;
 -- hash); a change-feed reader takes the same lock exclusively for an
 -- instant before reading its horizon, so every write stamped before that
 -- horizon has committed and every later one is stamped after it.
+-- A lease renewal (only `lease_expires_at` moves) is not a change a
+-- client can see, and is not stamped.
 CREATE FUNCTION skein_thread_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF TG_OP = 'UPDATE'
+       AND to_jsonb(NEW) - 'lease_expires_at' - 'changed_us'
+           = to_jsonb(OLD) - 'lease_expires_at' - 'changed_us' THEN
+        RETURN NEW;
+    END IF;
     PERFORM pg_advisory_xact_lock_shared(29547, hashtext(NEW.user_id));
     NEW.changed_us := (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT;
     RETURN NEW;
+END
+$$;
+
+-- The change feed's horizon for a user: the user's change lock taken
+-- exclusively for an instant (waiting at most 250 ms for the writers in
+-- flight), then the clock; NULL when the writers did not finish in time.
+CREATE FUNCTION skein_feed_horizon(owner TEXT) RETURNS BIGINT LANGUAGE plpgsql
+    SET lock_timeout = '250ms' AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(29547, hashtext(owner));
+    RETURN (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT;
+EXCEPTION WHEN lock_not_available THEN
+    RETURN NULL;
 END
 $$;
 CREATE TRIGGER threads_changed BEFORE INSERT OR UPDATE ON threads

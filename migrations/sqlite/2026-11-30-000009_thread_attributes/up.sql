@@ -102,7 +102,14 @@ BEGIN
         (SELECT max(changed_us) FROM threads WHERE user_id = NEW.user_id) + 1)
     WHERE pk = NEW.pk;
 END;
-CREATE TRIGGER threads_changed_update AFTER UPDATE ON threads
+-- Every column but `lease_expires_at` (a lease renewal is not a change a
+-- client can see) and `changed_us` itself.
+CREATE TRIGGER threads_changed_update AFTER UPDATE OF
+    id, organization_id, user_id, title, metadata, assistant_id, status, state,
+    message_count, visible_in_ui, last_model_used, pinned_at, created_at, updated_at,
+    last_message_at, deleted_at, last_seq, lease_id, provisional, user_state,
+    workflow_id, is_incognito, expected_deletion_at, title_folded, unread, last_read_at
+    ON threads
     WHEN NEW.changed_us = OLD.changed_us
 BEGIN
     UPDATE threads SET changed_us = max(

@@ -149,6 +149,7 @@ pub(super) async fn new_messages(
 pub async fn create_conversation(
     state: web::Data<AppState>,
     caller: Caller,
+    org: super::Organization,
     body: JsonBody<CreateConversation>,
 ) -> Result<web::Json<Conversation>> {
     let now = state.clock.now();
@@ -167,7 +168,7 @@ pub async fn create_conversation(
             let thread = Thread::new(
                 NewThread {
                     id,
-                    organization_id: who.organization(None)?,
+                    organization_id: who.organization(org.0.as_deref())?,
                     user_id: who.user_id.clone(),
                     title: None,
                     metadata,
@@ -199,12 +200,13 @@ pub async fn create_conversation(
 #[get("/v1/conversations/{conversation_id}")]
 pub async fn retrieve_conversation(
     caller: Caller,
+    org: super::Organization,
     path: web::Path<String>,
 ) -> Result<web::Json<Conversation>> {
     let id = path.into_inner();
     let thread = caller
         .run(move |conn, who| {
-            let scope = who.thread_scope(conn, None, &id)?;
+            let scope = who.thread_scope(conn, org.0.as_deref(), &id)?;
             threads::find(conn, &scope, &id)?.ok_or(ApiError::ThreadNotFound(id))
         })
         .await?;
@@ -232,6 +234,7 @@ pub async fn retrieve_conversation(
 pub async fn update_conversation(
     state: web::Data<AppState>,
     caller: Caller,
+    org: super::Organization,
     path: web::Path<String>,
     body: JsonBody<UpdateConversation>,
 ) -> Result<web::Json<Conversation>> {
@@ -241,7 +244,7 @@ pub async fn update_conversation(
     let replacement = body.0.metadata;
     let thread = caller
         .run(move |conn, who| {
-            let scope = who.thread_scope(conn, None, &id)?;
+            let scope = who.thread_scope(conn, org.0.as_deref(), &id)?;
             Ok(threads::update(conn, &scope, &id, |t| {
                 // A replacement as a merge: every old key not in the new
                 // object is removed.
@@ -288,6 +291,7 @@ pub async fn update_conversation(
 pub async fn delete_conversation(
     state: web::Data<AppState>,
     caller: Caller,
+    org: super::Organization,
     path: web::Path<String>,
 ) -> Result<web::Json<ConversationDeleted>> {
     let now = state.clock.now();
@@ -295,7 +299,7 @@ pub async fn delete_conversation(
     let deleted = id.clone();
     caller
         .run(move |conn, who| {
-            let scope = who.thread_scope(conn, None, &id)?;
+            let scope = who.thread_scope(conn, org.0.as_deref(), &id)?;
             Ok(threads::soft_delete(conn, &scope, &id, now)?)
         })
         .await?;
@@ -326,6 +330,7 @@ pub async fn delete_conversation(
 #[get("/v1/conversations")]
 pub async fn list_conversations(
     caller: Caller,
+    org: super::Organization,
     request: actix_web::HttpRequest,
     query: QueryParams<super::CursorQuery>,
 ) -> Result<web::Json<ConversationList>> {
@@ -340,7 +345,7 @@ pub async fn list_conversations(
     };
     let page = caller
         .run(move |conn, who| {
-            let orgs = who.listing(None)?;
+            let orgs = who.listing(org.0.as_deref())?;
             Ok(threads::list_across(
                 conn,
                 &who.user_id,

@@ -80,6 +80,7 @@ impl ItemList {
 pub async fn create_items(
     state: web::Data<AppState>,
     caller: Caller,
+    org: super::Organization,
     path: web::Path<String>,
     body: JsonBody<AddItems>,
 ) -> Result<web::Json<ItemList>> {
@@ -96,7 +97,7 @@ pub async fn create_items(
     let new = new_messages(&caller, items, &["body", "items"]).await?;
     let (_, stored) = caller
         .run(move |conn, who| {
-            let scope = who.thread_scope(conn, None, &id)?;
+            let scope = who.thread_scope(conn, org.0.as_deref(), &id)?;
             Ok(messages::append(conn, &scope, &id, new, &limits, now)?)
         })
         .await?;
@@ -124,6 +125,7 @@ pub async fn create_items(
 #[get("/v1/conversations/{conversation_id}/items")]
 pub async fn list_items(
     caller: Caller,
+    org: super::Organization,
     path: web::Path<String>,
     query: QueryParams<super::CursorQuery>,
 ) -> Result<web::Json<ItemList>> {
@@ -137,7 +139,7 @@ pub async fn list_items(
     };
     let page = caller
         .run(move |conn, who| {
-            let scope = who.thread_scope(conn, None, &id)?;
+            let scope = who.thread_scope(conn, org.0.as_deref(), &id)?;
             Ok(messages::list(conn, &scope, &id, &query)?)
         })
         .await?;
@@ -163,12 +165,13 @@ pub async fn list_items(
 #[get("/v1/conversations/{conversation_id}/items/{item_id}")]
 pub async fn retrieve_item(
     caller: Caller,
+    org: super::Organization,
     path: web::Path<(String, String)>,
 ) -> Result<web::Json<Value>> {
     let (id, item) = path.into_inner();
     let message = caller
         .run(move |conn, who| {
-            let scope = who.thread_scope(conn, None, &id)?;
+            let scope = who.thread_scope(conn, org.0.as_deref(), &id)?;
             Ok(messages::find(conn, &scope, &id, &item)?)
         })
         .await?;
@@ -196,13 +199,14 @@ pub async fn retrieve_item(
 pub async fn delete_item(
     state: web::Data<AppState>,
     caller: Caller,
+    org: super::Organization,
     path: web::Path<(String, String)>,
 ) -> Result<web::Json<Conversation>> {
     let now = state.clock.now();
     let (id, item) = path.into_inner();
     let thread = caller
         .run(move |conn, who| {
-            let scope = who.thread_scope(conn, None, &id)?;
+            let scope = who.thread_scope(conn, org.0.as_deref(), &id)?;
             Ok(messages::delete(conn, &scope, &id, &item, now)?)
         })
         .await?;

@@ -164,3 +164,25 @@ pub fn message_item(m: &Message) -> Value {
         "content": [part],
     })
 }
+
+/// The organization a request of this dialect names: the `OpenAI-Organization`
+/// header (what the SDKs send for `organization=`), read as Skein's
+/// `organization_id`. Without it, the caller's only organization.
+#[derive(Debug, Clone, Default)]
+pub struct Organization(pub Option<String>);
+
+impl actix_web::FromRequest for Organization {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let named = req
+            .headers()
+            .get("openai-organization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string);
+        std::future::ready(Ok(Self(named)))
+    }
+}

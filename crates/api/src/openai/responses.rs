@@ -386,13 +386,14 @@ impl CreateResponse {
 pub async fn create_response(
     state: web::Data<AppState>,
     caller: Caller,
+    org: super::Organization,
     body: JsonBody<CreateResponse>,
 ) -> Result<HttpResponse> {
     let body = body.0;
     let stream = body.stream.unwrap_or(false);
     let (request, mut shape) = body.into_turn(&state.limits)?;
     caller.before_counting(request.text_bytes()).await?;
-    let whose = scope_of(&caller, shape.conversation.clone());
+    let whose = scope_of(&caller, org, shape.conversation.clone());
     let turn = state.engine().open(request, whose).await?;
     shape.id = turn.response_id().to_string();
     shape.created_at = unix(turn.created_at());
@@ -428,12 +429,13 @@ pub async fn create_response(
 /// user's organizations), else the caller's one organization.
 fn scope_of(
     caller: &Caller,
+    org: super::Organization,
     conversation: Option<String>,
 ) -> impl FnOnce(&mut skein_persistence::DbConnection) -> Result<skein_persistence::Scope> + Send + 'static
 {
     caller.within(move |conn, who| match &conversation {
-        Some(id) => who.thread_scope(conn, None, id),
-        None => who.scope(None),
+        Some(id) => who.thread_scope(conn, org.0.as_deref(), id),
+        None => who.scope(org.0.as_deref()),
     })
 }
 
@@ -565,11 +567,16 @@ fn stored_object(r: &StoredResponse) -> Result<Value> {
 }
 
 /// The caller's stored response (within the response TTL), or 404.
-async fn load(state: &AppState, caller: &Caller, id: String) -> Result<StoredResponse> {
+async fn load(
+    state: &AppState,
+    caller: &Caller,
+    org: super::Organization,
+    id: String,
+) -> Result<StoredResponse> {
     let not_before = state.clock.now() - state.response_ttl;
     caller
         .run(move |conn, who| {
-            let scope = who.scope(None)?;
+            let scope = who.scope(org.0.as_deref())?;
             responses::find(conn, &scope, &id, not_before)?.ok_or(ApiError::ResponseNotFound(id))
         })
         .await
@@ -594,9 +601,16 @@ async fn load(state: &AppState, caller: &Caller, id: String) -> Result<StoredRes
 pub async fn retrieve_response(
     state: web::Data<AppState>,
     caller: Caller,
+    org: super::Organization,
     path: web::Path<String>,
+    query: web::Query<std::collections::HashMap<String, String>>,
 ) -> Result<web::Json<Value>> {
-    let stored = load(&state, &caller, path.into_inner()).await?;
+    if query.get("stream").is_some_and(|v| v == "true") {
+        return Err(ApiError::UnsupportedFeature(
+            "stream=true on a stored response".into(),
+        ));
+    }
+    let stored = load(&state, &caller, org, path.into_inner()).await?;
     Ok(web::Json(stored_object(&stored)?))
 }
 
@@ -629,13 +643,14 @@ pub struct ResponseDeleted {
 #[delete("/v1/responses/{response_id}")]
 pub async fn delete_response(
     caller: Caller,
+    org: super::Organization,
     path: web::Path<String>,
 ) -> Result<web::Json<ResponseDeleted>> {
     let id = path.into_inner();
     let deleted = id.clone();
     caller
         .run(move |conn, who| {
-            let scope = who.scope(None)?;
+            let scope = who.scope(org.0.as_deref())?;
             if responses::delete(conn, &scope, &id)? {
                 Ok(())
             } else {
@@ -671,11 +686,12 @@ pub async fn delete_response(
 pub async fn list_input_items(
     state: web::Data<AppState>,
     caller: Caller,
+    org: super::Organization,
     path: web::Path<String>,
     query: QueryParams<super::CursorQuery>,
 ) -> Result<web::Json<super::items::ItemList>> {
     let q = query.0;
-    let stored = load(&state, &caller, path.into_inner()).await?;
+    let stored = load(&state, &caller, org, path.into_inner()).await?;
     let id = ResponseId::parse(stored.id.clone()).map_err(DomainError::from)?;
     let base = answer_id(&id);
     let mut items: Vec<Value> = stored
@@ -751,13 +767,14 @@ pub struct InputTokens {
 pub async fn count_input_tokens(
     state: web::Data<AppState>,
     caller: Caller,
+    org: super::Organization,
     body: JsonBody<CreateResponse>,
 ) -> Result<web::Json<InputTokens>> {
     let (request, shape) = body.0.into_turn(&state.limits)?;
     caller.before_counting(request.text_bytes()).await?;
     let preview = state
         .engine()
-        .preview(request, scope_of(&caller, shape.conversation))
+        .preview(request, scope_of(&caller, org, shape.conversation))
         .await?;
     Ok(web::Json(InputTokens {
         object: "response.input_tokens".into(),

@@ -17,6 +17,7 @@ skein_persistence::on_both_backends_async!(
     a_streamed_turn_uses_openai_events_and_ends_with_the_saved_answer,
     stored_responses_are_retrieved_listed_and_deleted,
     input_tokens_counts_what_the_turn_sends_and_changes_nothing,
+    a_token_in_several_organizations_names_one_with_the_openai_header,
 );
 
 async fn count_raw(app: &TestApp, key: &str, body: Value) -> Resp {
@@ -549,4 +550,72 @@ async fn input_tokens_counts_what_the_turn_sends_and_changes_nothing(backend: Ba
     let r = respond(&app, &k.a1, json!({"conversation": big, "input": "x"})).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(count(json!({"conversation": big, "input": "x"})).await <= 8192);
+}
+
+async fn a_token_in_several_organizations_names_one_with_the_openai_header(backend: Backend) {
+    use skein_domain::{clock, OrganizationId, UserId};
+    let app = TestApp::with(backend, enable_tokens).await;
+    {
+        let mut conn = app.store.conn().unwrap();
+        let (org_b, usr_1) = (
+            OrganizationId::parse(ORG_B).unwrap(),
+            UserId::parse("usr_1").unwrap(),
+        );
+        skein_persistence::tenancy::ensure_membership(&mut conn, &org_b, &usr_1, clock::now())
+            .unwrap();
+    }
+    let token = token_for("usr_1", 600);
+    let call = |uri: &str, org: Option<&str>, body: Value| {
+        let mut req = app.post(uri).bearer(&token).json(body);
+        if let Some(org) = org {
+            req = req.header("OpenAI-Organization", org);
+        }
+        req.send()
+    };
+    let r = call("/v1/conversations", None, json!({})).await;
+    openai_error(&r, 400, "ambiguous_organization");
+    let r = call(
+        "/v1/conversations",
+        Some(ORG_B),
+        json!({"items": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let conv = r.body["id"].as_str().unwrap().to_string();
+    let thread = app
+        .get(format!("/v1/threads/{conv}?organization_id={ORG_B}"))
+        .bearer(&token)
+        .send()
+        .await;
+    assert_eq!(thread.body["organization_id"], ORG_B, "{}", thread.body);
+    let r = call("/v1/responses", None, json!({"input": "x"})).await;
+    openai_error(&r, 400, "ambiguous_organization");
+    let r = call("/v1/responses", Some(ORG_B), json!({"input": "x"})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let got = app
+        .get(format!("/v1/responses/{id}"))
+        .bearer(&token)
+        .header("OpenAI-Organization", ORG_B)
+        .send()
+        .await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    // The conversation is found in the organization that holds it.
+    let r = call(
+        "/v1/responses",
+        None,
+        json!({"conversation": conv, "input": "y"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = call("/v1/conversations", Some("org_nobody"), json!({})).await;
+    openai_error(&r, 403, "organization_access_denied");
+    // Streaming a stored response is not offered.
+    let r = app
+        .get(format!("/v1/responses/{id}?stream=true"))
+        .bearer(&token)
+        .header("OpenAI-Organization", ORG_B)
+        .send()
+        .await;
+    openai_error(&r, 400, "unsupported_feature");
 }
