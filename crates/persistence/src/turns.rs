@@ -374,7 +374,17 @@ pub fn commit(
                     next.state = next.state.transition(state).map_err(DomainError::from)?;
                 }
                 let next = next.release_lease(lease_id);
+                let rewound = turn.rewind_from.is_some();
                 let stored = append_and_save(conn, key, &next, turn.messages, now)?;
+                // A rewind may have removed the unread answer without
+                // saving a new one (a cancel with nothing kept of it).
+                if rewound
+                    && !stored
+                        .iter()
+                        .any(|m| m.role == skein_domain::MessageRole::Assistant)
+                {
+                    crate::threads::recompute_unread(conn, key.pk)?;
+                }
                 // The commit's own read of the row says whether it is still
                 // provisional: only then one more statement.
                 if key.provisional {

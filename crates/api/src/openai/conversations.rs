@@ -5,7 +5,7 @@
 
 use super::{unix, InputItem, MAX_ITEMS};
 use crate::auth::Caller;
-use crate::error::{ApiError, ErrorResponse, FieldError};
+use crate::error::{ApiError, FieldError};
 use crate::extract::{JsonBody, QueryParams};
 use crate::state::AppState;
 use actix_web::{delete, get, post, web};
@@ -87,6 +87,10 @@ pub struct ConversationDeleted {
 
 /// A page of conversations.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"object": "list", "data": [{"id": "conv_6fQk2mZp0aX9cVbN3sLr7TyW",
+    "object": "conversation", "created_at": 1764500000, "metadata": {"team": "support"}}],
+    "first_id": "conv_6fQk2mZp0aX9cVbN3sLr7TyW", "last_id": "conv_6fQk2mZp0aX9cVbN3sLr7TyW",
+    "has_more": false, "total": null}))]
 pub struct ConversationList {
     /// Always `list`.
     pub object: String,
@@ -96,8 +100,12 @@ pub struct ConversationList {
     pub first_id: Option<String>,
     /// The last id of the page: pass it as `after`.
     pub last_id: Option<String>,
-    /// More conversations exist after this page.
+    /// More conversations exist beyond this page (after it, or with
+    /// `before`, before it).
     pub has_more: bool,
+    /// The number of matching conversations with `include_total=true`,
+    /// else null.
+    pub total: Option<i64>,
 }
 
 /// Parses and counts up to [`MAX_ITEMS`] items (at `loc`) into messages.
@@ -140,8 +148,8 @@ pub(super) async fn new_messages(
     request_body = CreateConversation,
     responses(
         (status = 200, description = "The conversation", body = Conversation),
-        (status = 400, description = "Invalid items or metadata, or an item type Skein does not store (OpenAI's envelope)", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
+        (status = 400, description = "Invalid items or metadata, or an item type Skein does not store (OpenAI's envelope)", body = super::errors::OpenAiError),
+        (status = 401, description = "Missing or invalid credentials", body = super::errors::OpenAiError),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
@@ -192,8 +200,8 @@ pub async fn create_conversation(
     params(("conversation_id" = String, Path, description = "Conversation (thread) id")),
     responses(
         (status = 200, description = "The conversation", body = Conversation),
-        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
-        (status = 404, description = "`conversation_not_found`", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials", body = super::errors::OpenAiError),
+        (status = 404, description = "`conversation_not_found`", body = super::errors::OpenAiError),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
@@ -224,9 +232,9 @@ pub async fn retrieve_conversation(
     request_body = UpdateConversation,
     responses(
         (status = 200, description = "The conversation", body = Conversation),
-        (status = 400, description = "Invalid metadata", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
-        (status = 404, description = "`conversation_not_found`", body = ErrorResponse),
+        (status = 400, description = "Invalid metadata", body = super::errors::OpenAiError),
+        (status = 401, description = "Missing or invalid credentials", body = super::errors::OpenAiError),
+        (status = 404, description = "`conversation_not_found`", body = super::errors::OpenAiError),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
@@ -282,8 +290,8 @@ pub async fn update_conversation(
     params(("conversation_id" = String, Path, description = "Conversation (thread) id")),
     responses(
         (status = 200, description = "Deleted", body = ConversationDeleted),
-        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
-        (status = 404, description = "`conversation_not_found`", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials", body = super::errors::OpenAiError),
+        (status = 404, description = "`conversation_not_found`", body = super::errors::OpenAiError),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
@@ -318,12 +326,12 @@ pub async fn delete_conversation(
 #[utoipa::path(
     tag = "openai",
     operation_id = "openai_list_conversations",
-    params(super::CursorQuery,
+    params(super::ConversationsQuery,
            ("metadata[KEY]" = Option<String>, Query, description = "Only conversations whose metadata holds KEY with this string value; up to 16, all must hold")),
     responses(
         (status = 200, description = "One page", body = ConversationList),
-        (status = 400, description = "Bad `limit` or `order`, or an unknown cursor", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
+        (status = 400, description = "Bad `limit` or `order`, or an unknown cursor", body = super::errors::OpenAiError),
+        (status = 401, description = "Missing or invalid credentials", body = super::errors::OpenAiError),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
@@ -332,14 +340,21 @@ pub async fn list_conversations(
     caller: Caller,
     org: super::Organization,
     request: actix_web::HttpRequest,
-    query: QueryParams<super::CursorQuery>,
+    query: QueryParams<super::ConversationsQuery>,
 ) -> Result<web::Json<ConversationList>> {
     let metadata = crate::dto::metadata_filters(request.query_string())?;
     let q = query.0;
+    if q.after.is_some() && q.before.is_some() {
+        return Err(ApiError::InvalidRequest(
+            "use either 'after' or 'before', not both".into(),
+        ));
+    }
     let query = ThreadQuery {
         limit: q.limit.unwrap_or(DEFAULT_PAGE_SIZE),
         order: q.order.map_or(ListOrder::Desc, Into::into),
         after: q.after,
+        before: q.before,
+        include_total: q.include_total.unwrap_or(false),
         metadata,
         ..ThreadQuery::default()
     };
@@ -362,5 +377,6 @@ pub async fn list_conversations(
         last_id: data.last().map(|c| c.id.clone()),
         data,
         has_more: page.has_more,
+        total: page.total,
     }))
 }

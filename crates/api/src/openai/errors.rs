@@ -152,3 +152,26 @@ mod tests {
         assert_eq!(body["error"]["type"], "server_error");
     }
 }
+
+/// OpenAI's error envelope, as the OpenAI paths answer every error.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": {"message": "Conversation not found", "type": "invalid_request_error",
+                                     "param": null, "code": "conversation_not_found"}}))]
+pub struct OpenAiError {
+    /// The error.
+    pub error: OpenAiErrorBody,
+}
+
+/// The body of [`OpenAiError`].
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct OpenAiErrorBody {
+    /// For people.
+    pub message: String,
+    /// `invalid_request_error`, `server_error`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The parameter at fault, when there is one (`items[0].role`).
+    pub param: Option<String>,
+    /// OpenAI's code where one exists, else Skein's code in lower case.
+    pub code: Option<String>,
+}

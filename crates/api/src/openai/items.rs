@@ -4,7 +4,7 @@
 use super::conversations::{new_messages, Conversation};
 use super::{message_item, InputItem};
 use crate::auth::Caller;
-use crate::error::{ApiError, ErrorResponse, FieldError};
+use crate::error::{ApiError, FieldError};
 use crate::extract::{JsonBody, QueryParams};
 use crate::state::AppState;
 use actix_web::{delete, get, post, web};
@@ -28,6 +28,12 @@ pub struct AddItems {
 
 /// A page of items.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"object": "list", "data": [
+    {"type": "message", "id": "msg_3kQ9aZp0mX2cVbN8sLr7TyWd", "status": "completed", "role": "assistant",
+     "content": [{"type": "output_text", "text": "Hello Ann", "annotations": []}]},
+    {"type": "message", "id": "msg_0aX9cVbN3sLr7TyW6fQk2mZp", "status": "completed", "role": "user",
+     "content": [{"type": "input_text", "text": "My name is Ann."}]}],
+    "first_id": "msg_3kQ9aZp0mX2cVbN8sLr7TyWd", "last_id": "msg_0aX9cVbN3sLr7TyW6fQk2mZp", "has_more": false}))]
 pub struct ItemList {
     /// Always `list`.
     pub object: String,
@@ -69,10 +75,10 @@ impl ItemList {
     request_body = AddItems,
     responses(
         (status = 200, description = "The stored items", body = ItemList),
-        (status = 400, description = "Invalid items, too many, or an item type Skein does not store", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
-        (status = 404, description = "`conversation_not_found`", body = ErrorResponse),
-        (status = 423, description = "`thread_locked` or `thread_archived`", body = ErrorResponse),
+        (status = 400, description = "Invalid items, too many, or an item type Skein does not store", body = super::errors::OpenAiError),
+        (status = 401, description = "Missing or invalid credentials", body = super::errors::OpenAiError),
+        (status = 404, description = "`conversation_not_found`", body = super::errors::OpenAiError),
+        (status = 423, description = "`thread_locked` or `thread_archived`", body = super::errors::OpenAiError),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
@@ -116,9 +122,9 @@ pub async fn create_items(
     params(("conversation_id" = String, Path, description = "Conversation (thread) id"), super::CursorQuery),
     responses(
         (status = 200, description = "One page", body = ItemList),
-        (status = 400, description = "Bad `limit` or `order`, or an unknown cursor", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
-        (status = 404, description = "`conversation_not_found`", body = ErrorResponse),
+        (status = 400, description = "Bad `limit` or `order`, or an unknown cursor", body = super::errors::OpenAiError),
+        (status = 401, description = "Missing or invalid credentials", body = super::errors::OpenAiError),
+        (status = 404, description = "`conversation_not_found`", body = super::errors::OpenAiError),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
@@ -157,8 +163,8 @@ pub async fn list_items(
            ("item_id" = String, Path, description = "Item (message) id")),
     responses(
         (status = 200, description = "The item", body = Object),
-        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
-        (status = 404, description = "`conversation_not_found` or `item_not_found`", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials", body = super::errors::OpenAiError),
+        (status = 404, description = "`conversation_not_found` or `item_not_found`", body = super::errors::OpenAiError),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
@@ -189,9 +195,9 @@ pub async fn retrieve_item(
            ("item_id" = String, Path, description = "Item (message) id")),
     responses(
         (status = 200, description = "The conversation", body = Conversation),
-        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
-        (status = 404, description = "`conversation_not_found` or `item_not_found`", body = ErrorResponse),
-        (status = 423, description = "`thread_locked` or `thread_archived`", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials", body = super::errors::OpenAiError),
+        (status = 404, description = "`conversation_not_found` or `item_not_found`", body = super::errors::OpenAiError),
+        (status = 423, description = "`thread_locked` or `thread_archived`", body = super::errors::OpenAiError),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]

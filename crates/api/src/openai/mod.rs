@@ -41,6 +41,30 @@ pub struct CursorQuery {
     pub after: Option<String>,
 }
 
+/// The query of `GET /v1/conversations` (Skein's list): as on
+/// `GET /v1/threads`, `after` or `before`, and `include_total`.
+#[derive(Debug, Default, Deserialize, validator::Validate, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConversationsQuery {
+    /// Page size, 1-100 (default 20).
+    #[serde(default)]
+    #[validate(range(min = 1, max = 100, message = "limit must be between 1 and 100"))]
+    pub limit: Option<u32>,
+    /// `desc` (newest first, default) or `asc`, by creation time.
+    #[serde(default)]
+    #[param(inline)]
+    pub order: Option<crate::dto::OrderDto>,
+    /// A conversation id: the page after it.
+    #[serde(default)]
+    pub after: Option<String>,
+    /// A conversation id: the page before it.
+    #[serde(default)]
+    pub before: Option<String>,
+    /// Count the matching conversations into `total`.
+    #[serde(default, alias = "includeTotal")]
+    pub include_total: Option<bool>,
+}
+
 /// At most this many items in one request (OpenAI's limit).
 pub const MAX_ITEMS: usize = 20;
 

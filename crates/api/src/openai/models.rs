@@ -2,7 +2,7 @@
 //! OpenAI's shape.
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ErrorResponse};
+use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::{get, web};
 use serde::{Deserialize, Serialize};
@@ -37,6 +37,9 @@ pub struct Model {
 
 /// The list of models.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"object": "list", "data": [
+    {"id": "gpt-4*", "object": "model", "created": 1764500000, "owned_by": "openai"},
+    {"id": "default", "object": "model", "created": 1764500000, "owned_by": "echo"}]}))]
 pub struct ModelList {
     /// Always `list`.
     pub object: String,
@@ -62,7 +65,7 @@ fn model(id: String, owned_by: String) -> Model {
     operation_id = "openai_list_models",
     responses(
         (status = 200, description = "The models", body = ModelList),
-        (status = 401, description = "Missing or invalid credentials (OpenAI's envelope)", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials (OpenAI's envelope)", body = super::errors::OpenAiError),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
@@ -94,8 +97,8 @@ pub async fn list_models(
     params(("model" = String, Path, description = "Model name")),
     responses(
         (status = 200, description = "The model", body = Model),
-        (status = 401, description = "Missing or invalid credentials (OpenAI's envelope)", body = ErrorResponse),
-        (status = 404, description = "`model_not_found`", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials (OpenAI's envelope)", body = super::errors::OpenAiError),
+        (status = 404, description = "`model_not_found`", body = super::errors::OpenAiError),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]

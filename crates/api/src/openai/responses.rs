@@ -5,7 +5,7 @@
 
 use super::{unix, InputItem};
 use crate::auth::Caller;
-use crate::error::{ApiError, ErrorResponse, FieldError};
+use crate::error::{ApiError, FieldError};
 use crate::extract::{JsonBody, QueryParams};
 use crate::request_id;
 use crate::state::AppState;
@@ -371,14 +371,29 @@ impl CreateResponse {
     operation_id = "openai_create_response",
     request_body = CreateResponse,
     responses(
-        (status = 200, description = "OpenAI's response object, or with `stream: true` its event stream", body = Object),
-        (status = 400, description = "Invalid request, unsupported field, context too long (OpenAI's envelope)", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
-        (status = 404, description = "`conversation_not_found`, `response_not_found`, `model_not_found`", body = ErrorResponse),
-        (status = 409, description = "A response is already running in the conversation", body = ErrorResponse),
-        (status = 423, description = "The conversation is locked or archived", body = ErrorResponse),
-        (status = 502, description = "The provider failed; nothing was saved", body = ErrorResponse),
-        (status = 504, description = "The provider did not answer in time; nothing was saved", body = ErrorResponse),
+        (status = 200, description = "OpenAI's response object, or with `stream: true` its event stream (`event: <type>` / `data: <json>` frames)",
+         content(
+             (Object = "application/json", example = json!({
+                 "id": "resp_UxcR9L6m0qZ6qjjSm5buLo2q", "object": "response", "created_at": 1764500000,
+                 "completed_at": 1764500001, "status": "completed", "model": "gpt-4.1",
+                 "output": [{"type": "message", "id": "msg_UxcR9L6m0qZ6qjjSm5buLo2q", "status": "completed",
+                             "role": "assistant", "content": [{"type": "output_text", "text": "Your name is Ann.",
+                                                               "annotations": [], "logprobs": []}]}],
+                 "usage": {"input_tokens": 9, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+                           "output_tokens": 5, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 14},
+                 "conversation": {"id": "conv_6fQk2mZp0aX9cVbN3sLr7TyW"}, "previous_response_id": null,
+                 "metadata": {}, "error": null, "incomplete_details": null, "instructions": null,
+                 "parallel_tool_calls": true, "tool_choice": "auto", "tools": [], "temperature": null, "top_p": null,
+                 "max_output_tokens": null, "store": true, "truncation": "auto", "text": {"format": {"type": "text"}}})),
+             (String = "text/event-stream", example = "event: response.output_text.delta\ndata: {\"type\": \"response.output_text.delta\", \"item_id\": \"msg_UxcR9L6m0qZ6qjjSm5buLo2q\", \"output_index\": 0, \"content_index\": 0, \"delta\": \"Your \", \"logprobs\": [], \"sequence_number\": 4}\n\n"),
+         )),
+        (status = 400, description = "Invalid request, unsupported field, context too long (OpenAI's envelope)", body = super::errors::OpenAiError),
+        (status = 401, description = "Missing or invalid credentials", body = super::errors::OpenAiError),
+        (status = 404, description = "`conversation_not_found`, `response_not_found`, `model_not_found`", body = super::errors::OpenAiError),
+        (status = 409, description = "A response is already running in the conversation", body = super::errors::OpenAiError),
+        (status = 423, description = "The conversation is locked or archived", body = super::errors::OpenAiError),
+        (status = 502, description = "The provider failed; nothing was saved", body = super::errors::OpenAiError),
+        (status = 504, description = "The provider did not answer in time; nothing was saved", body = super::errors::OpenAiError),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
@@ -592,8 +607,8 @@ async fn load(
     params(("response_id" = String, Path, description = "Response id")),
     responses(
         (status = 200, description = "The response", body = Object),
-        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
-        (status = 404, description = "`response_not_found`", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials", body = super::errors::OpenAiError),
+        (status = 404, description = "`response_not_found`", body = super::errors::OpenAiError),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
@@ -616,6 +631,7 @@ pub async fn retrieve_response(
 
 /// Answer of `DELETE /v1/responses/{response_id}`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"id": "resp_UxcR9L6m0qZ6qjjSm5buLo2q", "object": "response.deleted", "deleted": true}))]
 pub struct ResponseDeleted {
     /// The response.
     pub id: String,
@@ -635,8 +651,8 @@ pub struct ResponseDeleted {
     params(("response_id" = String, Path, description = "Response id")),
     responses(
         (status = 200, description = "Deleted", body = ResponseDeleted),
-        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
-        (status = 404, description = "`response_not_found`", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials", body = super::errors::OpenAiError),
+        (status = 404, description = "`response_not_found`", body = super::errors::OpenAiError),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
@@ -676,9 +692,9 @@ pub async fn delete_response(
     params(("response_id" = String, Path, description = "Response id"), super::CursorQuery),
     responses(
         (status = 200, description = "One page", body = super::items::ItemList),
-        (status = 400, description = "Bad `limit`, `order` or `after`", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
-        (status = 404, description = "`response_not_found`", body = ErrorResponse),
+        (status = 400, description = "Bad `limit`, `order` or `after`", body = super::errors::OpenAiError),
+        (status = 401, description = "Missing or invalid credentials", body = super::errors::OpenAiError),
+        (status = 404, description = "`response_not_found`", body = super::errors::OpenAiError),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
@@ -757,9 +773,9 @@ pub struct InputTokens {
     request_body = CreateResponse,
     responses(
         (status = 200, description = "The count", body = InputTokens),
-        (status = 400, description = "Invalid request, unsupported field, context too long with truncation disabled", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
-        (status = 404, description = "`conversation_not_found`, `response_not_found`, `model_not_found`", body = ErrorResponse),
+        (status = 400, description = "Invalid request, unsupported field, context too long with truncation disabled", body = super::errors::OpenAiError),
+        (status = 401, description = "Missing or invalid credentials", body = super::errors::OpenAiError),
+        (status = 404, description = "`conversation_not_found`, `response_not_found`, `model_not_found`", body = super::errors::OpenAiError),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]

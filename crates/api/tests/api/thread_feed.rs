@@ -706,6 +706,31 @@ async fn metadata_filters_hold_on_both_dialects_lists(backend: Backend) {
         .send()
         .await;
     assert_eq!(ids(&r.body), [made[1].as_str()]);
+    let conversations = |q: String| {
+        let app = &app;
+        async move {
+            let r = app
+                .get(format!("/v1/conversations?{q}"))
+                .key(&k.a1)
+                .send()
+                .await;
+            assert_eq!(r.status, 200, "{q}: {}", r.body);
+            r.body
+        }
+    };
+    let page = conversations("metadata[team]=support&limit=1&include_total=true".into()).await;
+    assert_eq!(
+        (ids(&page), &page["total"]),
+        (vec![made[1].clone()], &json!(2))
+    );
+    let next = conversations(format!("metadata[team]=support&limit=1&after={}", made[1])).await;
+    assert_eq!(
+        (ids(&next), &next["has_more"]),
+        (vec![made[0].clone()], &json!(false))
+    );
+    let back = conversations(format!("metadata[team]=support&limit=1&before={}", made[0])).await;
+    assert_eq!(ids(&back), [made[1].as_str()]);
+    assert_eq!(back["total"], Value::Null);
     // Refused: too many, or keys and values too long.
     let many: String = (0..17).map(|i| format!("metadata[k{i}]=v&")).collect();
     for q in [
