@@ -73,15 +73,8 @@ ANALYZE title_grams;
 -- hash); a change-feed reader takes the same lock exclusively for an
 -- instant before reading its horizon, so every write stamped before that
 -- horizon has committed and every later one is stamped after it.
--- A lease renewal (only `lease_expires_at` moves) is not a change a
--- client can see, and is not stamped.
 CREATE FUNCTION skein_thread_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'UPDATE'
-       AND to_jsonb(NEW) - 'lease_expires_at' - 'changed_us'
-           = to_jsonb(OLD) - 'lease_expires_at' - 'changed_us' THEN
-        RETURN NEW;
-    END IF;
     PERFORM pg_advisory_xact_lock_shared(29547, hashtext(NEW.user_id));
     NEW.changed_us := (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT;
     RETURN NEW;
@@ -100,5 +93,11 @@ EXCEPTION WHEN lock_not_available THEN
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER threads_changed BEFORE INSERT OR UPDATE ON threads
-    FOR EACH ROW EXECUTE FUNCTION skein_thread_changed();
+-- Every column but `lease_expires_at` (a lease renewal, which sets only
+-- it, is not a change a client can see) and `changed_us` itself.
+CREATE TRIGGER threads_changed BEFORE INSERT OR UPDATE OF
+    id, organization_id, user_id, title, metadata, assistant_id, status, state,
+    message_count, visible_in_ui, last_model_used, pinned_at, created_at, updated_at,
+    last_message_at, deleted_at, last_seq, lease_id, provisional, user_state,
+    workflow_id, is_incognito, expected_deletion_at, title_folded, unread, last_read_at
+    ON threads FOR EACH ROW EXECUTE FUNCTION skein_thread_changed();

@@ -490,3 +490,16 @@ pub fn metadata_filters(query: &str) -> Result<Vec<(String, String)>, crate::err
     }
     Ok(filters)
 }
+
+/// A list takes `after` or `before`, not both (400 `INVALID_REQUEST`).
+pub fn one_cursor<A, B>(
+    after: &Option<A>,
+    before: &Option<B>,
+) -> Result<(), crate::error::ApiError> {
+    if after.is_some() && before.is_some() {
+        return Err(crate::error::ApiError::InvalidRequest(
+            "use either 'after' or 'before', not both".into(),
+        ));
+    }
+    Ok(())
+}

@@ -43,11 +43,7 @@ pub async fn list_messages(
 ) -> Result<web::Json<MessageListResponse>> {
     let thread_id = path.into_inner();
     let q = query.0;
-    if q.after.is_some() && q.before.is_some() {
-        return Err(ApiError::InvalidRequest(
-            "use either 'after' or 'before', not both".into(),
-        ));
-    }
+    crate::dto::one_cursor(&q.after, &q.before)?;
     let query = MessageQuery {
         limit: q.limit.unwrap_or(DEFAULT_PAGE_SIZE),
         order: q.order.unwrap_or(OrderDto::Asc).into(),

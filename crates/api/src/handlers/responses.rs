@@ -67,25 +67,51 @@ pub async fn create_response(
     caller.before_counting(request.text_bytes()).await?;
     let whose = caller.within(move |conn, who| response_scope(conn, who, thread, organization));
     let turn = state.engine().open(request, whose).await?;
+    let (events, task) = spawn_reported(turn);
+    if stream {
+        return Ok(sse(event_stream(events.reader(0))));
+    }
+    Ok(match settle(task).await? {
+        Ok(done) => HttpResponse::Ok().json(ResponseObject::from(done)),
+        Err(answer) => answer,
+    })
+}
+
+/// Starts a turn's generation, with the one report of its failure: a
+/// server fault is logged once, with its cause chain, under the request's
+/// id. Both front doors' model routes use it.
+pub(crate) fn spawn_reported(
+    turn: skein_engine::Turn,
+) -> (
+    std::sync::Arc<EventLog>,
+    tokio::task::JoinHandle<
+        std::result::Result<skein_engine::Completed, skein_engine::EngineError>,
+    >,
+) {
     let events = EventLog::new();
     let request_id = request_id::current();
     let task = turn.spawn(events.clone(), move |failure| {
-        // The one report of a failed turn: a server fault is logged once,
-        // with its cause chain, under the request's id.
         let public = request_id::within(request_id, || ApiError::from(failure.clone()).report());
         PublicFailure {
             code: public.code.to_string(),
             message: public.message,
         }
     });
-    if stream {
-        return Ok(sse(event_stream(events.reader(0))));
-    }
+    (events, task)
+}
+
+/// Waits for a turn that is not streamed: its saved answer, or the error
+/// answer of its failure (already reported by [`spawn_reported`]).
+pub(crate) async fn settle(
+    task: tokio::task::JoinHandle<
+        std::result::Result<skein_engine::Completed, skein_engine::EngineError>,
+    >,
+) -> Result<std::result::Result<skein_engine::Completed, HttpResponse>> {
     match task.await {
-        Ok(Ok(done)) => Ok(HttpResponse::Ok().json(ResponseObject::from(done))),
+        Ok(Ok(done)) => Ok(Ok(done)),
         Ok(Err(failure)) => {
             let error = ApiError::from(failure);
-            Ok(error.respond(&error.public()))
+            Ok(Err(error.respond(&error.public())))
         }
         Err(join) => Err(ApiError::Internal(Box::new(join))),
     }
@@ -308,7 +334,7 @@ fn wants_json(request: &actix_web::HttpRequest) -> bool {
 }
 
 /// An SSE answer with the headers every stream carries.
-fn sse<S>(body: S) -> HttpResponse
+pub(crate) fn sse<S>(body: S) -> HttpResponse
 where
     S: futures_util::Stream<Item = std::result::Result<web::Bytes, actix_web::Error>> + 'static,
 {

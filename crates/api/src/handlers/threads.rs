@@ -170,11 +170,7 @@ pub async fn list_threads(
 ) -> Result<web::Json<ThreadListResponse>> {
     let metadata = crate::dto::metadata_filters(request.query_string())?;
     let q = query.0;
-    if q.after.is_some() && q.before.is_some() {
-        return Err(ApiError::InvalidRequest(
-            "use either 'after' or 'before', not both".into(),
-        ));
-    }
+    crate::dto::one_cursor(&q.after, &q.before)?;
     let limit = q.page_size();
     let query = ThreadQuery {
         limit,

@@ -344,11 +344,7 @@ pub async fn list_conversations(
 ) -> Result<web::Json<ConversationList>> {
     let metadata = crate::dto::metadata_filters(request.query_string())?;
     let q = query.0;
-    if q.after.is_some() && q.before.is_some() {
-        return Err(ApiError::InvalidRequest(
-            "use either 'after' or 'before', not both".into(),
-        ));
-    }
+    crate::dto::one_cursor(&q.after, &q.before)?;
     let query = ThreadQuery {
         limit: q.limit.unwrap_or(DEFAULT_PAGE_SIZE),
         order: q.order.map_or(ListOrder::Desc, Into::into),

@@ -7,7 +7,7 @@ use super::{unix, InputItem};
 use crate::auth::Caller;
 use crate::error::{ApiError, FieldError};
 use crate::extract::{JsonBody, QueryParams};
-use crate::request_id;
+use crate::handlers::responses::{settle, spawn_reported, sse};
 use crate::state::AppState;
 use actix_web::{delete, get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -17,8 +17,7 @@ use skein_domain::turn::RequestedSettings;
 use skein_domain::{DomainError, Metadata, ResponseId, ThreadId};
 use skein_engine::turn::answer_id;
 use skein_engine::{
-    Completed, EventLog, EventReader, PublicFailure, Sequenced, Target, TurnEvent, TurnInput,
-    TurnRequest,
+    Completed, EventReader, PublicFailure, Sequenced, Target, TurnEvent, TurnInput, TurnRequest,
 };
 use skein_persistence::responses::{self, StoredResponse};
 use utoipa::ToSchema;
@@ -414,30 +413,14 @@ pub async fn create_response(
     shape.created_at = unix(turn.created_at());
     shape.model = turn.model().to_string();
     let item_id = turn.answer_id().to_string();
-    let events = EventLog::new();
-    let request_id = request_id::current();
-    let task = turn.spawn(events.clone(), move |failure| {
-        let public = request_id::within(request_id, || ApiError::from(failure.clone()).report());
-        PublicFailure {
-            code: public.code.to_string(),
-            message: public.message,
-        }
-    });
+    let (events, task) = spawn_reported(turn);
     if stream {
-        return Ok(HttpResponse::Ok()
-            .content_type("text/event-stream")
-            .insert_header(("Cache-Control", "no-cache"))
-            .insert_header(("X-Accel-Buffering", "no"))
-            .streaming(event_stream(events.reader(0), shape, item_id)));
+        return Ok(sse(event_stream(events.reader(0), shape, item_id)));
     }
-    match task.await {
-        Ok(Ok(done)) => Ok(HttpResponse::Ok().json(shape.completed(&done))),
-        Ok(Err(failure)) => {
-            let error = ApiError::from(failure);
-            Ok(error.respond(&error.public()))
-        }
-        Err(join) => Err(ApiError::Internal(Box::new(join))),
-    }
+    Ok(match settle(task).await? {
+        Ok(done) => HttpResponse::Ok().json(shape.completed(&done)),
+        Err(answer) => answer,
+    })
 }
 
 /// Whose turn it is: the conversation's scope (found in any of a token

@@ -34,6 +34,13 @@ fn ids(list: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The titles `GET /v1/threads?{q}` answers `key` (which must be 200).
+async fn listed_titles(app: &TestApp, key: &str, q: String) -> Vec<String> {
+    let r = app.list_threads(key, &q).await;
+    assert_eq!(r.status, 200, "{q}: {}", r.body);
+    titles(&r.body)
+}
+
 fn titles(list: &Value) -> Vec<String> {
     list["data"]
         .as_array()
@@ -63,15 +70,7 @@ async fn search_matches_titles_in_any_case_and_combines_with_filters_and_cursors
     // Another user's matching thread never shows.
     app.create_thread(&k.a2, json!({"title": "secret report"}))
         .await;
-    let search = |q: &str| {
-        let q = q.to_string();
-        let app = &app;
-        async move {
-            let r = app.list_threads(&k.a1, &q).await;
-            assert_eq!(r.status, 200, "{q}: {}", r.body);
-            titles(&r.body)
-        }
-    };
+    let search = |q: &str| listed_titles(&app, &k.a1, q.to_string());
     assert_eq!(
         search("search=REPORT").await,
         ["Weekly report", "Monthly Report draft", "QUARTERLY report"]
@@ -664,15 +663,7 @@ async fn metadata_filters_hold_on_both_dialects_lists(backend: Backend) {
         json!({"title": "x", "metadata": {"team": "support"}}),
     )
     .await;
-    let threads = |q: &str| {
-        let q = q.to_string();
-        let app = &app;
-        async move {
-            let r = app.list_threads(&k.a1, &q).await;
-            assert_eq!(r.status, 200, "{q}: {}", r.body);
-            titles(&r.body)
-        }
-    };
+    let threads = |q: &str| listed_titles(&app, &k.a1, q.to_string());
     assert_eq!(threads("metadata[team]=support").await, ["b", "a"]);
     assert_eq!(
         threads("metadata[team]=support&metadata[tier]=gold").await,

@@ -14,6 +14,7 @@ skein_persistence::on_both_backends!(
     concurrent_first_use_of_a_thread_id_is_busy_never_missing,
     delete_all_reaches_more_threads_than_a_statement_can_bind,
     a_burst_waits_for_connections_without_holding_threads,
+    a_lease_renewal_is_not_a_change_but_its_release_is,
 );
 
 const RACERS: usize = 8;
@@ -185,4 +186,42 @@ fn a_burst_waits_for_connections_without_holding_threads(backend: Backend) {
                 .unwrap();
         }
     });
+}
+
+/// The change feed's stamp (`changed_us`, set by triggers) does not move
+/// when a running response only renews its lease, and moves when the lease
+/// is given back (the thread's `status` changes).
+fn a_lease_renewal_is_not_a_change_but_its_release_is(backend: Backend) {
+    use skein_persistence::schema::threads as t;
+    let (_db, store) = setup(backend);
+    let mut conn = store.conn().unwrap();
+    let who = scope("org_a", "usr_1");
+    let id = ThreadId::parse("renewed").unwrap();
+    let start = TurnStart {
+        create: true,
+        workflow_id: None,
+        incognito_ttl: None,
+        thread_id: id.clone(),
+        metadata: Default::default(),
+        assistant: None,
+        lease_id: "resp_renew".into(),
+        lease_ttl: chrono::TimeDelta::seconds(60),
+        new_messages: 2,
+        rewind: None,
+    };
+    turns::begin(&mut conn, &who, &start, &Limits::default(), clock::now()).unwrap();
+    let stamp = |conn: &mut DbConnection| -> i64 {
+        t::table
+            .filter(t::id.eq("renewed"))
+            .select(t::changed_us)
+            .first(conn)
+            .unwrap()
+    };
+    let before = stamp(&mut conn);
+    assert!(before > 0);
+    let until = clock::now() + chrono::TimeDelta::seconds(120);
+    assert!(turns::renew(&mut conn, &who, &id, "resp_renew", until).unwrap());
+    assert_eq!(stamp(&mut conn), before, "a renewal is not a change");
+    turns::release(&mut conn, &who, &id, "resp_renew", false).unwrap();
+    assert!(stamp(&mut conn) > before, "giving the lease back is");
 }
