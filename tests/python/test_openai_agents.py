@@ -5,7 +5,9 @@ keeps a conversation session (`OpenAIConversationsSession`) over two turns, as t
 does it itself: it reads the conversation's items, adds the user input, calls
 `POST /v1/responses` with the whole history, and adds the answer. Then `pop_item`,
 `clear_session`, a streamed turn (`Runner.run_streamed`), and a server-managed turn
-(`Runner.run(conversation_id=...)`, which sends `conversation` and the new input only).
+(`Runner.run(conversation_id=...)`, which sends `conversation` and the new input only), and a
+session holding a function call and its output (as a tool-using agent leaves it), which the
+next turn sends to the model.
 
 The OpenAI client under the agent is built with `_strict_response_validation=True` and
 `max_retries=0`, so every answer is validated against the SDK's models and a failure is seen
@@ -189,6 +191,29 @@ class Scenario:
         expect_eq(summary(items[4:]), [("message", "user", text), ("message", "assistant", echo(6, text))],
                   "the server saved the turn into the conversation")
 
+    async def tool_items_in_a_session(self):
+        # What a session holds after an agent ran a tool: the call and its output, stored as
+        # given and sent to the model as a tool call and its result (the echo model counts them).
+        session = OpenAIConversationsSession(openai_client=self.client)
+        await session.add_items([
+            {"role": "user", "content": f"weather? {RUN}"},
+            {"type": "function_call", "id": "fc_1", "call_id": "call_w", "name": "get_weather",
+             "arguments": "{\"city\": \"Oslo\"}", "status": "completed"},
+            {"type": "function_call_output", "call_id": "call_w", "output": "sunny"},
+        ])
+        text = f"thanks {RUN}"
+        result = await Runner.run(self.agent, text, session=session)
+        expect_eq(result.final_output, echo(5, text), "final_output (instructions, message, call, output, input)")
+        items = await session.get_items()
+        expect_eq([i.get("type") for i in items],
+                  ["message", "function_call", "function_call_output", "message", "message"], "item types")
+        expect_eq((items[1]["call_id"], items[1]["name"], items[2]["output"]), ("call_w", "get_weather", "sunny"),
+                  "the call and its output as given")
+        status, msgs = freddy("GET", f"/v1/threads/{session.session_id}/messages")
+        expect_eq(status, 200, "GET messages status", ctx=msgs)
+        expect_eq([m["content"] for m in msgs["data"]], [f"weather? {RUN}", text, echo(5, text)],
+                  "the Freddy dialect sees the messages only")
+
 
 async def acheck(name, step):
     """`harness.check` for a coroutine: awaited here, reported (and counted) by the harness."""
@@ -217,6 +242,7 @@ async def main():
     await acheck("a cleared session starts a new conversation", s.a_cleared_session_starts_over)
     await acheck("Runner.run_streamed keeps its turn in the session", s.a_streamed_turn)
     await acheck("Runner.run(conversation_id=) lets the server keep the turn", s.a_server_managed_conversation)
+    await acheck("a session holding a tool call and its output sends them to the model", s.tool_items_in_a_session)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,12 @@ import urllib.request
 import openai
 from openai import OpenAI
 from openai.types import Model
-from openai.types.responses import Response, ResponseOutputMessage
+from openai.types.responses import (
+    Response,
+    ResponseFunctionToolCallItem,
+    ResponseFunctionToolCallOutputItem,
+    ResponseOutputMessage,
+)
 from openai.types.conversations import (
     Conversation,
     ConversationDeletedResource,
@@ -253,13 +258,49 @@ def bogus_role():
     expect_eq(e.param, "items[0].role", "param")
 
 
-def function_call_item():
+TOOL_ITEMS = [
+    {"type": "function_call", "call_id": "call_1", "name": "get_weather",
+     "arguments": "{\"city\": \"Zurich\"}", "status": "completed"},
+    {"type": "function_call_output", "call_id": "call_1", "output": "sunny", "status": "completed"},
+]
+
+
+def function_call_items():
+    conv = client.conversations.create(items=[{"role": "user", "content": "weather in Zurich?"}] + TOOL_ITEMS)
+    added = client.conversations.items.list(conv.id, order="asc").data
+    expect_eq([i.type for i in added], ["message", "function_call", "function_call_output"], "item types")
+    call, output = added[1], added[2]
+    expect(isinstance(call, ResponseFunctionToolCallItem), f"call is {type(call).__name__}")
+    expect(isinstance(output, ResponseFunctionToolCallOutputItem), f"output is {type(output).__name__}")
+    expect_eq((call.call_id, call.name, call.arguments, call.status),
+              ("call_1", "get_weather", "{\"city\": \"Zurich\"}", "completed"), "the call as given")
+    expect_eq((output.call_id, output.output), ("call_1", "sunny"), "the output as given")
+    again = client.conversations.items.retrieve(call.id, conversation_id=conv.id)
+    expect_eq(again.model_dump(exclude_none=True), call.model_dump(exclude_none=True), "items.retrieve")
+    more = client.conversations.items.create(conv.id, items=[
+        {"type": "reasoning", "summary": [{"type": "summary_text", "text": "looked it up"}]}])
+    expect_eq(more.data[0].type, "reasoning", "a reasoning item is kept")
+    # The Freddy dialect sees the one message.
+    status, msgs = freddy("GET", f"/v1/threads/{conv.id}/messages")
+    expect_eq(status, 200, "GET messages status", ctx=msgs)
+    expect_eq([m["content"] for m in msgs["data"]], ["weather in Zurich?"], "the thread's messages")
+    # The model gets the call and its output (the echo model counts them), not the reasoning.
+    r = client.responses.create(model="default", conversation=conv.id, input="and tomorrow?")
+    expect_eq(r.output_text, echo(4, "and tomorrow?"), "the answer counts message, call, output, input")
+    expect_eq(len(all_items_of(conv.id)), 6, "items after the turn")
+    client.conversations.delete(conv.id)
+
+
+def all_items_of(conv_id):
+    """Every item of any type, one page of up to 100."""
+    return list(client.conversations.items.list(conv_id, limit=100, order="asc").data)
+
+
+def item_reference():
     e = expect_raises(openai.BadRequestError,
                       lambda: client.conversations.items.create(
-                          state["conv"],
-                          items=[{"type": "function_call", "call_id": "call_1", "name": "get_weather",
-                                  "arguments": "{\"city\": \"Zurich\"}"}]),
-                      "a function_call item")
+                          state["conv"], items=[{"type": "item_reference", "id": "msg_1"}]),
+                      "an item_reference item")
     expect_eq(e.code, "unsupported_feature", "code")
 
 
@@ -663,7 +704,9 @@ CHECKS = [
     ("an unknown conversation raises NotFoundError conversation_not_found", unknown_conversation),
     ("a bad api key raises AuthenticationError", bad_api_key),
     ("role bogus raises BadRequestError on items[0].role", bogus_role),
-    ("a function_call item raises BadRequestError unsupported_feature", function_call_item),
+    ("function_call, function_call_output and reasoning items are kept as given and sent as tool calls",
+     function_call_items),
+    ("an item_reference item raises BadRequestError unsupported_feature", item_reference),
     ("a system message raises BadRequestError unsupported_feature", system_role_item),
     ("21 items raise BadRequestError", too_many_items),
     ("the conversation is a thread with the same messages", conversation_is_a_thread),

@@ -38,6 +38,21 @@ pub struct ContextItem {
     pub content: String,
     /// Token count of `content`.
     pub tokens: u32,
+    /// A conversation item that is not a message (a function call, its
+    /// output, ...), verbatim; `content` is then its JSON text.
+    pub item: Option<serde_json::Value>,
+}
+
+impl ContextItem {
+    /// A message of the context.
+    pub fn text(role: ContextRole, content: String, tokens: u32) -> Self {
+        Self {
+            role,
+            content,
+            tokens,
+            item: None,
+        }
+    }
 }
 
 impl ContextItem {
@@ -141,6 +156,7 @@ impl ContextBuilder {
             role: message.role.into(),
             content: message.content.clone(),
             tokens: message.token_count,
+            item: message.item.clone(),
         })
     }
 
@@ -187,11 +203,7 @@ mod tests {
     use crate::{clock, NewMessage, ThreadId};
 
     fn item(role: ContextRole, tokens: u32) -> ContextItem {
-        ContextItem {
-            role,
-            content: format!("{tokens}"),
-            tokens,
-        }
+        ContextItem::text(role, format!("{tokens}"), tokens)
     }
 
     fn stored(content: &str, tokens: u32) -> Message {

@@ -27,7 +27,7 @@ pub use ids::{
     ApiKeyId, AssistantId, IdError, MessageId, OrganizationId, ResponseId, ThreadId, UserId,
 };
 pub use limits::Limits;
-pub use message::{Message, MessagePatch, MessageRole, NewMessage};
+pub use message::{item_kind, item_role, Message, MessagePatch, MessageRole, NewMessage};
 pub use metadata::{Metadata, MetadataError, MetadataLimits};
 pub use thread::{
     fold_case, InvalidStateTransition, Lease, NewThread, Thread, ThreadPatch, ThreadState,

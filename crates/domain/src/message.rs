@@ -62,6 +62,11 @@ pub struct Message {
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// A conversation item of another type than `message` (OpenAI's
+    /// `function_call`, `function_call_output`, `reasoning`, ...), as the
+    /// client gave it; `content` then holds its JSON text. `None` for every
+    /// message. Items are hidden from the message endpoints.
+    pub item: Option<Value>,
 }
 
 /// A message to append (already parsed and counted).
@@ -84,6 +89,26 @@ pub struct NewMessage {
     pub response_id: Option<String>,
     /// The model that wrote it.
     pub model: Option<String>,
+    /// A conversation item that is not a message (see [`Message::item`]).
+    pub item: Option<Value>,
+}
+
+/// The role a conversation item is stored and sent with: the client's
+/// (`user`) for the results it reports (`*_output` types), the model's
+/// (`assistant`) for the rest (calls, reasoning).
+pub fn item_role(kind: &str) -> MessageRole {
+    if kind.ends_with("_output") {
+        MessageRole::User
+    } else {
+        MessageRole::Assistant
+    }
+}
+
+/// The type of a conversation item (`"message"` for a message).
+pub fn item_kind(item: Option<&Value>) -> &str {
+    item.and_then(|i| i.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or("message")
 }
 
 impl NewMessage {
@@ -98,6 +123,18 @@ impl NewMessage {
             attachments: Vec::new(),
             response_id: None,
             model: None,
+            item: None,
+        }
+    }
+
+    /// A conversation item that is not a message: `item` verbatim (its
+    /// `type` names it), `json` its JSON text and `token_count` that
+    /// text's tokens.
+    pub fn item(item: Value, json: String, token_count: u32) -> Self {
+        Self {
+            role: item_role(item_kind(Some(&item))),
+            item: Some(item),
+            ..Self::text(MessageRole::User, json, token_count)
         }
     }
 
@@ -116,6 +153,7 @@ impl NewMessage {
             model: self.model,
             created_at: now,
             updated_at: now,
+            item: self.item,
         }
     }
 }

@@ -223,6 +223,10 @@ pub struct Thread {
     pub state: ThreadState,
     /// Number of stored messages.
     pub message_count: i64,
+    /// Number of stored conversation items that are not messages (OpenAI's
+    /// function calls, their outputs, ...): not in `message_count`, but
+    /// the thread's limit bounds both together.
+    pub item_count: i64,
     /// Shown in user interfaces.
     pub visible_in_ui: bool,
     /// The model of the last saved response.
@@ -304,6 +308,7 @@ impl Thread {
             status: ThreadStatus::Inactive,
             state: ThreadState::Open,
             message_count: 0,
+            item_count: 0,
             visible_in_ui: new.visible_in_ui,
             last_model_used: None,
             pinned_at: None,
@@ -340,27 +345,59 @@ impl Thread {
         limits: &Limits,
         now: DateTime<Utc>,
     ) -> Result<Thread, DomainError> {
+        self.record_entries(n, 0, limits, now)
+    }
+
+    /// Accounts for `messages` appended messages and `items` other
+    /// conversation items: the thread must be open, and its messages and
+    /// items together stay within the message limit. `last_message_at`
+    /// moves only with a message.
+    pub fn record_entries(
+        &self,
+        messages: u32,
+        items: u32,
+        limits: &Limits,
+        now: DateTime<Utc>,
+    ) -> Result<Thread, DomainError> {
         self.check_writable()?;
-        if self.message_count + i64::from(n) > i64::from(limits.max_messages_per_thread) {
+        let after = self.message_count + self.item_count + i64::from(messages) + i64::from(items);
+        if after > i64::from(limits.max_messages_per_thread) {
             return Err(DomainError::MessageLimit {
                 max: limits.max_messages_per_thread,
             });
         }
         Ok(Thread {
-            message_count: self.message_count + i64::from(n),
-            last_message_at: Some(now),
+            message_count: self.message_count + i64::from(messages),
+            item_count: self.item_count + i64::from(items),
+            last_message_at: if messages > 0 {
+                Some(now)
+            } else {
+                self.last_message_at
+            },
             updated_at: now,
             ..self.clone()
         })
     }
 
-    /// Accounts for `n` messages removed by a rewind (the turn that rewinds
-    /// then appends its own, see [`Thread::record_appended`]).
-    pub fn record_rewound(&self, n: u32) -> Thread {
+    /// Accounts for `messages` messages and `items` other items removed by
+    /// a rewind (the turn that rewinds then appends its own, see
+    /// [`Thread::record_entries`]).
+    pub fn record_rewound(&self, messages: u32, items: u32) -> Thread {
         Thread {
-            message_count: (self.message_count - i64::from(n)).max(0),
+            message_count: (self.message_count - i64::from(messages)).max(0),
+            item_count: (self.item_count - i64::from(items)).max(0),
             ..self.clone()
         }
+    }
+
+    /// Accounts for one deleted conversation item that is not a message.
+    pub fn record_item_removed(&self, now: DateTime<Utc>) -> Result<Thread, DomainError> {
+        self.check_writable()?;
+        Ok(Thread {
+            item_count: (self.item_count - 1).max(0),
+            updated_at: now,
+            ..self.clone()
+        })
     }
 
     /// Accounts for one deleted message; `newest_remaining` is the creation
@@ -822,5 +859,29 @@ mod tests {
     fn unpinning_clears_the_pin_time() {
         let t = thread().pin(0, &Limits::default(), clock::now()).unwrap();
         assert!(!t.unpin().is_pinned());
+    }
+
+    #[test]
+    fn items_count_toward_the_limit_but_not_as_messages() {
+        let now = clock::now();
+        let limits = Limits {
+            max_messages_per_thread: 5,
+            ..Limits::default()
+        };
+        let t = thread().record_entries(1, 0, &limits, now).unwrap();
+        let later = now + chrono::TimeDelta::seconds(1);
+        let t = t.record_entries(0, 3, &limits, later).unwrap();
+        assert_eq!((t.message_count, t.item_count), (1, 3));
+        assert_eq!(t.last_message_at, Some(now), "items are no messages");
+        assert_eq!(t.updated_at, later);
+        assert!(matches!(
+            t.record_entries(1, 1, &limits, later),
+            Err(DomainError::MessageLimit { max: 5 })
+        ));
+        let t = t.record_item_removed(later).unwrap();
+        assert_eq!((t.message_count, t.item_count), (1, 2));
+        let t = t.record_rewound(1, 2);
+        assert_eq!((t.message_count, t.item_count), (0, 0));
+        assert!(t.record_entries(2, 3, &limits, later).is_ok());
     }
 }

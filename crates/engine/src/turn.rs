@@ -32,7 +32,7 @@ use skein_persistence::turns::{self, FinishedTurn, History, Rewind, TurnStart};
 use skein_persistence::{assistants, DbConnection, Scope, Store};
 use skein_providers::{
     tokens, ChatMessage, ModelOutput, ModelRequest, ProviderError, ResolvedModel, Role,
-    StreamEvent, Usage,
+    StreamEvent, ToolPart, Usage,
 };
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
@@ -71,10 +71,34 @@ pub enum Target {
 /// One new input of a turn.
 #[derive(Debug, Clone)]
 pub struct TurnInput {
-    /// Who speaks.
+    /// Who speaks (for an item, see [`skein_domain::item_role`]).
     pub role: ContextRole,
-    /// The text.
+    /// The text (an item's JSON text).
     pub text: String,
+    /// A conversation item that is not a message (OpenAI's
+    /// `function_call`, `function_call_output`, ...), kept verbatim: saved
+    /// with the turn like the user and assistant inputs.
+    pub item: Option<Value>,
+}
+
+impl TurnInput {
+    /// A message input.
+    pub fn text(role: ContextRole, text: String) -> Self {
+        Self {
+            role,
+            text,
+            item: None,
+        }
+    }
+
+    /// A conversation item that is not a message, and its JSON text.
+    pub fn item(item: Value) -> Self {
+        Self {
+            role: skein_domain::item_role(skein_domain::item_kind(Some(&item))).into(),
+            text: item.to_string(),
+            item: Some(item),
+        }
+    }
 }
 
 /// A turn as a front door asks for it, already parsed.
@@ -303,7 +327,16 @@ impl Engine {
                 role: input.role,
                 content: text,
                 tokens,
+                item: input.item.clone(),
             };
+            if let Some(value) = &input.item {
+                to_store.push(NewMessage {
+                    response_id: Some(response_id.to_string()),
+                    ..NewMessage::item(value.clone(), item.content.clone(), tokens)
+                });
+                new_items.push(item);
+                continue;
+            }
             match input.role {
                 ContextRole::System | ContextRole::Developer => preamble.push(item),
                 ContextRole::User | ContextRole::Assistant => {
@@ -413,11 +446,7 @@ impl Planner {
             };
             preamble.insert(
                 0,
-                ContextItem {
-                    role: ContextRole::System,
-                    content: instructions.clone(),
-                    tokens,
-                },
+                ContextItem::text(ContextRole::System, instructions.clone(), tokens),
             );
         }
         let builder = ContextBuilder::new(
@@ -555,15 +584,16 @@ impl OpenTrip {
                 let builder = &mut plan.builder;
                 // Newest first: each response's output, then its inputs.
                 responses::walk_chain(conn, &scope, &previous_response_id, not_before, |r| {
-                    builder.offer_item(ContextItem {
-                        role: ContextRole::Assistant,
-                        content: r.output_text.clone(),
-                        tokens: r.output_tokens,
-                    }) && r.inputs.iter().rev().all(|i| {
+                    builder.offer_item(ContextItem::text(
+                        ContextRole::Assistant,
+                        r.output_text.clone(),
+                        r.output_tokens,
+                    )) && r.inputs.iter().rev().all(|i| {
                         builder.offer_item(ContextItem {
                             role: i.role.into(),
                             content: i.content.clone(),
                             tokens: i.tokens,
+                            item: i.item.clone(),
                         })
                     })
                 })?;
@@ -777,15 +807,7 @@ impl Turn {
     ) -> Generated {
         let request = ModelRequest {
             model: self.model.upstream_model.clone(),
-            messages: self
-                .context
-                .iter()
-                .map(|c| ChatMessage {
-                    role: provider_role(c.role),
-                    content: c.content.clone(),
-                    tokens: Some(c.tokens),
-                })
-                .collect(),
+            messages: self.context.iter().filter_map(chat_message).collect(),
             temperature: self.settings.temperature,
             top_p: self.settings.top_p,
             max_output_tokens: self.settings.max_output_tokens,
@@ -1026,6 +1048,7 @@ impl Turn {
                     role: m.role,
                     content: m.content.clone(),
                     tokens: m.token_count,
+                    item: m.item.clone(),
                 })
                 .collect(),
             output_text: output.text.clone(),
@@ -1050,6 +1073,70 @@ impl Turn {
 async fn release(lease: &mut Option<LeaseGuard>) {
     if let Some(guard) = lease.take() {
         guard.release().await;
+    }
+}
+
+/// A context item as a provider's message: a message, or a tool call or
+/// tool result made of a `function_call` or `function_call_output` item.
+/// Items of other types (reasoning, ...) are not sent: no provider takes
+/// them as they are stored.
+fn chat_message(c: &ContextItem) -> Option<ChatMessage> {
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let tool = match &c.item {
+        None => None,
+        Some(item) => {
+            let call_id = item.get("call_id")?.as_str()?.to_string();
+            match item.get("type").and_then(Value::as_str) {
+                Some("function_call") => Some(ToolPart::Call {
+                    call_id,
+                    name: item.get("name")?.as_str()?.to_string(),
+                    arguments: item.get("arguments").map(text).unwrap_or_default(),
+                }),
+                Some("function_call_output") => Some(ToolPart::Output {
+                    call_id,
+                    output: item.get("output").map(output_text).unwrap_or_default(),
+                }),
+                _ => return None,
+            }
+        }
+    };
+    let role = match tool {
+        Some(ToolPart::Output { .. }) => Role::Tool,
+        Some(ToolPart::Call { .. }) => Role::Assistant,
+        None => provider_role(c.role),
+    };
+    Some(ChatMessage {
+        role,
+        content: if tool.is_some() {
+            String::new()
+        } else {
+            c.content.clone()
+        },
+        tokens: Some(c.tokens),
+        tool,
+    })
+}
+
+/// A tool's output as text: a string as it is, text parts joined, anything
+/// else as its JSON text.
+fn output_text(output: &Value) -> String {
+    match output {
+        Value::String(s) => s.clone(),
+        Value::Array(parts)
+            if !parts.is_empty()
+                && parts
+                    .iter()
+                    .all(|p| p.get("text").is_some_and(Value::is_string)) =>
+        {
+            parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect()
+        }
+        other => other.to_string(),
     }
 }
 

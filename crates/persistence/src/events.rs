@@ -162,7 +162,8 @@ pub struct SavedMessage {
 }
 
 /// The saved messages of a response in the thread (its inputs and its
-/// answer), oldest first.
+/// answer), oldest first; conversation items that are not messages are left
+/// out.
 pub fn saved_messages(
     conn: &mut DbConnection,
     thread_pk: i64,
@@ -171,6 +172,7 @@ pub fn saved_messages(
     Ok(messages::table
         .filter(messages::thread_pk.eq(thread_pk))
         .filter(messages::response_id.eq(response_id))
+        .filter(messages::kind.eq(crate::rows::MESSAGE_KIND))
         .order(messages::seq.asc())
         .select((
             messages::id,

@@ -3,7 +3,7 @@
 
 use crate::connection::write_transaction;
 use crate::keyset::{with_keyset, Keyset};
-use crate::rows::{to_naive, to_utc, MessageRow, NewMessageRow, ThreadChangeset};
+use crate::rows::{to_naive, to_utc, MessageRow, NewMessageRow, ThreadChangeset, MESSAGE_KIND};
 use crate::schema::{messages, threads};
 use crate::threads::{load_locked, save, visible_pk, ThreadKey};
 use crate::{DbConnection, ListKind, ListOrder, Missing, Scope, StoreError};
@@ -23,6 +23,9 @@ pub struct MessageQuery {
     pub after: Option<String>,
     /// The page before this message.
     pub before: Option<String>,
+    /// Include the conversation items that are not messages (the OpenAI
+    /// dialect's item list); the message endpoints leave them out.
+    pub items: bool,
 }
 
 /// One page of messages.
@@ -74,7 +77,10 @@ pub(crate) fn append_and_save(
     let target = threads::table.filter(threads::pk.eq(key.pk));
     let saved = (ThreadChangeset::from(next), threads::last_seq.eq(last_seq));
     // A new assistant message makes the thread unread for its owner.
-    if stored.iter().any(|m| m.role == MessageRole::Assistant) {
+    if stored
+        .iter()
+        .any(|m| m.role == MessageRole::Assistant && m.item.is_none())
+    {
         diesel::update(target)
             .set((saved, threads::unread.eq(true)))
             .execute(conn)?;
@@ -97,8 +103,8 @@ pub fn append(
 ) -> Result<(Thread, Vec<Message>), StoreError> {
     write_transaction(conn, |conn| {
         let (key, thread) = load_locked(conn, scope, thread_id)?;
-        let count = u32::try_from(new.len()).unwrap_or(u32::MAX);
-        let next = thread.record_appended(count, limits, now)?;
+        let (messages, items) = entry_counts(&new);
+        let next = thread.record_entries(messages, items, limits, now)?;
         let stored = append_and_save(conn, key, &next, new, now)?;
         Ok((next, stored))
     })
@@ -121,11 +127,18 @@ pub fn create_with(
             return Ok((thread.clone(), Vec::new()));
         }
         let (key, current) = load_locked(conn, &scope, thread.id.as_str())?;
-        let count = u32::try_from(new.len()).unwrap_or(u32::MAX);
-        let next = current.record_appended(count, limits, now)?;
+        let (messages, items) = entry_counts(&new);
+        let next = current.record_entries(messages, items, limits, now)?;
         let stored = append_and_save(conn, key, &next, new, now)?;
         Ok((next, stored))
     })
+}
+
+/// How many of `new` are messages and how many other conversation items.
+pub(crate) fn entry_counts(new: &[NewMessage]) -> (u32, u32) {
+    let items = new.iter().filter(|m| m.item.is_some()).count();
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    (count(new.len() - items), count(items))
 }
 
 /// One message of the caller's live thread.
@@ -135,18 +148,38 @@ pub fn find(
     thread_id: &str,
     message_id: &str,
 ) -> Result<Message, StoreError> {
-    let pk = visible_pk(conn, scope, thread_id)?;
-    let tid = ThreadId::parse(thread_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    load_message(conn, pk, message_id)?.into_message(tid)
+    find_entry(conn, scope, thread_id, message_id, false)
 }
 
-fn cursor_seq(conn: &mut DbConnection, thread_pk: i64, id: &str) -> Result<i64, StoreError> {
-    messages::table
+/// One message or other conversation item of the caller's live thread
+/// (`items`: items other than messages are found too).
+pub fn find_entry(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    thread_id: &str,
+    message_id: &str,
+    items: bool,
+) -> Result<Message, StoreError> {
+    let pk = visible_pk(conn, scope, thread_id)?;
+    let tid = ThreadId::parse(thread_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    load_message(conn, pk, message_id, items)?.into_message(tid)
+}
+
+fn cursor_seq(
+    conn: &mut DbConnection,
+    thread_pk: i64,
+    id: &str,
+    items: bool,
+) -> Result<i64, StoreError> {
+    let found: Option<(i64, String)> = messages::table
         .filter(messages::thread_pk.eq(thread_pk))
         .filter(messages::id.eq(id))
-        .select(messages::seq)
-        .first::<i64>(conn)
-        .optional()?
+        .select((messages::seq, messages::kind))
+        .first(conn)
+        .optional()?;
+    found
+        .filter(|(_, kind)| items || kind == MESSAGE_KIND)
+        .map(|(seq, _)| seq)
         .ok_or_else(|| StoreError::InvalidCursor {
             list: ListKind::Messages,
             id: id.to_string(),
@@ -165,12 +198,12 @@ pub fn list(
     let after = query
         .after
         .as_deref()
-        .map(|id| cursor_seq(conn, pk, id))
+        .map(|id| cursor_seq(conn, pk, id, query.items))
         .transpose()?;
     let before = query
         .before
         .as_deref()
-        .map(|id| cursor_seq(conn, pk, id))
+        .map(|id| cursor_seq(conn, pk, id, query.items))
         .transpose()?;
     let keyset = Keyset {
         after,
@@ -178,12 +211,19 @@ pub fn list(
         order: query.order,
         limit: query.limit,
     };
-    let rows: Vec<MessageRow> = with_keyset!(
-        messages::table.filter(messages::thread_pk.eq(pk)),
-        messages::seq,
-        keyset,
-        |q| q.select(MessageRow::as_select()).load(conn)?
-    );
+    let all = messages::table.filter(messages::thread_pk.eq(pk));
+    let rows: Vec<MessageRow> = if query.items {
+        with_keyset!(all, messages::seq, keyset, |q| q
+            .select(MessageRow::as_select())
+            .load(conn)?)
+    } else {
+        with_keyset!(
+            all.filter(messages::kind.eq(MESSAGE_KIND)),
+            messages::seq,
+            keyset,
+            |q| q.select(MessageRow::as_select()).load(conn)?
+        )
+    };
     let (rows, has_more) = keyset.finish(rows);
     let tid = ThreadId::parse(thread_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(MessagePage {
@@ -199,6 +239,7 @@ fn load_message(
     conn: &mut DbConnection,
     thread_pk: i64,
     message_id: &str,
+    items: bool,
 ) -> Result<MessageRow, StoreError> {
     messages::table
         .filter(messages::thread_pk.eq(thread_pk))
@@ -206,6 +247,7 @@ fn load_message(
         .select(MessageRow::as_select())
         .first(conn)
         .optional()?
+        .filter(|row| items || row.kind == MESSAGE_KIND)
         .ok_or_else(|| StoreError::NotFound(Missing::Message(message_id.to_string())))
 }
 
@@ -223,7 +265,7 @@ where
     write_transaction(conn, |conn| {
         let (key, thread) = load_locked(conn, scope, thread_id)?;
         thread.check_writable()?;
-        let row = load_message(conn, key.pk, message_id)?;
+        let row = load_message(conn, key.pk, message_id, false)?;
         let pk = row.pk;
         let current = row.into_message(thread.id.clone())?;
         let next = change(&current)?;
@@ -248,13 +290,33 @@ pub fn delete(
     message_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Thread, StoreError> {
+    delete_entry(conn, scope, thread_id, message_id, false, now)
+}
+
+/// Deletes one message or (`items`) other conversation item of an open
+/// thread, keeping `message_count`, `item_count` and `last_message_at`
+/// exact.
+pub fn delete_entry(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    thread_id: &str,
+    message_id: &str,
+    items: bool,
+    now: DateTime<Utc>,
+) -> Result<Thread, StoreError> {
     write_transaction(conn, |conn| {
         let (key, thread) = load_locked(conn, scope, thread_id)?;
         thread.check_writable()?;
-        let row = load_message(conn, key.pk, message_id)?;
+        let row = load_message(conn, key.pk, message_id, items)?;
         diesel::delete(messages::table.filter(messages::pk.eq(row.pk))).execute(conn)?;
+        if row.kind != MESSAGE_KIND {
+            let next = thread.record_item_removed(now)?;
+            save(conn, key.pk, &next)?;
+            return Ok(next);
+        }
         let newest: Option<NaiveDateTime> = messages::table
             .filter(messages::thread_pk.eq(key.pk))
+            .filter(messages::kind.eq(MESSAGE_KIND))
             .order(messages::seq.desc())
             .select(messages::created_at)
             .first(conn)
@@ -307,7 +369,7 @@ where
     let mut below = before;
     let mut chunk = chunk.max(1);
     loop {
-        let rows: Vec<(i64, String, String, i64)> = messages::table
+        let rows: Vec<(i64, String, String, i64, String)> = messages::table
             .filter(messages::thread_pk.eq(pk))
             .filter(messages::seq.lt(below))
             .order(messages::seq.desc())
@@ -317,19 +379,13 @@ where
                 messages::role,
                 messages::content,
                 messages::token_count,
+                messages::kind,
             ))
             .load(conn)?;
         let full = rows.len() as i64 == i64::from(chunk);
-        for (seq, role, content, tokens) in rows {
+        for (seq, role, content, tokens, kind) in rows {
             below = seq;
-            let role = MessageRole::parse(&role)
-                .ok_or_else(|| StoreError::Corrupt(format!("message role '{role}'")))?;
-            let item = ContextItem {
-                role: role.into(),
-                content,
-                tokens: u32::try_from(tokens).unwrap_or(u32::MAX),
-            };
-            if !take(item) {
+            if !take(context_item(role, content, tokens, &kind)?) {
                 return Ok(());
             }
         }
@@ -348,24 +404,46 @@ pub(crate) fn oldest_at(
     before: i64,
     limit: u32,
 ) -> Result<Vec<ContextItem>, StoreError> {
-    let rows: Vec<(String, String, i64)> = messages::table
+    let rows: Vec<(String, String, i64, String)> = messages::table
         .filter(messages::thread_pk.eq(pk))
         .filter(messages::seq.lt(before))
         .order(messages::seq.asc())
         .limit(i64::from(limit))
-        .select((messages::role, messages::content, messages::token_count))
+        .select((
+            messages::role,
+            messages::content,
+            messages::token_count,
+            messages::kind,
+        ))
         .load(conn)?;
     rows.into_iter()
-        .map(|(role, content, tokens)| {
-            let role = MessageRole::parse(&role)
-                .ok_or_else(|| StoreError::Corrupt(format!("message role '{role}'")))?;
-            Ok(ContextItem {
-                role: role.into(),
-                content,
-                tokens: u32::try_from(tokens).unwrap_or(u32::MAX),
-            })
-        })
+        .map(|(role, content, tokens, kind)| context_item(role, content, tokens, &kind))
         .collect()
+}
+
+/// A stored message or item as an item of a model's context.
+fn context_item(
+    role: String,
+    content: String,
+    tokens: i64,
+    kind: &str,
+) -> Result<ContextItem, StoreError> {
+    let role = MessageRole::parse(&role)
+        .ok_or_else(|| StoreError::Corrupt(format!("message role '{role}'")))?;
+    let item = if kind == MESSAGE_KIND {
+        None
+    } else {
+        Some(
+            serde_json::from_str(&content)
+                .map_err(|e| StoreError::Corrupt(format!("conversation item: {e}")))?,
+        )
+    };
+    Ok(ContextItem {
+        role: role.into(),
+        content,
+        tokens: u32::try_from(tokens).unwrap_or(u32::MAX),
+        item,
+    })
 }
 
 /// The largest chunk of a history read.

@@ -8,8 +8,9 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use skein_domain::MessageRole;
 
-/// One stored input of a response (user and assistant inputs only: system
-/// and developer inputs apply to their own request).
+/// One stored input of a response (user and assistant inputs and other
+/// conversation items: system and developer inputs apply to their own
+/// request).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredInput {
     /// User or assistant.
@@ -18,6 +19,10 @@ pub struct StoredInput {
     pub content: String,
     /// Token count.
     pub tokens: u32,
+    /// A conversation item that is not a message, verbatim (`content` is
+    /// then its JSON text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<serde_json::Value>,
 }
 
 /// A stored response.

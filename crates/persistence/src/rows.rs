@@ -76,6 +76,8 @@ pub struct ThreadRow {
     pub expected_deletion_at: Option<NaiveDateTime>,
     /// An assistant message arrived after the owner's last read.
     pub unread: bool,
+    /// Conversation items that are not messages.
+    pub item_count: i64,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -125,6 +127,7 @@ impl TryFrom<ThreadRow> for Thread {
             },
             state: ThreadState::parse(&r.state).ok_or_else(|| corrupt("thread state", &r.state))?,
             message_count: r.message_count,
+            item_count: r.item_count,
             visible_in_ui: r.visible_in_ui,
             last_model_used: r.last_model_used,
             pinned_at: r.pinned_at.map(to_utc),
@@ -234,6 +237,8 @@ pub struct ThreadChangeset<'a> {
     pub state: &'a str,
     /// Message count.
     pub message_count: i64,
+    /// Count of the other conversation items.
+    pub item_count: i64,
     /// Visibility.
     pub visible_in_ui: bool,
     /// Last model used.
@@ -260,6 +265,7 @@ impl<'a> From<&'a Thread> for ThreadChangeset<'a> {
             status: t.status.as_str(),
             state: t.state.as_str(),
             message_count: t.message_count,
+            item_count: t.item_count,
             visible_in_ui: t.visible_in_ui,
             last_model_used: t.last_model_used.as_deref(),
             pinned_at: t.pinned_at.map(to_naive),
@@ -301,6 +307,9 @@ pub struct MessageRow {
     pub created_at: NaiveDateTime,
     /// Update time.
     pub updated_at: NaiveDateTime,
+    /// `message`, or the type of another conversation item (whose JSON is
+    /// then `content`).
+    pub kind: String,
 }
 
 impl MessageRow {
@@ -311,7 +320,13 @@ impl MessageRow {
             Ok(_) => return Err(corrupt("attachments", "not an array")),
             Err(e) => return Err(corrupt("attachments", e)),
         };
+        let item = if self.kind == MESSAGE_KIND {
+            None
+        } else {
+            Some(serde_json::from_str(&self.content).map_err(|e| corrupt("item", e))?)
+        };
         Ok(Message {
+            item,
             id: MessageId::parse(self.id).map_err(|e| corrupt("message id", e))?,
             thread_id,
             seq: self.seq,
@@ -356,7 +371,12 @@ pub struct NewMessageRow<'a> {
     pub created_at: NaiveDateTime,
     /// Update time.
     pub updated_at: NaiveDateTime,
+    /// `message` or the item's type.
+    pub kind: &'a str,
 }
+
+/// The `kind` of every message (the Freddy endpoints read only these).
+pub const MESSAGE_KIND: &str = "message";
 
 impl<'a> NewMessageRow<'a> {
     /// The row for a message of the thread stored at `thread_pk`.
@@ -374,6 +394,7 @@ impl<'a> NewMessageRow<'a> {
             model: m.model.as_deref(),
             created_at: to_naive(m.created_at),
             updated_at: to_naive(m.updated_at),
+            kind: skein_domain::item_kind(m.item.as_ref()),
         }
     }
 }

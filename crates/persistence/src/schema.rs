@@ -85,6 +85,7 @@ diesel::table! {
         unread -> Bool,
         last_read_at -> Nullable<Timestamp>,
         changed_us -> BigInt,
+        item_count -> BigInt,
     }
 }
 
@@ -103,6 +104,7 @@ diesel::table! {
         model -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        kind -> Text,
     }
 }
 

@@ -1007,6 +1007,7 @@ pub(crate) fn recompute_unread(conn: &mut DbConnection, pk: i64) -> Result<(), S
     let mut newer = messages::table
         .filter(messages::thread_pk.eq(pk))
         .filter(messages::role.eq(skein_domain::MessageRole::Assistant.as_str()))
+        .filter(messages::kind.eq(crate::rows::MESSAGE_KIND))
         .into_boxed();
     if let Some(at) = last_read {
         newer = newer.filter(messages::created_at.gt(at));

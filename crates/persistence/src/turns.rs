@@ -160,8 +160,16 @@ where
         let leased = bound
             .acquire_lease(start.lease_id.clone(), start.lease_ttl, now)
             .map_err(StoreError::from)?;
-        // Fail before the model runs if the turn cannot fit.
-        leased
+        // Fail before the model runs if the turn cannot fit (after what
+        // its rewind removes).
+        let after_rewind = match rewind_from {
+            Some(from) => {
+                let (messages, items) = entries_from(conn, key.pk, from)?;
+                leased.record_rewound(messages, items)
+            }
+            None => leased.clone(),
+        };
+        after_rewind
             .record_appended(start.new_messages, limits, now)
             .map_err(StoreError::from)?;
         save(conn, key.pk, &leased)?;
@@ -285,6 +293,7 @@ fn rewind_point(
     let found: Option<(i64, String)> = crate::schema::messages::table
         .filter(crate::schema::messages::thread_pk.eq(thread_pk))
         .filter(crate::schema::messages::id.eq(&rewind.message_id))
+        .filter(crate::schema::messages::kind.eq(crate::rows::MESSAGE_KIND))
         .select((crate::schema::messages::seq, crate::schema::messages::role))
         .first(conn)
         .optional()?;
@@ -300,6 +309,22 @@ fn rewind_point(
         ))));
     }
     Ok(seq)
+}
+
+/// How many messages and how many other conversation items a thread holds
+/// from sequence number `from` on (what a rewind removes).
+fn entries_from(conn: &mut DbConnection, pk: i64, from: i64) -> Result<(u32, u32), StoreError> {
+    use crate::schema::messages;
+    let at = messages::table
+        .filter(messages::thread_pk.eq(pk))
+        .filter(messages::seq.ge(from));
+    let all: i64 = at.count().get_result(conn)?;
+    let items: i64 = at
+        .filter(messages::kind.ne(crate::rows::MESSAGE_KIND))
+        .count()
+        .get_result(conn)?;
+    let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+    Ok((count(all - items), count(items)))
 }
 
 /// [`open`] without a plan: takes the lease (creating the thread on first
@@ -357,18 +382,21 @@ pub fn commit(
                 current.check_lease_holder(lease_id, now)?;
                 let current = match turn.rewind_from {
                     Some(from) => {
-                        let removed = diesel::delete(
-                            crate::schema::messages::table
-                                .filter(crate::schema::messages::thread_pk.eq(key.pk))
-                                .filter(crate::schema::messages::seq.ge(from)),
+                        use crate::schema::messages;
+                        // Items that are not messages go too, counted apart.
+                        let (messages_removed, items_removed) = entries_from(conn, key.pk, from)?;
+                        diesel::delete(
+                            messages::table
+                                .filter(messages::thread_pk.eq(key.pk))
+                                .filter(messages::seq.ge(from)),
                         )
                         .execute(conn)?;
-                        current.record_rewound(u32::try_from(removed).unwrap_or(u32::MAX))
+                        current.record_rewound(messages_removed, items_removed)
                     }
                     None => current,
                 };
-                let count = u32::try_from(turn.messages.len()).unwrap_or(u32::MAX);
-                let mut next = current.record_appended(count, limits, now)?;
+                let (messages, items) = crate::messages::entry_counts(&turn.messages);
+                let mut next = current.record_entries(messages, items, limits, now)?;
                 next.last_model_used = Some(turn.model);
                 if let Some(state) = turn.thread_state {
                     next.state = next.state.transition(state).map_err(DomainError::from)?;
@@ -381,7 +409,7 @@ pub fn commit(
                 if rewound
                     && !stored
                         .iter()
-                        .any(|m| m.role == skein_domain::MessageRole::Assistant)
+                        .any(|m| m.role == skein_domain::MessageRole::Assistant && m.item.is_none())
                 {
                     crate::threads::recompute_unread(conn, key.pk)?;
                 }

@@ -47,6 +47,31 @@ pub enum Role {
     User,
     /// The model.
     Assistant,
+    /// The result of a tool call ([`ToolPart::Output`]).
+    Tool,
+}
+
+/// A tool call of the model or its result, from a conversation's items
+/// (OpenAI's `function_call` and `function_call_output`). Providers send
+/// them where their API can take them and leave them out otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolPart {
+    /// The model called a function.
+    Call {
+        /// Links the call with its output.
+        call_id: String,
+        /// The function's name.
+        name: String,
+        /// Its arguments, a JSON text.
+        arguments: String,
+    },
+    /// What the call returned.
+    Output {
+        /// The call it answers.
+        call_id: String,
+        /// The result, as text.
+        output: String,
+    },
 }
 
 /// One message of the context sent to a model.
@@ -60,6 +85,9 @@ pub struct ChatMessage {
     /// when it is written); providers that report usage themselves use it
     /// instead of counting again.
     pub tokens: Option<u32>,
+    /// A tool call (role assistant) or a tool's result (role tool) instead
+    /// of text.
+    pub tool: Option<ToolPart>,
 }
 
 impl ChatMessage {
@@ -69,6 +97,7 @@ impl ChatMessage {
             role,
             content: content.into(),
             tokens: None,
+            tool: None,
         }
     }
 

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::sse::SseParser;
 use crate::{
-    ConfigError, ModelOutput, ModelRequest, Provider, ProviderError, ProviderStream, Role,
-    StreamEvent, Usage,
+    ChatMessage, ConfigError, ModelOutput, ModelRequest, Provider, ProviderError, ProviderStream,
+    Role, StreamEvent, ToolPart, Usage,
 };
 
 /// Default time allowed to open a connection, in seconds.
@@ -185,7 +185,118 @@ struct WireRequest<'a> {
 #[derive(Serialize)]
 struct WireMessage<'a> {
     role: &'static str,
-    content: &'a str,
+    /// `null` beside tool calls.
+    content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<WireToolCall<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<&'a str>,
+}
+
+impl<'a> WireMessage<'a> {
+    fn text(role: Role, content: &'a str) -> Self {
+        Self {
+            role: wire_role(role),
+            content: Some(content),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct WireToolCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: WireFunction<'a>,
+}
+
+#[derive(Serialize)]
+struct WireFunction<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+/// The context as Chat Completions messages. Tool calls and their outputs
+/// go where Chat Completions takes them: a run of calls becomes one
+/// assistant message with `tool_calls`, followed by one `tool` message per
+/// output of the run of outputs right after it. A call without an output
+/// there, or an output without its call, is left out (the API refuses
+/// either alone).
+fn wire_messages(messages: &[ChatMessage]) -> Vec<WireMessage<'_>> {
+    let is_call = |m: &ChatMessage| matches!(m.tool, Some(ToolPart::Call { .. }));
+    let is_output = |m: &ChatMessage| matches!(m.tool, Some(ToolPart::Output { .. }));
+    let mut out = Vec::with_capacity(messages.len());
+    let mut at = 0;
+    while let Some(m) = messages.get(at) {
+        match &m.tool {
+            None => {
+                out.push(WireMessage::text(m.role, &m.content));
+                at += 1;
+            }
+            Some(ToolPart::Output { .. }) => at += 1,
+            Some(ToolPart::Call { .. }) => {
+                let calls_end = at + messages[at..].iter().take_while(|m| is_call(m)).count();
+                let outputs_end = calls_end
+                    + messages[calls_end..]
+                        .iter()
+                        .take_while(|m| is_output(m))
+                        .count();
+                let calls = &messages[at..calls_end];
+                let outputs = &messages[calls_end..outputs_end];
+                let output_of = |id: &str| {
+                    outputs.iter().find_map(|m| match &m.tool {
+                        Some(ToolPart::Output { call_id, output }) if call_id == id => {
+                            Some(output.as_str())
+                        }
+                        _ => None,
+                    })
+                };
+                let mut tool_calls = Vec::new();
+                let mut results = Vec::new();
+                for call in calls {
+                    if let Some(ToolPart::Call {
+                        call_id,
+                        name,
+                        arguments,
+                    }) = &call.tool
+                    {
+                        if results
+                            .iter()
+                            .any(|r: &WireMessage| r.tool_call_id == Some(call_id.as_str()))
+                        {
+                            continue;
+                        }
+                        if let Some(output) = output_of(call_id) {
+                            tool_calls.push(WireToolCall {
+                                id: call_id,
+                                kind: "function",
+                                function: WireFunction { name, arguments },
+                            });
+                            results.push(WireMessage {
+                                role: "tool",
+                                content: Some(output),
+                                tool_calls: Vec::new(),
+                                tool_call_id: Some(call_id),
+                            });
+                        }
+                    }
+                }
+                if !tool_calls.is_empty() {
+                    out.push(WireMessage {
+                        role: "assistant",
+                        content: None,
+                        tool_calls,
+                        tool_call_id: None,
+                    });
+                    out.extend(results);
+                }
+                at = outputs_end;
+            }
+        }
+    }
+    out
 }
 
 #[derive(Serialize)]
@@ -199,6 +310,7 @@ fn wire_role(role: Role) -> &'static str {
         Role::System | Role::Developer => "system",
         Role::User => "user",
         Role::Assistant => "assistant",
+        Role::Tool => "tool",
     }
 }
 
@@ -206,14 +318,7 @@ impl<'a> WireRequest<'a> {
     fn new(req: &'a ModelRequest, stream: bool) -> Self {
         Self {
             model: &req.model,
-            messages: req
-                .messages
-                .iter()
-                .map(|m| WireMessage {
-                    role: wire_role(m.role),
-                    content: &m.content,
-                })
-                .collect(),
+            messages: wire_messages(&req.messages),
             temperature: req.temperature,
             top_p: req.top_p,
             max_tokens: req.max_output_tokens,

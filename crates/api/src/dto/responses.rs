@@ -430,7 +430,7 @@ impl CreateResponseRequest {
                         kind: "value_error".into(),
                     }])
                 })?;
-                Ok(TurnInput { role, text })
+                Ok(TurnInput::text(role, text))
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
         let target = match (self.thread, self.previous_response_id) {

@@ -49,6 +49,7 @@ pub async fn list_messages(
         order: q.order.unwrap_or(OrderDto::Asc).into(),
         after: q.after,
         before: q.before,
+        items: false,
     };
     let org = q.organization_id;
     let page = caller

@@ -3,7 +3,7 @@
 //! one created here is listed by `GET /v1/threads`, and any thread is
 //! reachable here by its id.
 
-use super::{unix, InputItem, MAX_ITEMS};
+use super::{parse_item, stored_role, unix, ParsedItem, MAX_ITEMS};
 use crate::auth::Caller;
 use crate::error::{ApiError, FieldError};
 use crate::extract::{JsonBody, QueryParams};
@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use skein_domain::ids::random_base62;
 use skein_domain::limits::DEFAULT_PAGE_SIZE;
-use skein_domain::{DomainError, Metadata, NewMessage, NewThread, Thread, ThreadId, ThreadPatch};
+use skein_domain::{
+    DomainError, MessageRole, Metadata, NewMessage, NewThread, Thread, ThreadId, ThreadPatch,
+};
 use skein_engine::cpu;
 use skein_persistence::{messages, threads, ListOrder, ThreadQuery};
 use utoipa::ToSchema;
@@ -56,10 +58,11 @@ pub struct CreateConversation {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Map<String, Value>>,
-    /// Up to 20 message items stored first, in order.
+    /// Up to 20 items stored first, in order: messages, and items of
+    /// other types kept as given.
     #[serde(default)]
     #[schema(value_type = Option<Vec<Object>>)]
-    pub items: Option<Vec<InputItem>>,
+    pub items: Option<Vec<Value>>,
 }
 
 /// Body of `POST /v1/conversations/{conversation_id}`.
@@ -108,10 +111,11 @@ pub struct ConversationList {
     pub total: Option<i64>,
 }
 
-/// Parses and counts up to [`MAX_ITEMS`] items (at `loc`) into messages.
+/// Parses and counts up to [`MAX_ITEMS`] items (at `loc`) into messages
+/// and other conversation items.
 pub(super) async fn new_messages(
     caller: &Caller,
-    items: Vec<InputItem>,
+    items: Vec<Value>,
     loc: &[&str],
 ) -> Result<Vec<NewMessage>> {
     if items.len() > MAX_ITEMS {
@@ -123,18 +127,27 @@ pub(super) async fn new_messages(
     let parsed = items
         .into_iter()
         .enumerate()
-        .map(|(at, item)| item.parse(loc, at))
+        .map(|(at, item)| match parse_item(item, loc, at)? {
+            ParsedItem::Message(role, text) => Ok((Some(stored_role(role)?), text, None)),
+            ParsedItem::Item(item) => Ok((None, item.to_string(), Some(item))),
+        })
         .collect::<Result<Vec<_>>>()?;
-    let (roles, texts): (Vec<_>, Vec<_>) = parsed.into_iter().unzip();
     caller
-        .before_counting(texts.iter().map(String::len).sum())
+        .before_counting(parsed.iter().map(|(_, text, _)| text.len()).sum())
         .await?;
+    let (kinds, texts): (Vec<_>, Vec<_>) = parsed
+        .into_iter()
+        .map(|(role, text, item)| ((role, item), text))
+        .unzip();
     let (texts, counts) = cpu::count_tokens(texts).await?;
-    Ok(roles
+    Ok(kinds
         .into_iter()
         .zip(texts)
         .zip(counts)
-        .map(|((role, text), n)| NewMessage::text(role, text, n))
+        .map(|(((role, item), text), n)| match (role, item) {
+            (_, Some(item)) => NewMessage::item(item, text, n),
+            (role, None) => NewMessage::text(role.unwrap_or(MessageRole::User), text, n),
+        })
         .collect())
 }
 

@@ -2,7 +2,7 @@
 //! delete a conversation's items, which are its thread's messages.
 
 use super::conversations::{new_messages, Conversation};
-use super::{message_item, InputItem};
+use super::message_item;
 use crate::auth::Caller;
 use crate::error::{ApiError, FieldError};
 use crate::extract::{JsonBody, QueryParams};
@@ -21,9 +21,11 @@ type Result<T> = std::result::Result<T, ApiError>;
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"items": [{"type": "message", "role": "user", "content": "And another thing"}]}))]
 pub struct AddItems {
-    /// 1 to 20 message items, appended in order.
+    /// 1 to 20 items, appended in order: messages, and items of other
+    /// types (`function_call`, `function_call_output`, `reasoning`, ...)
+    /// kept as given.
     #[schema(value_type = Vec<Object>)]
-    pub items: Option<Vec<InputItem>>,
+    pub items: Option<Vec<Value>>,
 }
 
 /// A page of items.
@@ -142,6 +144,7 @@ pub async fn list_items(
         order: q.order.map_or(ListOrder::Desc, Into::into),
         after: q.after,
         before: None,
+        items: true,
     };
     let page = caller
         .run(move |conn, who| {
@@ -178,7 +181,7 @@ pub async fn retrieve_item(
     let message = caller
         .run(move |conn, who| {
             let scope = who.thread_scope(conn, org.0.as_deref(), &id)?;
-            Ok(messages::find(conn, &scope, &id, &item)?)
+            Ok(messages::find_entry(conn, &scope, &id, &item, true)?)
         })
         .await?;
     Ok(web::Json(message_item(&message)))
@@ -213,7 +216,7 @@ pub async fn delete_item(
     let thread = caller
         .run(move |conn, who| {
             let scope = who.thread_scope(conn, org.0.as_deref(), &id)?;
-            Ok(messages::delete(conn, &scope, &id, &item, now)?)
+            Ok(messages::delete_entry(conn, &scope, &id, &item, true, now)?)
         })
         .await?;
     Ok(web::Json(thread.into()))

@@ -12,7 +12,7 @@ pub mod responses;
 use crate::error::{ApiError, FieldError};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use skein_domain::context::ContextRole;
 use skein_domain::{Message, MessageRole};
 
@@ -68,9 +68,9 @@ pub struct ConversationsQuery {
 /// At most this many items in one request (OpenAI's limit).
 pub const MAX_ITEMS: usize = 20;
 
-/// An input item as OpenAI's SDKs send it: `{"type": "message", "role",
+/// A message item as OpenAI's SDKs send it: `{"type": "message", "role",
 /// "content"}` (`type` may be left out, as the Agents SDK does; `content` a
-/// string or text parts). Other item types are not stored yet.
+/// string or text parts). Items of other types are read by [`parse_item`].
 #[derive(Debug, Clone, Deserialize)]
 pub struct InputItem {
     /// `message` (the default).
@@ -155,25 +155,142 @@ impl InputItem {
         };
         Ok((role, text))
     }
+}
 
-    /// The item as a message to store: only `user` and `assistant`
-    /// messages are kept in a conversation.
-    pub fn parse(self, loc: &[&str], at: usize) -> Result<(MessageRole, String), ApiError> {
-        match self.parse_input(loc, at)? {
-            (ContextRole::User, text) => Ok((MessageRole::User, text)),
-            (ContextRole::Assistant, text) => Ok((MessageRole::Assistant, text)),
-            (ContextRole::System, _) => {
-                Err(ApiError::UnsupportedFeature("role system in items".into()))
-            }
-            (ContextRole::Developer, _) => Err(ApiError::UnsupportedFeature(
-                "role developer in items".into(),
-            )),
-        }
+/// The role of a message item to store: only `user` and `assistant`
+/// messages are kept in a conversation.
+pub fn stored_role(role: ContextRole) -> Result<MessageRole, ApiError> {
+    match role {
+        ContextRole::User => Ok(MessageRole::User),
+        ContextRole::Assistant => Ok(MessageRole::Assistant),
+        ContextRole::System => Err(ApiError::UnsupportedFeature("role system in items".into())),
+        ContextRole::Developer => Err(ApiError::UnsupportedFeature(
+            "role developer in items".into(),
+        )),
     }
 }
 
-/// A stored message as an OpenAI message item.
+/// An input item, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParsedItem {
+    /// A message: who speaks and the text.
+    Message(ContextRole, String),
+    /// An item of another type (`function_call`, `function_call_output`,
+    /// `reasoning`, ...), kept verbatim but for its `id`, which Skein gives.
+    Item(Value),
+}
+
+/// Longest item type name.
+const MAX_TYPE_LEN: usize = 64;
+
+/// Reads one input item (at index `at` of the list at `loc`): a message, or
+/// an item of another type kept as given. `function_call` needs string
+/// `call_id`, `name` and `arguments`; `function_call_output` a string
+/// `call_id` and an `output` (a string or content parts); any other type
+/// (a lowercase name) is kept without checks but `item_reference`, which
+/// would name an item Skein does not resolve (400 `unsupported_feature`).
+/// A call or call output (`*_call`, `*_call_output`) without a `status`
+/// is stored with `"status": "completed"`, as OpenAI stores it.
+pub fn parse_item(value: Value, loc: &[&str], at: usize) -> Result<ParsedItem, ApiError> {
+    let Value::Object(mut object) = value else {
+        let index = at.to_string();
+        let mut path: Vec<&str> = loc.to_vec();
+        path.push(&index);
+        return Err(ApiError::Validation(vec![FieldError::new(
+            &path,
+            "an item is an object with a 'type' (or a message without one)",
+        )]));
+    };
+    let kind = match object.get("type") {
+        None | Some(Value::Null) => "message".to_string(),
+        Some(Value::String(kind)) => kind.clone(),
+        Some(_) => return Err(field(loc, at, "type", "type must be a string")),
+    };
+    if kind == "message" {
+        let item: InputItem = serde_json::from_value(Value::Object(object))
+            .map_err(|e| field(loc, at, "content", format!("not a message item: {e}")))?;
+        let (role, text) = item.parse_input(loc, at)?;
+        return Ok(ParsedItem::Message(role, text));
+    }
+    if kind.is_empty()
+        || kind.len() > MAX_TYPE_LEN
+        || !kind
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(field(
+            loc,
+            at,
+            "type",
+            "type must be 'message' or an item type name (lowercase letters, digits, '_')",
+        ));
+    }
+    if kind == "item_reference" {
+        return Err(ApiError::UnsupportedFeature(
+            "item type item_reference".into(),
+        ));
+    }
+    let string = |object: &Map<String, Value>, name: &str| matches!(object.get(name), Some(Value::String(s)) if !s.is_empty());
+    match kind.as_str() {
+        "function_call" => {
+            for name in ["call_id", "name"] {
+                if !string(&object, name) {
+                    return Err(field(
+                        loc,
+                        at,
+                        name,
+                        format!("{name} must be a non-empty string"),
+                    ));
+                }
+            }
+            if !matches!(object.get("arguments"), Some(Value::String(_))) {
+                return Err(field(
+                    loc,
+                    at,
+                    "arguments",
+                    "arguments must be a string (JSON text)",
+                ));
+            }
+        }
+        "function_call_output" => {
+            if !string(&object, "call_id") {
+                return Err(field(
+                    loc,
+                    at,
+                    "call_id",
+                    "call_id must be a non-empty string",
+                ));
+            }
+            if !matches!(
+                object.get("output"),
+                Some(Value::String(_) | Value::Array(_))
+            ) {
+                return Err(field(
+                    loc,
+                    at,
+                    "output",
+                    "output must be a string or a list of content parts",
+                ));
+            }
+        }
+        _ => {}
+    }
+    object.remove("id");
+    // A call or a call's output is complete once it is stored, and OpenAI's
+    // SDKs need its `status`: given, it is kept; left out, it is this.
+    if (kind.ends_with("_call") || kind.ends_with("_call_output")) && !object.contains_key("status")
+    {
+        object.insert("status".into(), Value::String("completed".into()));
+    }
+    Ok(ParsedItem::Item(Value::Object(object)))
+}
+
+/// A stored message as an OpenAI message item; an item of another type as
+/// it was given, with Skein's id.
 pub fn message_item(m: &Message) -> Value {
+    if let Some(item) = &m.item {
+        return with_id(item, m.id.as_str());
+    }
     let part = match m.role {
         MessageRole::User => json!({"type": "input_text", "text": m.content}),
         MessageRole::Assistant => {
@@ -187,6 +304,15 @@ pub fn message_item(m: &Message) -> Value {
         "role": m.role.as_str(),
         "content": [part],
     })
+}
+
+/// A stored item as given, with `id` set to Skein's.
+pub fn with_id(item: &Value, id: &str) -> Value {
+    let mut item = item.clone();
+    if let Value::Object(o) = &mut item {
+        o.insert("id".into(), Value::String(id.to_string()));
+    }
+    item
 }
 
 /// The organization a request of this dialect names: the `OpenAI-Organization`

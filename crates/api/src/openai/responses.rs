@@ -3,7 +3,7 @@
 //! caps, the 24 h chain), one engine, another front door: this module only
 //! parses OpenAI's request and renders the turn in OpenAI's shapes.
 
-use super::{unix, InputItem};
+use super::{parse_item, unix, ParsedItem};
 use crate::auth::Caller;
 use crate::error::{ApiError, FieldError};
 use crate::extract::{JsonBody, QueryParams};
@@ -245,23 +245,16 @@ impl CreateResponse {
             }
         };
         let inputs = match self.input {
-            Some(Value::String(text)) => vec![TurnInput {
-                role: ContextRole::User,
-                text,
-            }],
+            Some(Value::String(text)) => vec![TurnInput::text(ContextRole::User, text)],
             Some(Value::Array(items)) if !items.is_empty() => items
                 .into_iter()
                 .enumerate()
-                .map(|(at, item)| {
-                    let item: InputItem = serde_json::from_value(item).map_err(|e| {
-                        ApiError::Validation(vec![FieldError::new(
-                            &["body", "input", &at.to_string()],
-                            format!("not an input item: {e}"),
-                        )])
-                    })?;
-                    let (role, text) = item.parse_input(&["body", "input"], at)?;
-                    Ok(TurnInput { role, text })
-                })
+                .map(
+                    |(at, item)| match parse_item(item, &["body", "input"], at)? {
+                        ParsedItem::Message(role, text) => Ok(TurnInput::text(role, text)),
+                        ParsedItem::Item(item) => Ok(TurnInput::item(item)),
+                    },
+                )
                 .collect::<Result<Vec<_>>>()?,
             _ => {
                 return Err(field(
@@ -698,6 +691,10 @@ pub async fn list_input_items(
         .iter()
         .enumerate()
         .map(|(n, input)| {
+            let id = format!("{}_{n}", base.as_str());
+            if let Some(item) = &input.item {
+                return super::with_id(item, &id);
+            }
             let part = match input.role {
                 skein_domain::MessageRole::User => {
                     json!({"type": "input_text", "text": input.content})
@@ -706,7 +703,7 @@ pub async fn list_input_items(
                     json!({"type": "output_text", "text": input.content, "annotations": []})
                 }
             };
-            json!({"type": "message", "id": format!("{}_{n}", base.as_str()), "status": "completed",
+            json!({"type": "message", "id": id, "status": "completed",
                    "role": input.role.as_str(), "content": [part]})
         })
         .collect();

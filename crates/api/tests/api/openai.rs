@@ -18,6 +18,8 @@ skein_persistence::on_both_backends_async!(
     stored_responses_are_retrieved_listed_and_deleted,
     input_tokens_counts_what_the_turn_sends_and_changes_nothing,
     a_token_in_several_organizations_names_one_with_the_openai_header,
+    other_items_are_kept_as_given_hidden_from_freddy_and_sent_as_tool_calls,
+    other_items_count_toward_the_limit_and_go_with_deletes_and_rewinds,
 );
 
 async fn count_raw(app: &TestApp, key: &str, body: Value) -> Resp {
@@ -273,8 +275,8 @@ async fn lifecycle_caps_and_chains_hold_as_on_the_freddy_route(backend: Backend)
             "text.format",
         ),
         (
-            json!({"input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}]}),
-            "item type",
+            json!({"input": [{"type": "item_reference", "id": "msg_x"}]}),
+            "item_reference",
         ),
     ] {
         let r = respond(&app, &k.a1, body).await;
@@ -618,4 +620,224 @@ async fn a_token_in_several_organizations_names_one_with_the_openai_header(backe
         .send()
         .await;
     openai_error(&r, 400, "unsupported_feature");
+}
+
+/// A function call, its output and a reasoning item, as an agent stores them.
+fn tool_items() -> Value {
+    json!([
+        {"role": "user", "content": "weather in Oslo?"},
+        {"type": "function_call", "id": "fc_client", "call_id": "call_1", "name": "get_weather",
+         "arguments": "{\"city\":\"Oslo\"}", "status": "completed"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "sunny, 21C"},
+        {"type": "reasoning", "summary": [{"type": "summary_text", "text": "thinking"}],
+         "encrypted_content": "opaque"},
+    ])
+}
+
+async fn other_items_are_kept_as_given_hidden_from_freddy_and_sent_as_tool_calls(backend: Backend) {
+    let mut upstream = Upstream::start();
+    let app = TestApp::with(backend, |s: &mut AppState| s.router = upstream.router()).await;
+    let k = &app.keys;
+    let conv = conversation(&app, &k.a1, tool_items()).await;
+    let all = items(&app, &k.a1, &conv).await;
+    assert_eq!(all.len(), 4, "{all:?}");
+    // Kept as given, in order, with Skein's ids.
+    let given = tool_items();
+    for (n, item) in all.iter().enumerate().skip(1) {
+        let id = item["id"].as_str().unwrap();
+        assert!(id.starts_with("msg_"), "{item}");
+        let mut want = given[n].clone();
+        want["id"] = json!(id);
+        if n == 2 {
+            // A call's output without a status is stored completed.
+            want["status"] = json!("completed");
+        }
+        assert_eq!(item, &want);
+        let one = app
+            .get(format!("/v1/conversations/{conv}/items/{id}"))
+            .key(&k.a1)
+            .send()
+            .await;
+        assert_eq!(one.body, want);
+    }
+    // The Freddy dialect sees the one message, and none of the others.
+    let messages = app.list_messages(&k.a1, &conv, "").await.body;
+    assert_eq!(messages["data"].as_array().unwrap().len(), 1, "{messages}");
+    assert_eq!(messages["data"][0]["content"], "weather in Oslo?");
+    assert_eq!(app.get_thread(&k.a1, &conv).await.body["message_count"], 1);
+    let call = all[1]["id"].as_str().unwrap();
+    let path = format!("/v1/threads/{conv}/messages/{call}");
+    assert_eq!(app.get(&path).key(&k.a1).send().await.status, 404);
+    let r = app
+        .patch_message(&k.a1, &conv, call, json!({"content": "x"}))
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(app.delete_message(&k.a1, &conv, call).await.status, 404);
+    let r = app
+        .list_messages(&k.a1, &conv, &format!("after={call}"))
+        .await;
+    assert_eq!(
+        r.status, 400,
+        "an item is no cursor of the messages: {}",
+        r.body
+    );
+    // The model gets the call and its output as Chat Completions' tool
+    // call and tool message; the reasoning item is not sent.
+    let r = respond(
+        &app,
+        &k.a1,
+        json!({"conversation": conv, "model": "fake-ok", "input": "and tomorrow?"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sent = upstream.next_request().await;
+    assert_eq!(
+        sent["messages"],
+        json!([
+            {"role": "user", "content": "weather in Oslo?"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+              "function": {"name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}}]},
+            {"role": "tool", "content": "sunny, 21C", "tool_call_id": "call_1"},
+            {"role": "user", "content": "and tomorrow?"},
+        ])
+    );
+    assert_eq!(items(&app, &k.a1, &conv).await.len(), 6);
+    assert_eq!(app.get_thread(&k.a1, &conv).await.body["message_count"], 3);
+    // Items given as a response's input are saved with its turn and listed
+    // as its input items; a call with no output, or an output of no call,
+    // is not sent.
+    let input = json!([
+        {"type": "function_call", "call_id": "call_2", "name": "get_time", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_2", "output": [{"type": "input_text", "text": "noon"}]},
+        {"type": "function_call", "call_id": "call_3", "name": "never_answered", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_x", "output": "answers no call"},
+        {"role": "user", "content": "thanks"},
+    ]);
+    let r = respond(
+        &app,
+        &k.a1,
+        json!({"conversation": conv, "model": "fake-ok", "input": input}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sent = upstream.next_request().await;
+    let sent = sent["messages"].as_array().unwrap();
+    assert_eq!(sent.len(), 8, "{sent:?}");
+    assert_eq!(
+        sent[4],
+        json!({"role": "assistant", "content": "fake answer"})
+    );
+    assert_eq!(sent[5]["tool_calls"].as_array().unwrap().len(), 1);
+    assert_eq!(sent[5]["tool_calls"][0]["id"], "call_2");
+    assert_eq!(
+        sent[6],
+        json!({"role": "tool", "tool_call_id": "call_2", "content": "noon"}),
+        "text parts are sent as their text"
+    );
+    assert_eq!(sent[7], json!({"role": "user", "content": "thanks"}));
+    let all = items(&app, &k.a1, &conv).await;
+    assert_eq!(all.len(), 12);
+    assert_eq!(all[8]["name"], "never_answered");
+    assert_eq!(all[9]["output"], "answers no call");
+    let id = r.body["id"].as_str().unwrap();
+    let listed = app
+        .get(format!("/v1/responses/{id}/input_items?order=asc"))
+        .key(&k.a1)
+        .send()
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert_eq!(listed.body["data"][1]["output"], input[1]["output"]);
+    assert_eq!(listed.body["data"][4]["content"][0]["text"], "thanks");
+    // The same history through a chain.
+    let r = respond(
+        &app,
+        &k.a1,
+        json!({"previous_response_id": id, "model": "fake-ok", "input": "bye"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sent = upstream.next_request().await;
+    assert_eq!(sent["messages"][0]["tool_calls"][0]["id"], "call_2");
+    assert_eq!(sent["messages"][1]["tool_call_id"], "call_2");
+    // Items that cannot be kept are refused with the item's place, and
+    // nothing is stored.
+    for (item, param) in [
+        (
+            json!({"type": "function_call", "call_id": "c", "arguments": "{}"}),
+            "name",
+        ),
+        (
+            json!({"type": "function_call_output", "call_id": "c", "output": 5}),
+            "output",
+        ),
+        (json!({"type": "Function Call"}), "type"),
+        (json!(7), "items"),
+    ] {
+        let r = app
+            .post(format!("/v1/conversations/{conv}/items"))
+            .key(&k.a1)
+            .json(json!({"items": [{"role": "user", "content": "ok"}, item]}))
+            .send()
+            .await;
+        openai_error(&r, 400, "validation_error");
+        assert!(
+            r.body["error"]["param"].as_str().unwrap().contains(param),
+            "{}",
+            r.body
+        );
+    }
+    assert_eq!(items(&app, &k.a1, &conv).await.len(), 12);
+}
+
+async fn other_items_count_toward_the_limit_and_go_with_deletes_and_rewinds(backend: Backend) {
+    let app = TestApp::with(backend, |s: &mut AppState| {
+        s.limits.max_messages_per_thread = 6;
+    })
+    .await;
+    let k = &app.keys;
+    let conv = conversation(&app, &k.a1, tool_items()).await;
+    let add = |items: Value| {
+        app.post(format!("/v1/conversations/{conv}/items"))
+            .key(&k.a1)
+            .json(json!({ "items": items }))
+            .send()
+    };
+    let call = json!({"type": "function_call", "call_id": "c9", "name": "f", "arguments": "{}"});
+    // 4 stored: 2 more fit, a third does not, whatever its type.
+    assert_eq!(add(json!([call, call])).await.status, 200);
+    openai_error(&add(json!([call])).await, 400, "thread_message_limit");
+    let r = app
+        .post_message(&k.a1, &conv, json!({"role": "user", "content": "x"}))
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    // Deleting an item frees its place; the message count never moved.
+    let all = items(&app, &k.a1, &conv).await;
+    let last = all[5]["id"].as_str().unwrap();
+    let r = app
+        .request(
+            actix_web::http::Method::DELETE,
+            format!("/v1/conversations/{conv}/items/{last}"),
+        )
+        .key(&k.a1)
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(app.get_thread(&k.a1, &conv).await.body["message_count"], 1);
+    assert_eq!(add(json!([call])).await.status, 200);
+    openai_error(&add(json!([call])).await, 400, "thread_message_limit");
+    // A Freddy rewind to the first message removes the items after it:
+    // the turn's two messages then fit with room for two more entries.
+    let first = all[0]["id"].as_str().unwrap();
+    let r = app
+        .post_response(
+            &k.a1,
+            json!({"thread": conv, "previous_message_id": first,
+                   "inputs": [{"role": "user", "content": "again"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(items(&app, &k.a1, &conv).await.len(), 3);
+    assert_eq!(app.get_thread(&k.a1, &conv).await.body["message_count"], 3);
+    assert_eq!(add(json!([call, call, call])).await.status, 200);
+    openai_error(&add(json!([call])).await, 400, "thread_message_limit");
 }

@@ -1,0 +1,2 @@
+ALTER TABLE threads DROP COLUMN item_count;
+ALTER TABLE messages DROP COLUMN kind;
