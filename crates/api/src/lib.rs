@@ -63,6 +63,7 @@ fn routes(cfg: &mut ServiceConfig) {
         .service(responses::output_modes)
         .service(responses::reasoning_levels)
         .service(responses::create_response)
+        .service(responses::preview_response)
         .service(responses::cancel_response)
         .service(responses::reconnect_stream)
         .service(assistants::create_assistant)

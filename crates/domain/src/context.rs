@@ -41,6 +41,8 @@ pub struct ContextItem {
     /// A conversation item that is not a message (a function call, its
     /// output, ...), verbatim; `content` is then its JSON text.
     pub item: Option<serde_json::Value>,
+    /// The stored message (or item) it was read from, for history.
+    pub id: Option<String>,
 }
 
 impl ContextItem {
@@ -51,6 +53,7 @@ impl ContextItem {
             content,
             tokens,
             item: None,
+            id: None,
         }
     }
 }
@@ -157,6 +160,7 @@ impl ContextBuilder {
             content: message.content.clone(),
             tokens: message.token_count,
             item: message.item.clone(),
+            id: Some(message.id.to_string()),
         })
     }
 
@@ -178,6 +182,21 @@ impl ContextBuilder {
     /// How many stored turns were taken.
     pub fn history_len(&self) -> usize {
         self.history_newest_first.len()
+    }
+
+    /// The stored turns taken, newest first.
+    pub fn history(&self) -> &[ContextItem] {
+        &self.history_newest_first
+    }
+
+    /// How many items [`ContextBuilder::finish`] puts first (the preamble),
+    /// then from history, then as new inputs.
+    pub fn parts(&self) -> [usize; 3] {
+        [
+            self.preamble.len(),
+            self.history_newest_first.len(),
+            self.new_inputs.len(),
+        ]
     }
 
     /// The context in order: preamble, history oldest first, new inputs.

@@ -20,7 +20,9 @@ pub mod turn;
 pub use error::EngineError;
 pub use events::{EventLog, EventReader, PublicFailure, Sequenced, TurnEvent};
 pub use running::{CancelMode, CancelOutcome, Running};
-pub use turn::{Completed, LeaseGuard, Preview, Target, Turn, TurnInput, TurnRequest};
+pub use turn::{
+    Completed, Dropped, LeaseGuard, Preview, Source, Target, Turn, TurnInput, TurnRequest,
+};
 
 use chrono::TimeDelta;
 use skein_domain::retention::Clock;

@@ -142,11 +142,70 @@ impl TurnRequest {
 pub struct Preview {
     /// The model the turn would run with.
     pub model: String,
+    /// The provider that serves it (its name in the configuration).
+    pub provider: String,
+    /// The model's context window in tokens.
+    pub context_window: u32,
+    /// The output limit that applies, if any.
+    pub max_output_tokens: Option<u32>,
     /// The context, in the order the model gets it.
     pub context: Vec<ContextItem>,
+    /// Where each item of `context` comes from.
+    pub sources: Vec<Source>,
+    /// The stored history not sent: entries and their tokens.
+    pub dropped: Dropped,
     /// Its tokens, as Skein counts them (o200k_base, no per-message
     /// overhead: what the echo model reports as its input).
     pub input_tokens: u32,
+}
+
+/// Where an item of a turn's context comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The instructions (the request's, or its assistant's).
+    Instructions,
+    /// The request's inputs (system and developer inputs included).
+    Input,
+    /// The thread's or the chain's stored history.
+    History,
+}
+
+impl Source {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Instructions => "instructions",
+            Self::Input => "input",
+            Self::History => "history",
+        }
+    }
+}
+
+/// Stored history a turn does not send (cut by the window or by the
+/// context mode, or items no model takes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Dropped {
+    /// Messages and items.
+    pub messages: u64,
+    /// Their tokens.
+    pub tokens: u64,
+}
+
+impl Dropped {
+    fn add(&mut self, tokens: u32) {
+        self.messages += 1;
+        self.tokens += u64::from(tokens);
+    }
+}
+
+/// How a turn is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opening {
+    /// For real: the lease is taken, a new thread created.
+    Turn,
+    /// Read only (a preview); `checked`: the lifecycle and the cap are
+    /// checked as the turn would check them.
+    Preview { checked: bool },
 }
 
 /// A saved turn: what both front doors render as their response object.
@@ -197,6 +256,10 @@ pub struct Turn {
     rewind_from: Option<i64>,
     answer_id: MessageId,
     truncate: bool,
+    /// Preamble, history and new inputs in `context`.
+    parts: [usize; 3],
+    /// What a preview did not send of the history.
+    dropped: Dropped,
 }
 
 /// The id of a response's answer: `msg_` and the response id's own random
@@ -237,6 +300,8 @@ struct Opened {
     lease: Option<LeaseGuard>,
     thread_pk: Option<i64>,
     rewind_from: Option<i64>,
+    parts: [usize; 3],
+    dropped: Dropped,
 }
 
 impl Plan {
@@ -244,10 +309,12 @@ impl Plan {
         Opened {
             settings: self.settings,
             model: self.model,
+            parts: self.builder.parts(),
             context: self.builder.finish(),
             lease,
             thread_pk,
             rewind_from: None,
+            dropped: Dropped::default(),
         }
     }
 }
@@ -266,32 +333,62 @@ impl Engine {
         W: FnOnce(&mut DbConnection) -> Result<Scope, E> + Send + 'static,
         E: From<EngineError> + From<skein_persistence::StoreError> + Send + 'static,
     {
-        self.open_with(request, who, false).await
+        self.open_with(request, who, Opening::Turn).await
     }
 
     /// The context a turn with `request` would send to its model now, built
     /// by the same steps as [`Engine::open`] (settings, routing, history,
     /// window) but without a lease and without writing anything: a thread
-    /// that the turn would create counts as empty, the lifecycle and the
-    /// cap are not checked.
-    pub async fn preview<E, W>(&self, request: TurnRequest, who: W) -> Result<Preview, E>
+    /// that the turn would create counts as empty; the lifecycle and the
+    /// cap are checked only when `checked` (the lease never is).
+    pub async fn preview<E, W>(
+        &self,
+        request: TurnRequest,
+        who: W,
+        checked: bool,
+    ) -> Result<Preview, E>
     where
         W: FnOnce(&mut DbConnection) -> Result<Scope, E> + Send + 'static,
         E: From<EngineError> + From<skein_persistence::StoreError> + Send + 'static,
     {
-        let turn = self.open_with(request, who, true).await?;
+        let turn = self
+            .open_with(request, who, Opening::Preview { checked })
+            .await?;
+        let [preamble, history, _] = turn.parts;
+        let instructions = usize::from(turn.settings.instructions.is_some());
+        let sources = (0..turn.context.len())
+            .map(|at| {
+                if at < instructions {
+                    Source::Instructions
+                } else if at >= preamble && at < preamble + history {
+                    Source::History
+                } else {
+                    Source::Input
+                }
+            })
+            .collect();
         Ok(Preview {
             model: turn.settings.model.clone(),
+            provider: turn.model.provider_name.clone(),
+            context_window: turn.model.context_window,
+            max_output_tokens: turn.settings.max_output_tokens,
             input_tokens: turn
                 .context
                 .iter()
                 .map(|item| item.tokens)
                 .fold(0u32, u32::saturating_add),
             context: turn.context.clone(),
+            sources,
+            dropped: turn.dropped,
         })
     }
 
-    async fn open_with<E, W>(&self, request: TurnRequest, who: W, preview: bool) -> Result<Turn, E>
+    async fn open_with<E, W>(
+        &self,
+        request: TurnRequest,
+        who: W,
+        opening: Opening,
+    ) -> Result<Turn, E>
     where
         W: FnOnce(&mut DbConnection) -> Result<Scope, E> + Send + 'static,
         E: From<EngineError> + From<skein_persistence::StoreError> + Send + 'static,
@@ -328,13 +425,16 @@ impl Engine {
                 content: text,
                 tokens,
                 item: input.item.clone(),
+                id: None,
             };
             if let Some(value) = &input.item {
                 to_store.push(NewMessage {
                     response_id: Some(response_id.to_string()),
                     ..NewMessage::item(value.clone(), item.content.clone(), tokens)
                 });
-                new_items.push(item);
+                if sendable(&item) {
+                    new_items.push(item);
+                }
                 continue;
             }
             match input.role {
@@ -384,7 +484,7 @@ impl Engine {
             context_mode,
             rewind,
             truncate,
-            preview,
+            opening,
         };
         let (scope, opened) = self
             .store
@@ -413,6 +513,8 @@ impl Engine {
             rewind_from: opened.rewind_from,
             answer_id,
             truncate,
+            parts: opened.parts,
+            dropped: opened.dropped,
         })
     }
 }
@@ -477,8 +579,8 @@ struct OpenTrip {
     context_mode: ContextMode,
     rewind: Option<Rewind>,
     truncate: bool,
-    /// Read only: no lease, nothing created or written.
-    preview: bool,
+    /// For real, or read only (no lease, nothing created or written).
+    opening: Opening,
 }
 
 impl OpenTrip {
@@ -501,7 +603,7 @@ impl OpenTrip {
             context_mode,
             rewind,
             truncate,
-            preview,
+            opening,
         } = self;
         let fits = |plan: &Plan| {
             if !truncate && plan.builder.truncated() {
@@ -535,14 +637,25 @@ impl OpenTrip {
                 let plan_for = |thread: &skein_domain::Thread, assistant: Option<&Assistant>| {
                     planner.plan(thread.model_override.as_deref(), assistant)
                 };
-                if preview {
+                if let Opening::Preview { checked } = opening {
                     let (mut plan, history) =
-                        turns::peek(conn, &scope, &start, &limits, now, plan_for)?;
+                        turns::peek(conn, &scope, &start, &limits, now, checked, plan_for)?;
+                    let mut dropped = Dropped::default();
                     if let Some(history) = &history {
                         offer_history(conn, history, context_mode, &mut plan.builder)?;
+                        let (entries, tokens) = history.totals(conn)?;
+                        let taken = plan.builder.history();
+                        let taken_tokens: u64 = taken.iter().map(|i| u64::from(i.tokens)).sum();
+                        dropped = Dropped {
+                            messages: entries.saturating_sub(taken.len() as u64),
+                            tokens: tokens.saturating_sub(taken_tokens),
+                        };
                     }
                     fits(&plan)?;
-                    return Ok(plan.finish(None, None));
+                    return Ok(Opened {
+                        dropped,
+                        ..plan.finish(None, None)
+                    });
                 }
                 let turns::OpenedTurn {
                     created,
@@ -582,23 +695,41 @@ impl OpenTrip {
                     return Err(EngineError::ResponseNotFound(previous_response_id));
                 }
                 let builder = &mut plan.builder;
+                let previewing = opening != Opening::Turn;
+                let mut dropped = Dropped::default();
                 // Newest first: each response's output, then its inputs.
+                // A turn stops at the first item that does not fit; a
+                // preview walks on to count what is dropped.
                 responses::walk_chain(conn, &scope, &previous_response_id, not_before, |r| {
-                    builder.offer_item(ContextItem::text(
+                    let output = ContextItem::text(
                         ContextRole::Assistant,
                         r.output_text.clone(),
                         r.output_tokens,
-                    )) && r.inputs.iter().rev().all(|i| {
-                        builder.offer_item(ContextItem {
-                            role: i.role.into(),
-                            content: i.content.clone(),
-                            tokens: i.tokens,
-                            item: i.item.clone(),
-                        })
-                    })
+                    );
+                    let inputs = r.inputs.iter().rev().map(|i| ContextItem {
+                        role: i.role.into(),
+                        content: i.content.clone(),
+                        tokens: i.tokens,
+                        item: i.item.clone(),
+                        id: None,
+                    });
+                    for item in std::iter::once(output).chain(inputs) {
+                        let tokens = item.tokens;
+                        if !sendable(&item) || !builder.offer_item(item) {
+                            dropped.add(tokens);
+                        }
+                    }
+                    previewing || !builder.truncated()
                 })?;
                 fits(&plan)?;
-                Ok(plan.finish(None, None))
+                Ok(Opened {
+                    dropped: if previewing {
+                        dropped
+                    } else {
+                        Dropped::default()
+                    },
+                    ..plan.finish(None, None)
+                })
             }
             Target::Threadless => {
                 let assistant = assistants::for_turn(conn, &scope, assistant.as_ref(), None)?;
@@ -618,12 +749,17 @@ fn offer_history(
 ) -> Result<(), EngineError> {
     match mode {
         ContextMode::Full => {
-            history.newest_first(conn, HISTORY_CHUNK, |item| builder.offer_item(item))?;
+            history.newest_first(conn, HISTORY_CHUNK, |item| {
+                !sendable(&item) || builder.offer_item(item)
+            })?;
         }
         ContextMode::Off => {}
         ContextMode::Recent => {
             let mut taken = 0;
             history.newest_first(conn, RECENT_MESSAGES, |item| {
+                if !sendable(&item) {
+                    return true;
+                }
                 taken += 1;
                 builder.offer_item(item) && taken < RECENT_MESSAGES
             })?;
@@ -633,7 +769,9 @@ fn offer_history(
             let whole = SMART_FIRST + SMART_LAST;
             let mut newest = Vec::new();
             history.newest_first(conn, whole + 1, |item| {
-                newest.push(item);
+                if sendable(&item) {
+                    newest.push(item);
+                }
                 newest.len() <= whole as usize
             })?;
             if newest.len() <= whole as usize {
@@ -645,7 +783,8 @@ fn offer_history(
                 return Ok(());
             }
             newest.truncate(SMART_LAST as usize);
-            let oldest = history.oldest(conn, SMART_FIRST)?;
+            let mut oldest = history.oldest(conn, SMART_FIRST)?;
+            oldest.retain(sendable);
             for item in newest.into_iter().chain(oldest.into_iter().rev()) {
                 if !builder.offer_item(item) {
                     break;
@@ -1073,6 +1212,21 @@ impl Turn {
 async fn release(lease: &mut Option<LeaseGuard>) {
     if let Some(guard) = lease.take() {
         guard.release().await;
+    }
+}
+
+/// Whether a context item reaches a model: messages, and the items
+/// [`chat_message`] makes a tool call or a tool result of. The others are
+/// kept in the thread but neither sent nor counted against the window.
+fn sendable(item: &ContextItem) -> bool {
+    let Some(value) = &item.item else {
+        return true;
+    };
+    let has = |name: &str| value.get(name).is_some_and(Value::is_string);
+    match value.get("type").and_then(Value::as_str) {
+        Some("function_call") => has("call_id") && has("name"),
+        Some("function_call_output") => has("call_id"),
+        _ => false,
     }
 }
 

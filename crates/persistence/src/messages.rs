@@ -369,13 +369,14 @@ where
     let mut below = before;
     let mut chunk = chunk.max(1);
     loop {
-        let rows: Vec<(i64, String, String, i64, String)> = messages::table
+        let rows: Vec<(i64, String, String, String, i64, String)> = messages::table
             .filter(messages::thread_pk.eq(pk))
             .filter(messages::seq.lt(below))
             .order(messages::seq.desc())
             .limit(i64::from(chunk))
             .select((
                 messages::seq,
+                messages::id,
                 messages::role,
                 messages::content,
                 messages::token_count,
@@ -383,9 +384,9 @@ where
             ))
             .load(conn)?;
         let full = rows.len() as i64 == i64::from(chunk);
-        for (seq, role, content, tokens, kind) in rows {
+        for (seq, id, role, content, tokens, kind) in rows {
             below = seq;
-            if !take(context_item(role, content, tokens, &kind)?) {
+            if !take(context_item(id, role, content, tokens, &kind)?) {
                 return Ok(());
             }
         }
@@ -404,12 +405,13 @@ pub(crate) fn oldest_at(
     before: i64,
     limit: u32,
 ) -> Result<Vec<ContextItem>, StoreError> {
-    let rows: Vec<(String, String, i64, String)> = messages::table
+    let rows: Vec<(String, String, String, i64, String)> = messages::table
         .filter(messages::thread_pk.eq(pk))
         .filter(messages::seq.lt(before))
         .order(messages::seq.asc())
         .limit(i64::from(limit))
         .select((
+            messages::id,
             messages::role,
             messages::content,
             messages::token_count,
@@ -417,12 +419,34 @@ pub(crate) fn oldest_at(
         ))
         .load(conn)?;
     rows.into_iter()
-        .map(|(role, content, tokens, kind)| context_item(role, content, tokens, &kind))
+        .map(|(id, role, content, tokens, kind)| context_item(id, role, content, tokens, &kind))
         .collect()
+}
+
+/// How many messages and items a thread holds before sequence number
+/// `before`, and their tokens (a preview's account of the history it did
+/// not send).
+pub(crate) fn totals_at(
+    conn: &mut DbConnection,
+    pk: i64,
+    before: i64,
+) -> Result<(u64, u64), StoreError> {
+    use diesel::dsl::{count_star, sql};
+    let (count, tokens): (i64, i64) = messages::table
+        .filter(messages::thread_pk.eq(pk))
+        .filter(messages::seq.lt(before))
+        .select((
+            count_star(),
+            sql::<diesel::sql_types::BigInt>("CAST(COALESCE(SUM(token_count), 0) AS BIGINT)"),
+        ))
+        .first(conn)?;
+    let unsigned = |n: i64| u64::try_from(n).unwrap_or(0);
+    Ok((unsigned(count), unsigned(tokens)))
 }
 
 /// A stored message or item as an item of a model's context.
 fn context_item(
+    id: String,
     role: String,
     content: String,
     tokens: i64,
@@ -443,6 +467,7 @@ fn context_item(
         content,
         tokens: u32::try_from(tokens).unwrap_or(u32::MAX),
         item,
+        id: Some(id),
     })
 }
 

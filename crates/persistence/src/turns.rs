@@ -103,6 +103,11 @@ impl History {
         history_at(conn, self.pk, self.before, chunk, take)
     }
 
+    /// How many messages and items the history holds, and their tokens.
+    pub fn totals(&self, conn: &mut DbConnection) -> Result<(u64, u64), StoreError> {
+        crate::messages::totals_at(conn, self.pk, self.before)
+    }
+
     /// The first `limit` messages, oldest first.
     pub fn oldest(
         &self,
@@ -246,14 +251,16 @@ fn bind_assistant(
 /// context): the thread read without a lock and without a lease; a thread
 /// that `start.create` would create is planned as a new, empty one (no
 /// history); the requested assistant is bound in memory only. The
-/// lifecycle and the cap are not checked (nothing is added). `None` for the
-/// history of a thread that does not exist yet.
+/// lifecycle and the cap are checked only when `checked` (as the turn
+/// would check them; the lease is never). `None` for the history of a
+/// thread that does not exist yet.
 pub fn peek<P, E, F>(
     conn: &mut DbConnection,
     scope: &Scope,
     start: &TurnStart,
     limits: &Limits,
     now: DateTime<Utc>,
+    checked: bool,
     plan: F,
 ) -> Result<(P, Option<History>), E>
 where
@@ -262,7 +269,22 @@ where
 {
     let found = match crate::threads::load_live_for_read(conn, scope, start.thread_id.as_str()) {
         Ok(found) => Some(found),
-        Err(StoreError::NotFound(_)) if start.create => None,
+        // As `open`: an id held by someone else's (or a deleted) thread of
+        // the organization is not free, and stays invisible.
+        Err(StoreError::NotFound(missing)) if start.create => {
+            let taken = threads::table
+                .filter(threads::organization_id.eq(scope.organization_id.as_str()))
+                .filter(threads::id.eq(start.thread_id.as_str()))
+                .select(threads::pk)
+                .first::<i64>(conn)
+                .optional()
+                .map_err(StoreError::from)?
+                .is_some();
+            if taken {
+                return Err(StoreError::NotFound(missing).into());
+            }
+            None
+        }
         Err(e) => return Err(e.into()),
     };
     let (key, current) = match found {
@@ -280,7 +302,20 @@ where
         }),
         None => None,
     };
-    Ok((plan(&bound, assistant.as_ref())?, history))
+    let planned = plan(&bound, assistant.as_ref())?;
+    if checked {
+        let after_rewind = match &history {
+            Some(h) if h.before != i64::MAX => {
+                let (messages, items) = entries_from(conn, h.pk, h.before)?;
+                bound.record_rewound(messages, items)
+            }
+            _ => bound,
+        };
+        after_rewind
+            .record_appended(start.new_messages, limits, now)
+            .map_err(StoreError::from)?;
+    }
+    Ok((planned, history))
 }
 
 /// The sequence number from which a rewind removes messages: after the

@@ -557,3 +557,93 @@ impl From<CancelOutcome> for CancelResponse {
         }
     }
 }
+
+/// One item of a preview's context.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PreviewItem {
+    /// `system`, `developer`, `user`, `assistant`, or `tool` for a
+    /// function call's output (a call is the assistant's).
+    pub role: String,
+    /// `instructions`, `input` or `history`.
+    pub source: String,
+    /// The stored message it comes from (history of a thread), else null.
+    pub message_id: Option<String>,
+    /// Its tokens (o200k_base, no per-message overhead).
+    pub tokens: u32,
+    /// The text sent (a conversation item's JSON text).
+    pub content: String,
+}
+
+/// Stored history a preview's turn would not send.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PreviewDropped {
+    /// Messages (and conversation items) left out.
+    pub messages: u64,
+    /// Their tokens.
+    pub tokens: u64,
+}
+
+/// What `POST /v1/model/response` would send to its model.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "model": "gpt-4o", "provider": "openai", "context_window": 128000, "max_output": null,
+    "items": [
+        {"role": "system", "source": "instructions", "message_id": null, "tokens": 5, "content": "Answer briefly."},
+        {"role": "user", "source": "history", "message_id": "msg_0aX9cVbN3sLr7TyW6fQk2mZp", "tokens": 6, "content": "My name is Ann."},
+        {"role": "assistant", "source": "history", "message_id": "msg_3kQ9aZp0mX2cVbN8sLr7TyWd", "tokens": 3, "content": "Hello Ann"},
+        {"role": "user", "source": "input", "message_id": null, "tokens": 6, "content": "What is my name?"}],
+    "dropped": {"messages": 0, "tokens": 0}, "total_tokens": 20
+}))]
+pub struct PreviewResponse {
+    /// The model the turn would run with.
+    pub model: String,
+    /// The provider serving it (its name in the routing configuration).
+    pub provider: String,
+    /// The model's context window in tokens.
+    pub context_window: u32,
+    /// The output limit that applies (request, assistant), if any.
+    pub max_output: Option<u32>,
+    /// The context in the order the model gets it.
+    pub items: Vec<PreviewItem>,
+    /// Stored history left out (cut to the window or by `thread_context_mode`,
+    /// or conversation items no model takes).
+    pub dropped: PreviewDropped,
+    /// The sum of the items' tokens.
+    pub total_tokens: u32,
+}
+
+impl From<skein_engine::Preview> for PreviewResponse {
+    fn from(p: skein_engine::Preview) -> Self {
+        let items = p
+            .context
+            .into_iter()
+            .zip(p.sources)
+            .map(|(item, source)| PreviewItem {
+                role: match (item.role, skein_domain::item_kind(item.item.as_ref())) {
+                    (_, "function_call_output") => "tool",
+                    (ContextRole::System, _) => "system",
+                    (ContextRole::Developer, _) => "developer",
+                    (ContextRole::User, _) => "user",
+                    (ContextRole::Assistant, _) => "assistant",
+                }
+                .to_string(),
+                source: source.as_str().to_string(),
+                message_id: item.id,
+                tokens: item.tokens,
+                content: item.content,
+            })
+            .collect();
+        Self {
+            model: p.model,
+            provider: p.provider,
+            context_window: p.context_window,
+            max_output: p.max_output_tokens,
+            items,
+            dropped: PreviewDropped {
+                messages: p.dropped.messages,
+                tokens: p.dropped.tokens,
+            },
+            total_tokens: p.input_tokens,
+        }
+    }
+}

@@ -3,8 +3,8 @@
 
 use crate::auth::{Caller, Identity};
 use crate::dto::responses::{
-    CancelResponse, CreateResponseRequest, OutputMode, OutputModesResponse, ReasoningLevel,
-    ReasoningLevelsResponse, ResponseObject, ResponseStreamEvent,
+    CancelResponse, CreateResponseRequest, OutputMode, OutputModesResponse, PreviewResponse,
+    ReasoningLevel, ReasoningLevelsResponse, ResponseObject, ResponseStreamEvent,
 };
 use crate::dto::OrganizationQuery;
 use crate::error::{ApiError, ErrorResponse};
@@ -59,13 +59,8 @@ pub async fn create_response(
     caller: Caller,
     body: JsonBody<CreateResponseRequest>,
 ) -> Result<HttpResponse> {
-    let body = body.0;
-    let stream = body.stream.unwrap_or(false);
-    let thread = body.thread_id().map(str::to_string);
-    let organization = body.organization_id.clone();
-    let request = body.into_turn(&state.limits, state.retention.incognito_ttl)?;
-    caller.before_counting(request.text_bytes()).await?;
-    let whose = caller.within(move |conn, who| response_scope(conn, who, thread, organization));
+    let stream = body.0.stream.unwrap_or(false);
+    let (request, whose) = turn_request(&state, &caller, body.0).await?;
     let turn = state.engine().open(request, whose).await?;
     let (events, task) = spawn_reported(turn);
     if stream {
@@ -75,6 +70,60 @@ pub async fn create_response(
         Ok(done) => HttpResponse::Ok().json(ResponseObject::from(done)),
         Err(answer) => answer,
     })
+}
+
+/// Preview a model response.
+///
+/// Takes the body of `POST /v1/model/response` and answers what the model
+/// would receive (the instructions, the history that fits, the inputs, with
+/// their tokens and where each comes from) without calling it and without
+/// writing anything. Built by the same engine steps as the real call, with
+/// the same validation and errors (lifecycle 423, message limit,
+/// `CONTEXT_LENGTH_EXCEEDED`, unknown thread, assistant or model), except
+/// that a running response does not make it answer 409: it takes no lease.
+/// A thread the call would create counts as empty, and `stream` is ignored.
+#[utoipa::path(
+    tag = "responses",
+    operation_id = "preview_response",
+    request_body = CreateResponseRequest,
+    responses(
+        (status = 200, description = "The context the model would receive", body = PreviewResponse),
+        (status = 400, description = "`MODEL_NOT_FOUND`, `CONTEXT_LENGTH_EXCEEDED`, `ASSISTANT_BINDING_LOCKED`, `THREAD_MESSAGE_LIMIT`, `INVALID_REQUEST`", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
+        (status = 403, description = "`ORGANIZATION_ACCESS_DENIED`", body = ErrorResponse),
+        (status = 404, description = "`THREAD_NOT_FOUND`, `ASSISTANT_NOT_FOUND`, `RESPONSE_NOT_FOUND`, `MESSAGE_NOT_FOUND`", body = ErrorResponse),
+        (status = 422, description = "`VALIDATION_ERROR`", body = ErrorResponse),
+        (status = 423, description = "`THREAD_LOCKED` or `THREAD_ARCHIVED`", body = ErrorResponse),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
+#[post("/v1/model/response/preview")]
+pub async fn preview_response(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: JsonBody<CreateResponseRequest>,
+) -> Result<web::Json<PreviewResponse>> {
+    let (request, whose) = turn_request(&state, &caller, body.0).await?;
+    let preview = state.engine().preview(request, whose, true).await?;
+    Ok(web::Json(preview.into()))
+}
+
+/// A Freddy response body as the engine's request (its tokens counted
+/// within the caller's budget), and the step that says whose turn it is.
+async fn turn_request(
+    state: &AppState,
+    caller: &Caller,
+    body: CreateResponseRequest,
+) -> Result<(
+    skein_engine::TurnRequest,
+    impl FnOnce(&mut DbConnection) -> Result<Scope> + Send + 'static,
+)> {
+    let thread = body.thread_id().map(str::to_string);
+    let organization = body.organization_id.clone();
+    let request = body.into_turn(&state.limits, state.retention.incognito_ttl)?;
+    caller.before_counting(request.text_bytes()).await?;
+    let whose = caller.within(move |conn, who| response_scope(conn, who, thread, organization));
+    Ok((request, whose))
 }
 
 /// Starts a turn's generation, with the one report of its failure: a

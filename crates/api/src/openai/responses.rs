@@ -770,7 +770,7 @@ pub async fn count_input_tokens(
     caller.before_counting(request.text_bytes()).await?;
     let preview = state
         .engine()
-        .preview(request, scope_of(&caller, org, shape.conversation))
+        .preview(request, scope_of(&caller, org, shape.conversation), false)
         .await?;
     Ok(web::Json(InputTokens {
         object: "response.input_tokens".into(),

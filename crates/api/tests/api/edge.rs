@@ -291,7 +291,7 @@ fn nul_bodies(method: &str, path: &str) -> Vec<(Value, Value)> {
             json!({"messages": [{"role": "user", "content": "\u{0}"}]}),
             json!(["body", "messages", 0, "content"]),
         )],
-        ("post", "/v1/model/response") => vec![
+        ("post", "/v1/model/response" | "/v1/model/response/preview") => vec![
             (
                 json!({"inputs": [{"role": "user", "content": "hi"}, {"role": "user", "content": "\u{0}"}]}),
                 json!(["body", "inputs", 1, "content"]),

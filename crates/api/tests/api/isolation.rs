@@ -245,7 +245,7 @@ async fn no_endpoint_reaches_another_users_or_organizations_objects(backend: Bac
                     }
                     // A response naming the owner's thread or response: not found
                     // in the owner's organization; elsewhere it is the caller's own.
-                    ("post", "/v1/model/response") => {
+                    ("post", "/v1/model/response" | "/v1/model/response/preview") => {
                         let r = call(&app, cred, m.clone(), path, Some(json!({"previous_response_id": response_id, "inputs": [{"role": "user", "content": "x"}]}))).await;
                         assert_eq!(
                             (r.status, r.code()),

@@ -13,6 +13,7 @@ mod edge;
 mod isolation;
 mod messages;
 mod openai;
+mod preview;
 mod ratelimit;
 mod responses;
 mod retention;
