@@ -76,6 +76,14 @@ pub struct ThreadQuery {
     /// Only threads whose metadata holds each of these keys with this
     /// string value (all of them).
     pub metadata: Vec<(String, String)>,
+    /// Only threads in this lifecycle state.
+    pub state: Option<ThreadState>,
+    /// Only threads created after this time.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Only threads created before this time.
+    pub created_before: Option<DateTime<Utc>>,
+    /// Only threads updated after this time.
+    pub updated_after: Option<DateTime<Utc>>,
 }
 
 /// One page of threads.
@@ -444,6 +452,18 @@ fn filtered<'a>(
     if let Some(a) = &query.assistant_id {
         q = q.filter(threads::assistant_id.eq(a.as_str()));
     }
+    if let Some(state) = query.state {
+        q = q.filter(threads::state.eq(state.as_str()));
+    }
+    if let Some(t) = query.created_after {
+        q = q.filter(threads::created_at.gt(to_naive(t)));
+    }
+    if let Some(t) = query.created_before {
+        q = q.filter(threads::created_at.lt(to_naive(t)));
+    }
+    if let Some(t) = query.updated_after {
+        q = q.filter(threads::updated_at.gt(to_naive(t)));
+    }
     if let Some(v) = query.visible_in_ui {
         q = q.filter(threads::visible_in_ui.eq(v));
     }
@@ -805,6 +825,10 @@ pub fn list_across(
         && query.workflow_id.is_none()
         && query.search.is_none()
         && query.metadata.is_empty()
+        && query.state.is_none()
+        && query.created_after.is_none()
+        && query.created_before.is_none()
+        && query.updated_after.is_none()
         && !query.include_deleted;
     let backend = match conn {
         DbConnection::Sqlite(_) => crate::Backend::Sqlite,

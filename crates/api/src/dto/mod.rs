@@ -296,6 +296,22 @@ pub struct ListThreadsQuery {
     #[validate(length(max = 200, message = "search must be at most 200 characters"))]
     #[param(max_length = 200, example = "invoice")]
     pub search: Option<String>,
+    /// Only threads in this lifecycle state: `open`, `locked` or `archived`.
+    #[serde(default)]
+    #[param(example = "open")]
+    pub state: Option<String>,
+    /// Only threads created after this time (RFC 3339).
+    #[serde(default, alias = "createdAfter")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub created_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only threads created before this time (RFC 3339).
+    #[serde(default, alias = "createdBefore")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub created_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only threads changed after this time (RFC 3339; `updated_at`).
+    #[serde(default, alias = "updatedAfter")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub updated_after: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl ListThreadsQuery {
@@ -459,6 +475,22 @@ pub struct GenerateNameResponse {
     pub title: String,
     /// What happened.
     pub message: String,
+}
+
+/// The `state` filter of a thread list (`open`, `locked`, `archived`).
+pub fn state_filter(
+    state: Option<&str>,
+) -> Result<Option<skein_domain::ThreadState>, crate::error::ApiError> {
+    state
+        .map(|s| {
+            skein_domain::ThreadState::parse(s).ok_or_else(|| {
+                crate::error::ApiError::Validation(vec![crate::error::FieldError::new(
+                    &["query", "state"],
+                    "state must be open, locked or archived",
+                )])
+            })
+        })
+        .transpose()
 }
 
 /// The `metadata[KEY]=VALUE` filters of a list's query string: at most 16,

@@ -186,6 +186,10 @@ pub async fn list_threads(
         // An empty search matches every title: no filter.
         search: q.search.filter(|s| !s.is_empty()),
         metadata,
+        state: crate::dto::state_filter(q.state.as_deref())?,
+        created_after: q.created_after,
+        created_before: q.created_before,
+        updated_after: q.updated_after,
     };
     let organization = q.organization_id;
     let page = caller

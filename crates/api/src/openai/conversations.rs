@@ -365,6 +365,10 @@ pub async fn list_conversations(
         before: q.before,
         include_total: q.include_total.unwrap_or(false),
         metadata,
+        state: crate::dto::state_filter(q.state.as_deref())?,
+        created_after: q.created_after,
+        created_before: q.created_before,
+        updated_after: q.updated_after,
         ..ThreadQuery::default()
     };
     let page = caller

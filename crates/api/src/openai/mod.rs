@@ -63,6 +63,22 @@ pub struct ConversationsQuery {
     /// Count the matching conversations into `total`.
     #[serde(default, alias = "includeTotal")]
     pub include_total: Option<bool>,
+    /// Only conversations in this lifecycle state: `open`, `locked` or `archived`.
+    #[serde(default)]
+    #[param(example = "open")]
+    pub state: Option<String>,
+    /// Only conversations created after this time (RFC 3339).
+    #[serde(default, alias = "createdAfter")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub created_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only conversations created before this time (RFC 3339).
+    #[serde(default, alias = "createdBefore")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub created_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only conversations changed after this time (RFC 3339; `updated_at`).
+    #[serde(default, alias = "updatedAfter")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub updated_after: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// At most this many items in one request (OpenAI's limit).

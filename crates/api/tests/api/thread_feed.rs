@@ -14,6 +14,7 @@ skein_persistence::on_both_backends_async!(
     search_matches_titles_in_any_case_and_combines_with_filters_and_cursors,
     search_pages_are_exact_when_most_candidates_are_someone_elses,
     metadata_filters_hold_on_both_dialects_lists,
+    state_and_time_filters_hold_on_both_dialects_lists,
     workflow_and_incognito_are_set_when_a_thread_is_created,
     incognito_threads_go_at_their_time_without_a_grace_period,
     unread_follows_assistant_messages_and_reads,
@@ -738,5 +739,106 @@ async fn metadata_filters_hold_on_both_dialects_lists(backend: Backend) {
             .send()
             .await;
         assert_eq!(r.status, 400, "{}", r.body);
+    }
+}
+
+async fn state_and_time_filters_hold_on_both_dialects_lists(backend: Backend) {
+    let clock = Clock::system();
+    let handle = clock.clone();
+    let app = TestApp::with(backend, |s: &mut AppState| s.clock = handle).await;
+    let k = &app.keys;
+    let mut at = Vec::new();
+    for title in ["old", "middle", "new"] {
+        app.create_thread(&k.a1, json!({"title": title})).await;
+        at.push(clock.now());
+        clock.advance(TimeDelta::hours(1));
+    }
+    let ids_by_title: HashMap<String, String> = {
+        let r = app.list_threads(&k.a1, "").await;
+        r.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["title"].as_str().unwrap().to_string(),
+                    t["id"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    // "old" is locked now, which also makes it the last one changed.
+    let r = app
+        .patch_thread(&k.a1, &ids_by_title["old"], json!({"state": "locked"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let stamp = |t: DateTime<chrono::Utc>| {
+        t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            .replace('+', "%2B")
+    };
+    let threads = |q: String| listed_titles(&app, &k.a1, q);
+    assert_eq!(threads("state=locked".into()).await, ["old"]);
+    assert_eq!(threads("state=open".into()).await, ["new", "middle"]);
+    assert!(threads("state=archived".into()).await.is_empty());
+    let half_hour = TimeDelta::minutes(30);
+    assert_eq!(
+        threads(format!("created_after={}", stamp(at[0] + half_hour))).await,
+        ["new", "middle"]
+    );
+    assert_eq!(
+        threads(format!("created_before={}", stamp(at[1] + half_hour))).await,
+        ["middle", "old"]
+    );
+    assert_eq!(
+        threads(format!(
+            "created_after={}&created_before={}&order=asc",
+            stamp(at[0] + half_hour),
+            stamp(at[2] - half_hour)
+        ))
+        .await,
+        ["middle"]
+    );
+    assert_eq!(
+        threads(format!("updated_after={}", stamp(at[2] + half_hour))).await,
+        ["old"]
+    );
+    // Combined with the others, the cursors and the total.
+    let r = app
+        .list_threads(&k.a1, "state=open&limit=1&include_total=true")
+        .await;
+    assert_eq!(
+        (titles(&r.body), &r.body["total"]),
+        (vec!["new".to_string()], &json!(2))
+    );
+    let after = r.body["last_id"].as_str().unwrap();
+    assert_eq!(
+        threads(format!("state=open&limit=1&after={after}")).await,
+        ["middle"]
+    );
+    // The same on the OpenAI list.
+    let r = app
+        .get(format!(
+            "/v1/conversations?state=open&created_before={}",
+            stamp(at[1] + half_hour)
+        ))
+        .key(&k.a1)
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(ids(&r.body), [ids_by_title["middle"].as_str()]);
+    // Refused: an unknown state, a time that is not RFC 3339.
+    for q in [
+        "state=closed",
+        "created_after=yesterday",
+        "updated_after=2026-13-01T00:00:00Z",
+    ] {
+        let r = app.list_threads(&k.a1, q).await;
+        assert_error(&r, 422, "VALIDATION_ERROR");
+        let r = app
+            .get(format!("/v1/conversations?{q}"))
+            .key(&k.a1)
+            .send()
+            .await;
+        assert_eq!(r.status, 400, "{q}: {}", r.body);
     }
 }
