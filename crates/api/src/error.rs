@@ -498,6 +498,9 @@ fn rule_code(rule: &DomainError) -> (StatusCode, &'static str) {
         DomainError::MessageLimit { .. } => (StatusCode::BAD_REQUEST, "THREAD_MESSAGE_LIMIT"),
         DomainError::ThreadBusy { .. } => (StatusCode::CONFLICT, "THREAD_BUSY"),
         DomainError::InvalidRewind(_) => (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
+        DomainError::PreconditionFailed(_) => {
+            (StatusCode::PRECONDITION_FAILED, "PRECONDITION_FAILED")
+        }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod dto;
 pub mod edge;
 pub mod error;
+pub mod etag;
 pub mod extract;
 pub mod handlers;
 pub mod metrics;

@@ -52,4 +52,8 @@ pub enum DomainError {
     /// that is not the user's).
     #[error("{0}")]
     InvalidRewind(String),
+    /// A conditional write (`If-Match`) found the object changed since the
+    /// version it names was read.
+    #[error("the {0} changed since the version named in If-Match was read: read it again")]
+    PreconditionFailed(&'static str),
 }

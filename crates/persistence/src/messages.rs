@@ -290,24 +290,29 @@ pub fn delete(
     message_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Thread, StoreError> {
-    delete_entry(conn, scope, thread_id, message_id, false, now)
+    delete_entry(conn, scope, thread_id, message_id, false, now, |_| Ok(()))
 }
 
 /// Deletes one message or (`items`) other conversation item of an open
-/// thread, keeping `message_count`, `item_count` and `last_message_at`
-/// exact.
-pub fn delete_entry(
+/// thread if `check` accepts it as it is (a conditional delete), keeping
+/// `message_count`, `item_count` and `last_message_at` exact.
+pub fn delete_entry<C>(
     conn: &mut DbConnection,
     scope: &Scope,
     thread_id: &str,
     message_id: &str,
     items: bool,
     now: DateTime<Utc>,
-) -> Result<Thread, StoreError> {
+    check: C,
+) -> Result<Thread, StoreError>
+where
+    C: FnOnce(&Message) -> Result<(), DomainError>,
+{
     write_transaction(conn, |conn| {
         let (key, thread) = load_locked(conn, scope, thread_id)?;
         thread.check_writable()?;
         let row = load_message(conn, key.pk, message_id, items)?;
+        check(&row.clone().into_message(thread.id.clone())?)?;
         diesel::delete(messages::table.filter(messages::pk.eq(row.pk))).execute(conn)?;
         if row.kind != MESSAGE_KIND {
             let next = thread.record_item_removed(now)?;

@@ -673,10 +673,28 @@ pub fn soft_delete(
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    on_locked_row(conn, scope, id, |conn, pk| {
-        diesel::update(threads::table.filter(threads::pk.eq(pk)))
+    soft_delete_if(conn, scope, id, now, |_| Ok(()))
+}
+
+/// [`soft_delete`] if `check` accepts the thread as it is (read in the
+/// same transaction: a conditional delete).
+pub fn soft_delete_if<C>(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    id: &str,
+    now: DateTime<Utc>,
+    check: C,
+) -> Result<(), StoreError>
+where
+    C: FnOnce(&Thread) -> Result<(), DomainError>,
+{
+    write_transaction(conn, |conn| {
+        let (key, current) = load_locked(conn, scope, id)?;
+        check(&current)?;
+        diesel::update(threads::table.filter(threads::pk.eq(key.pk)))
             .set(threads::deleted_at.eq(to_naive(now)))
-            .execute(conn)
+            .execute(conn)?;
+        Ok(())
     })
 }
 

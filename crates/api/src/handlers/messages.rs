@@ -8,6 +8,7 @@ use crate::dto::messages::{
 };
 use crate::dto::{OrderDto, OrganizationQuery};
 use crate::error::{ApiError, ErrorResponse, FieldError};
+use crate::etag::Conditions;
 use crate::extract::{JsonBody, QueryParams};
 use crate::state::AppState;
 use actix_web::{delete, get, patch, post, web, HttpResponse};
@@ -140,7 +141,10 @@ pub async fn create_message(
     let message = stored
         .pop()
         .ok_or_else(|| ApiError::InvalidRequest("nothing was stored".into()))?;
-    Ok(HttpResponse::Created().json(MessageResponse::from(message)))
+    Ok(crate::etag::json(
+        HttpResponse::Created(),
+        &MessageResponse::from(message),
+    ))
 }
 
 /// Update a message.
@@ -157,6 +161,7 @@ pub async fn create_message(
     ),
     request_body = UpdateMessageRequest,
     responses(
+        (status = 412, description = "`PRECONDITION_FAILED`: `If-Match` names no current version of the message; nothing changed", body = ErrorResponse),
         (status = 200, description = "The updated message", body = MessageResponse),
         (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
         (status = 404, description = "`THREAD_NOT_FOUND` or `MESSAGE_NOT_FOUND`", body = ErrorResponse),
@@ -169,10 +174,11 @@ pub async fn create_message(
 pub async fn update_message(
     state: web::Data<AppState>,
     caller: Caller,
+    conditions: Conditions,
     path: web::Path<(String, String)>,
     query: QueryParams<OrganizationQuery>,
     body: JsonBody<UpdateMessageRequest>,
-) -> Result<web::Json<MessageResponse>> {
+) -> Result<HttpResponse> {
     let now = state.clock.now();
     let (thread_id, message_id) = path.into_inner();
     let org = query.0.organization_id;
@@ -205,11 +211,17 @@ pub async fn update_message(
                 &scope,
                 &thread_id,
                 &message_id,
-                |m| m.apply(patch, &limits, now),
+                |m| {
+                    conditions.check("message", &MessageResponse::from(m.clone()))?;
+                    m.apply(patch, &limits, now)
+                },
             )?)
         })
         .await?;
-    Ok(web::Json(message.into()))
+    Ok(crate::etag::json(
+        HttpResponse::Ok(),
+        &MessageResponse::from(message),
+    ))
 }
 
 /// Delete a message.
@@ -225,6 +237,7 @@ pub async fn update_message(
         OrganizationQuery
     ),
     responses(
+        (status = 412, description = "`PRECONDITION_FAILED`: `If-Match` names no current version of the message; nothing changed", body = ErrorResponse),
         (status = 200, description = "Deleted", body = DeleteMessageResponse),
         (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
         (status = 404, description = "`THREAD_NOT_FOUND` or `MESSAGE_NOT_FOUND`", body = ErrorResponse),
@@ -236,6 +249,7 @@ pub async fn update_message(
 pub async fn delete_message(
     state: web::Data<AppState>,
     caller: Caller,
+    conditions: Conditions,
     path: web::Path<(String, String)>,
     query: QueryParams<OrganizationQuery>,
 ) -> Result<web::Json<DeleteMessageResponse>> {
@@ -246,7 +260,15 @@ pub async fn delete_message(
     caller
         .run(move |conn, who| {
             let scope = who.thread_scope(conn, org.as_deref(), &thread_id)?;
-            Ok(messages::delete(conn, &scope, &thread_id, &mid, now)?)
+            Ok(messages::delete_entry(
+                conn,
+                &scope,
+                &thread_id,
+                &mid,
+                false,
+                now,
+                |m| conditions.check("message", &MessageResponse::from(m.clone())),
+            )?)
         })
         .await?;
     Ok(web::Json(DeleteMessageResponse {

@@ -8,6 +8,7 @@ use crate::dto::{
     ThreadResponse, UpdateThreadRequest,
 };
 use crate::error::{ApiError, ErrorResponse, FieldError};
+use crate::etag::Conditions;
 use crate::extract::{JsonBody, QueryParams};
 use crate::state::AppState;
 use actix_web::{delete, get, patch, post, web, HttpResponse};
@@ -107,7 +108,10 @@ pub async fn create_thread(
             Ok(thread)
         })
         .await?;
-    Ok(HttpResponse::Created().json(ThreadResponse::from(thread)))
+    Ok(crate::etag::json(
+        HttpResponse::Created(),
+        &ThreadResponse::from(thread),
+    ))
 }
 
 /// Get a thread.
@@ -119,6 +123,7 @@ pub async fn create_thread(
     operation_id = "get_thread",
     params(("thread_id" = String, Path, description = "Thread id"), OrganizationQuery),
     responses(
+        (status = 304, description = "Not modified: `If-None-Match` names the thread's current `ETag` (empty body)"),
         (status = 200, description = "The thread", body = ThreadResponse),
         (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
         (status = 403, description = "`ORGANIZATION_ACCESS_DENIED`", body = ErrorResponse),
@@ -129,9 +134,10 @@ pub async fn create_thread(
 #[get("/v1/threads/{thread_id}")]
 pub async fn get_thread(
     caller: Caller,
+    conditions: Conditions,
     path: web::Path<String>,
     query: QueryParams<OrganizationQuery>,
-) -> Result<web::Json<ThreadResponse>> {
+) -> Result<HttpResponse> {
     let id = path.into_inner();
     let org = query.0.organization_id;
     let thread = caller
@@ -140,7 +146,7 @@ pub async fn get_thread(
             threads::find(conn, &scope, &id)?.ok_or(ApiError::ThreadNotFound(id))
         })
         .await?;
-    Ok(web::Json(thread.into()))
+    Ok(conditions.answer(&ThreadResponse::from(thread)))
 }
 
 /// List threads.
@@ -223,6 +229,7 @@ pub async fn list_threads(
     params(("thread_id" = String, Path, description = "Thread id"), OrganizationQuery),
     request_body = UpdateThreadRequest,
     responses(
+        (status = 412, description = "`PRECONDITION_FAILED`: `If-Match` names no current version of the thread; nothing changed", body = ErrorResponse),
         (status = 200, description = "The updated thread", body = ThreadResponse),
         (status = 400, description = "`INVALID_STATE_TRANSITION`, `ASSISTANT_BINDING_LOCKED` or `INVALID_JSON`", body = ErrorResponse),
         (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
@@ -236,10 +243,11 @@ pub async fn list_threads(
 pub async fn update_thread(
     state: web::Data<AppState>,
     caller: Caller,
+    conditions: Conditions,
     path: web::Path<String>,
     query: QueryParams<OrganizationQuery>,
     body: JsonBody<UpdateThreadRequest>,
-) -> Result<web::Json<ThreadResponse>> {
+) -> Result<HttpResponse> {
     let now = state.clock.now();
     let id = path.into_inner();
     let org = query.0.organization_id;
@@ -262,11 +270,15 @@ pub async fn update_thread(
                 threads::check_assistant(conn, &scope, a)?;
             }
             Ok(threads::update(conn, &scope, &id, |t| {
+                conditions.check("thread", &ThreadResponse::from(t.clone()))?;
                 t.apply(patch, &limits, now)
             })?)
         })
         .await?;
-    Ok(web::Json(thread.into()))
+    Ok(crate::etag::json(
+        HttpResponse::Ok(),
+        &ThreadResponse::from(thread),
+    ))
 }
 
 /// Delete a thread.
@@ -279,6 +291,7 @@ pub async fn update_thread(
     operation_id = "delete_thread",
     params(("thread_id" = String, Path, description = "Thread id"), OrganizationQuery),
     responses(
+        (status = 412, description = "`PRECONDITION_FAILED`: `If-Match` names no current version of the thread; nothing changed", body = ErrorResponse),
         (status = 204, description = "Deleted (empty body)"),
         (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
         (status = 403, description = "`ORGANIZATION_ACCESS_DENIED`", body = ErrorResponse),
@@ -290,6 +303,7 @@ pub async fn update_thread(
 pub async fn delete_thread(
     state: web::Data<AppState>,
     caller: Caller,
+    conditions: Conditions,
     path: web::Path<String>,
     query: QueryParams<OrganizationQuery>,
 ) -> Result<HttpResponse> {
@@ -299,7 +313,9 @@ pub async fn delete_thread(
     caller
         .run(move |conn, who| {
             let scope = who.thread_scope(conn, org.as_deref(), &id)?;
-            Ok(threads::soft_delete(conn, &scope, &id, now)?)
+            Ok(threads::soft_delete_if(conn, &scope, &id, now, |t| {
+                conditions.check("thread", &ThreadResponse::from(t.clone()))
+            })?)
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())

@@ -216,7 +216,15 @@ pub async fn delete_item(
     let thread = caller
         .run(move |conn, who| {
             let scope = who.thread_scope(conn, org.0.as_deref(), &id)?;
-            Ok(messages::delete_entry(conn, &scope, &id, &item, true, now)?)
+            Ok(messages::delete_entry(
+                conn,
+                &scope,
+                &id,
+                &item,
+                true,
+                now,
+                |_| Ok(()),
+            )?)
         })
         .await?;
     Ok(web::Json(thread.into()))

@@ -9,6 +9,7 @@ mod common;
 mod client;
 
 mod assistants;
+mod conditional;
 mod edge;
 mod isolation;
 mod messages;
