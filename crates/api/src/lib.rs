@@ -41,7 +41,9 @@ pub const ACCESS_LOG_FORMAT: &str = r#"%a "%r" %s %b %Dms rid=%{x-request-id}o"#
 
 /// Registers every documented endpoint.
 fn routes(cfg: &mut ServiceConfig) {
-    use handlers::{assistants, messages, read_state, responses, service, threads, user_state};
+    use handlers::{
+        assistants, messages, read_state, responses, search, service, threads, user_state,
+    };
     cfg.service(threads::create_thread)
         .service(threads::list_threads)
         .service(threads::delete_all_threads)
@@ -57,6 +59,7 @@ fn routes(cfg: &mut ServiceConfig) {
         .service(read_state::mark_thread_read)
         .service(user_state::get_thread_user_state)
         .service(user_state::patch_thread_user_state)
+        .service(search::search_messages)
         .service(messages::list_messages)
         .service(messages::create_message)
         .service(messages::update_message)

@@ -16,6 +16,7 @@ pub mod message;
 pub mod metadata;
 pub mod naming;
 pub mod retention;
+pub mod search;
 pub mod thread;
 pub mod turn;
 

@@ -98,6 +98,11 @@ impl DatabaseUrl {
                     "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {}; PRAGMA synchronous = NORMAL;",
                     busy_timeout.as_millis()
                 ))?;
+                // The message index's normalization (see migration 000012's
+                // triggers): every connection that may write a message has it.
+                search_fn::skein_search_text_utils::register_impl(&mut c, |text: String| {
+                    skein_domain::search::search_text(&text)
+                })?;
                 Ok(DbConnection::Sqlite(c))
             }
             Backend::Postgres => Ok(DbConnection::Postgresql(PgConnection::establish(
@@ -339,5 +344,16 @@ mod tests {
             "postgres://user:***@host/db"
         );
         assert_eq!(redact("postgres://host/db"), "postgres://host/db");
+    }
+}
+
+/// SQL functions Skein defines on its SQLite connections.
+mod search_fn {
+    use diesel::sql_types::Text;
+
+    #[diesel::declare_sql_function]
+    extern "SQL" {
+        /// [`skein_domain::search::search_text`]: what the message index holds.
+        fn skein_search_text(text: Text) -> Text;
     }
 }

@@ -20,6 +20,7 @@ pub mod responses;
 pub mod retention;
 pub mod rows;
 pub mod schema;
+pub mod search;
 pub mod store;
 pub mod tenancy;
 #[cfg(feature = "testing")]

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 mod load;
 #[path = "bench/openai.rs"]
 mod openai;
+#[path = "bench/search.rs"]
+mod search;
 #[path = "bench/sidebar.rs"]
 mod sidebar;
 #[path = "bench/streams.rs"]
@@ -131,6 +133,14 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
             500,
         );
     }
+    if section("search") {
+        search::messages(
+            backend,
+            env_num("BENCH_SEARCH_MESSAGES", 1_000_000) as u64,
+            env_num("BENCH_SEARCH_OWN", 100_000) as u64,
+            200,
+        );
+    }
     if section("idle") {
         load::idle(
             backend,
@@ -142,7 +152,7 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
 
 /// Whether `BENCH_SECTIONS` (a comma-separated list; all when unset) names
 /// this section: load, history, gateway, context, counting, rewind, openai,
-/// reconnect, events, replicas (PostgreSQL only), sidebar, idle.
+/// reconnect, events, replicas (PostgreSQL only), sidebar, search, idle.
 fn section(name: &str) -> bool {
     std::env::var("BENCH_SECTIONS")
         .map(|v| v.split(',').any(|s| s.trim() == name))

@@ -4,6 +4,7 @@ pub mod assistants;
 pub mod messages;
 pub mod read_state;
 pub mod responses;
+pub mod search;
 pub mod service;
 pub mod threads;
 pub mod user_state;

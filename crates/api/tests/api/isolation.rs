@@ -85,6 +85,21 @@ async fn no_endpoint_reaches_another_users_or_organizations_objects(backend: Bac
     let response_id = chained.body["id"].as_str().unwrap().to_string();
 
     let before = snapshot(&app, &owner, &assistant_id).await;
+    // The owner finds its message: the foreigners below must not.
+    let mine = call(
+        &app,
+        &owner,
+        Method::GET,
+        "/v1/search/messages?q=secret",
+        None,
+    )
+    .await;
+    assert_eq!(
+        mine.body["data"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        mine.body
+    );
 
     let foreigners = [
         (
@@ -166,6 +181,23 @@ async fn no_endpoint_reaches_another_users_or_organizations_objects(backend: Bac
                             .map(|c| c["id"].clone())
                             .collect();
                         assert!(!ids.contains(&json!("owned")), "{ctx}: {ids:?}");
+                    }
+                    // Search finds nothing of the owner's, in its thread or
+                    // anywhere (a token of two organizations names the owner's).
+                    ("get", "/v1/search/messages") => {
+                        for q in ["q=secret", "q=secret&thread_id=owned"] {
+                            let uri = format!("{path}?{q}");
+                            let r = call(&app, cred, m.clone(), &uri, None).await;
+                            assert_eq!(r.status, 200, "{ctx}: {}", r.body);
+                            assert_eq!(r.body["data"], json!([]), "{ctx}");
+                        }
+                        let uri = format!("{path}?q=secret&organization_id={ORG_A}");
+                        let r = call(&app, cred, m.clone(), &uri, None).await;
+                        if who.contains("same organization") {
+                            assert_eq!(r.body["data"], json!([]), "{ctx}: {}", r.body);
+                        } else {
+                            assert_eq!(r.status, 403, "{ctx}: {}", r.body);
+                        }
                     }
                     // A new conversation is the caller's own.
                     ("post", "/v1/conversations") => {
@@ -412,6 +444,12 @@ async fn every_endpoint_refuses_an_unknown_or_revoked_key_and_a_removed_member(b
                 .replace("{item_id}", &message_id)
                 .replace("{assistant_id}", &assistant_id)
                 .replace("{model}", "default");
+            // Search needs its one required parameter to be valid.
+            let uri = if path == "/v1/search/messages" {
+                format!("{uri}?q=secret")
+            } else {
+                uri
+            };
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let with_body = matches!(method.as_str(), "post" | "put" | "patch");
             for key in [&unknown, &revoked, &departed] {

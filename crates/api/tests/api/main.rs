@@ -18,6 +18,7 @@ mod preview;
 mod ratelimit;
 mod responses;
 mod retention;
+mod search;
 mod service;
 mod thread_feed;
 mod threads;

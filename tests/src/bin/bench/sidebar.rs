@@ -11,7 +11,7 @@ use skein_tests::Server;
 use std::time::{Duration, Instant};
 
 /// `n` = 1..=count as a table `alias(n)`, in either dialect.
-fn series(sqlite: bool, count: u64, alias: &str) -> String {
+pub(super) fn series(sqlite: bool, count: u64, alias: &str) -> String {
     if sqlite {
         format!(
             "(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s \
@@ -24,7 +24,7 @@ fn series(sqlite: bool, count: u64, alias: &str) -> String {
 
 /// p50 and p99 of `samples` sequential GETs of `path` (fewer, but at
 /// least 20, when they take more than 10 s in all).
-fn time_get(
+pub(super) fn time_get(
     http: &Client,
     base: &str,
     key: &str,
@@ -50,7 +50,7 @@ fn time_get(
     (percentile(&mut lat, 50), percentile(&mut lat, 99))
 }
 
-fn ms(d: Duration) -> String {
+pub(super) fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
