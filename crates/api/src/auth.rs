@@ -18,7 +18,7 @@ use crate::state::AppState;
 use crate::tokens::TokenError;
 use actix_web::dev::Payload;
 use actix_web::http::header::{HeaderMap, AUTHORIZATION};
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use chrono::{DateTime, Utc};
 use skein_domain::retention::Liveness;
 use skein_domain::{ApiKeyId, OrganizationId, UserId};
@@ -335,6 +335,11 @@ impl FromRequest for Caller {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Authenticated already by a middleware (Idempotency-Key): the
+        // handler's trips reuse it instead of authenticating again.
+        if let Some(caller) = req.extensions().get::<Caller>() {
+            return ready(Ok(caller.clone()));
+        }
         ready(claim_of(req))
     }
 }

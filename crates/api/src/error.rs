@@ -148,6 +148,12 @@ pub enum ApiError {
         /// `Retry-After` header).
         retry_after_secs: u64,
     },
+    /// An `Idempotency-Key` already names another request.
+    #[error("idempotency key reused with another request")]
+    IdempotencyKeyReused,
+    /// The first request with this `Idempotency-Key` is still running.
+    #[error("idempotency key in progress")]
+    IdempotencyInProgress,
     /// The database cannot be reached.
     #[error("service unavailable")]
     Unavailable(#[source] StoreError),
@@ -193,6 +199,8 @@ impl ApiError {
             Self::UnsupportedFeature(_) => "UNSUPPORTED_FEATURE",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
+            Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            Self::IdempotencyInProgress => "IDEMPOTENCY_IN_PROGRESS",
             Self::Conflict(_) => "CONFLICT",
             Self::Internal(_) => "INTERNAL_ERROR",
         }
@@ -261,6 +269,12 @@ impl ApiError {
                 "Too many requests: retry after the Retry-After delay".into()
             }
             Self::Unavailable(_) => "Service temporarily unavailable".into(),
+            Self::IdempotencyKeyReused => {
+                "This Idempotency-Key was used for a different request (method, path, query or body): use a new key".into()
+            }
+            Self::IdempotencyInProgress => {
+                "The first request with this Idempotency-Key is still running: retry after the Retry-After delay".into()
+            }
             Self::Conflict(_) => "A concurrent change conflicted with this one; retry".into(),
             Self::Internal(_) => "Internal server error".into(),
         }
@@ -270,6 +284,10 @@ impl ApiError {
     fn field_errors(&self) -> Option<Vec<FieldError>> {
         match self {
             Self::Validation(errors) => Some(errors.clone()),
+            Self::IdempotencyKeyReused => Some(vec![FieldError::new(
+                &["header", "Idempotency-Key"],
+                "this key names another request",
+            )]),
             Self::Rule(rule) => {
                 let field = match rule {
                     DomainError::Metadata(_) => "metadata",
@@ -365,6 +383,8 @@ impl ResponseError for ApiError {
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::IdempotencyInProgress => StatusCode::CONFLICT,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -381,7 +401,7 @@ impl ApiError {
         let status = self.status_code();
         let mut response = HttpResponse::build(status);
         match self {
-            Self::Unavailable(_) => {
+            Self::Unavailable(_) | Self::IdempotencyInProgress => {
                 response.insert_header((header::RETRY_AFTER, "1"));
             }
             Self::Rule(DomainError::ThreadBusy { retry_after_secs })

@@ -11,6 +11,7 @@ pub mod error;
 pub mod etag;
 pub mod extract;
 pub mod handlers;
+pub mod idempotency;
 pub mod metrics;
 pub mod openai;
 pub mod openapi;
@@ -132,6 +133,8 @@ pub fn build_app(
     app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
         .service(web::redirect("/docs", "/docs/"))
         .default_service(web::to(handlers::service::not_found))
+        // Innermost: only requests the edge admitted claim a key.
+        .wrap(from_fn(idempotency::middleware))
         // Inside the request id, so its refusals carry the id and are counted.
         .wrap(from_fn(edge::middleware))
         // Outside the checks at the edge, so that their refusals on the

@@ -45,6 +45,8 @@ pub struct PurgeCounts {
     pub responses: u64,
     /// Stored runs of stream events (older than the response TTL).
     pub events: u64,
+    /// Idempotency keys older than 24 hours, with their answers.
+    pub idempotency_keys: u64,
 }
 
 impl PurgeCounts {
@@ -63,6 +65,7 @@ impl std::ops::Add for PurgeCounts {
             messages: self.messages + other.messages,
             responses: self.responses + other.responses,
             events: self.events + other.events,
+            idempotency_keys: self.idempotency_keys + other.idempotency_keys,
         }
     }
 }
@@ -82,6 +85,9 @@ impl std::fmt::Display for PurgeCounts {
         )?;
         if self.events > 0 {
             write!(f, ", {} stream event runs", self.events)?;
+        }
+        if self.idempotency_keys > 0 {
+            write!(f, ", {} idempotency keys", self.idempotency_keys)?;
         }
         Ok(())
     }
@@ -210,6 +216,7 @@ pub fn purge_batch(
         crate::rows::to_utc(c.responses_before),
         limit,
     )?);
+    counts.idempotency_keys += crate::idempotency::purge_expired(conn, now, limit)?;
     if !expired.is_empty() {
         counts.responses += write_transaction(conn, |conn| -> Result<u64, StoreError> {
             Ok(to_u64(
@@ -375,6 +382,15 @@ pub fn count_purgeable(
         events: to_u64(
             crate::schema::response_events::table
                 .filter(crate::schema::response_events::created_at.lt(c.responses_before))
+                .count()
+                .get_result::<i64>(conn)?,
+        ),
+        idempotency_keys: to_u64(
+            crate::schema::idempotency_keys::table
+                .filter(
+                    crate::schema::idempotency_keys::created_at
+                        .lt(to_naive(now - crate::idempotency::KEY_TTL)),
+                )
                 .count()
                 .get_result::<i64>(conn)?,
         ),

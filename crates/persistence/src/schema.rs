@@ -90,6 +90,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    idempotency_keys (user_id, key) {
+        user_id -> Text,
+        key -> Text,
+        fingerprint -> Text,
+        state -> Text,
+        status -> Nullable<Integer>,
+        headers -> Nullable<Text>,
+        body -> Nullable<Binary>,
+        created_at -> Timestamp,
+        locked_until -> Timestamp,
+    }
+}
+
+diesel::table! {
     messages (pk) {
         pk -> BigInt,
         id -> Text,

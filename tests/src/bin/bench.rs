@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 mod load;
 #[path = "bench/openai.rs"]
 mod openai;
+#[path = "bench/retries.rs"]
+mod retries;
 #[path = "bench/search.rs"]
 mod search;
 #[path = "bench/sidebar.rs"]
@@ -108,6 +110,9 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
             env_num("BENCH_SECONDS", 10) as u64,
         );
     }
+    if section("retries") {
+        retries::idempotency(&base, &key, requests.min(2_000));
+    }
     let (rss, peak) = server.memory_kib();
     println!(
         "\nServer memory at the end of the {} run: RSS {:.1} MiB, peak (VmHWM) **{:.1} MiB**.\n",
@@ -152,7 +157,7 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
 
 /// Whether `BENCH_SECTIONS` (a comma-separated list; all when unset) names
 /// this section: load, history, gateway, context, counting, rewind, openai,
-/// reconnect, events, replicas (PostgreSQL only), sidebar, search, idle.
+/// retries, reconnect, events, replicas (PostgreSQL only), sidebar, search, idle.
 fn section(name: &str) -> bool {
     std::env::var("BENCH_SECTIONS")
         .map(|v| v.split(',').any(|s| s.trim() == name))

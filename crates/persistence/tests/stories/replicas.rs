@@ -195,6 +195,7 @@ fn two_sweepers_at_once_purge_a_backlog_exactly_once_between_them() {
             messages: n,
             responses: n,
             events: 0,
+            idempotency_keys: 0,
         }
     );
     let mut conn = store.conn().unwrap();

@@ -152,6 +152,7 @@ fn counts(threads: u64, messages: u64, responses: u64) -> PurgeCounts {
         messages,
         responses,
         events: 0,
+        idempotency_keys: 0,
     }
 }
 

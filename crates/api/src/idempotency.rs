@@ -1,0 +1,360 @@
+//! `Idempotency-Key` on every `POST` and `DELETE` of both dialects
+//! (contract 11.4), as one middleware in front of the handlers.
+//!
+//! A request that carries the header is authenticated here (the handler
+//! then reuses that identity: one authentication, one rate-limit count),
+//! and its key is claimed for the caller's user in the database, under a
+//! fingerprint of the request (method, path, query, body):
+//!
+//! - a new key runs the request and keeps its answer (status, the headers
+//!   that matter, the body; a stream's body as it was sent, kept whole even
+//!   when the client leaves before its end) for 24 hours;
+//! - the same key and the same request again: the kept answer, with
+//!   `Idempotent-Replayed: true`, without running anything;
+//! - the same key for another request: 422 `IDEMPOTENCY_KEY_REUSED`;
+//! - the same key while the first request still runs: 409
+//!   `IDEMPOTENCY_IN_PROGRESS` with `Retry-After`.
+//!
+//! Answers a retry should not see again are not kept (5xx, 409, 429): the
+//! key is given back and the next request with it runs.
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::{web, FromRequest, HttpMessage, HttpResponse};
+use bytes::{Bytes, BytesMut};
+use chrono::TimeDelta;
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use skein_persistence::idempotency::{self, Claim, StoredAnswer};
+use skein_persistence::{DbConnection, StoreError};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// The request header.
+pub const HEADER: &str = "idempotency-key";
+/// The header of a replayed answer.
+pub const REPLAYED: &str = "idempotent-replayed";
+/// Longest key.
+const MAX_KEY_LEN: usize = 255;
+/// How long a running request holds its key before another may take it
+/// over (its process died): longer than any turn.
+const HOLD: TimeDelta = TimeDelta::minutes(15);
+/// Headers kept with an answer and replayed.
+const KEPT_HEADERS: [&str; 4] = ["content-type", "etag", "location", "retry-after"];
+
+/// The key of a request, checked: 1-255 visible ASCII characters.
+fn key_of(req: &ServiceRequest) -> Option<Result<String, ApiError>> {
+    if !matches!(*req.method(), Method::POST | Method::DELETE) {
+        return None;
+    }
+    let raw = req.headers().get(HEADER)?;
+    let valid = raw.len() <= MAX_KEY_LEN
+        && !raw.is_empty()
+        && raw.as_bytes().iter().all(|b| (0x21..=0x7e).contains(b));
+    Some(if valid {
+        Ok(String::from_utf8_lossy(raw.as_bytes()).into_owned())
+    } else {
+        Err(ApiError::InvalidRequest(
+            "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+        ))
+    })
+}
+
+/// Whether an answer with this status is kept for the key.
+fn kept(status: StatusCode) -> bool {
+    !(status.is_server_error()
+        || status == StatusCode::CONFLICT
+        || status == StatusCode::TOO_MANY_REQUESTS)
+}
+
+/// The middleware (see the module's documentation).
+pub async fn middleware(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let key = match key_of(&req) {
+        None => return Ok(next.call(req).await?.map_into_boxed_body()),
+        Some(Err(e)) => return Ok(req.error_response(e)),
+        Some(Ok(key)) => key,
+    };
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    // The body, read once here and handed on to the handler unchanged.
+    let mut payload = req.take_payload();
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => return Ok(req.error_response(ApiError::InvalidJson(e.to_string()))),
+        };
+        body.extend_from_slice(&chunk);
+        if body.len() > state.max_body_bytes {
+            return Ok(req.error_response(ApiError::PayloadTooLarge(state.max_body_bytes)));
+        }
+    }
+    let body = body.freeze();
+    let fingerprint = {
+        let mut h = Sha256::new();
+        for part in [req.method().as_str(), req.path(), req.query_string()] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        h.update(&body);
+        hex::encode(h.finalize())
+    };
+    req.set_payload(Payload::from(body));
+    // Not authenticated here: the handler answers as it does without a key.
+    let Ok(caller) = Caller::extract(req.request()).await else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let now = state.clock.now();
+    let (k, f) = (key.clone(), fingerprint.clone());
+    let claimed = caller
+        .run(move |conn, who| {
+            let user = who.user_id.to_string();
+            let claim = idempotency::claim(conn, &user, &k, &f, now, HOLD)?;
+            Ok((user, claim))
+        })
+        .await;
+    let (user, claim) = match claimed {
+        Ok(found) => found,
+        Err(e) => return Ok(req.error_response(e)),
+    };
+    match claim {
+        Claim::Replay(answer) => Ok(req.into_response(replay(answer))),
+        Claim::Reused => Ok(req.error_response(ApiError::IdempotencyKeyReused)),
+        Claim::InProgress => Ok(req.error_response(ApiError::IdempotencyInProgress)),
+        Claim::New => {
+            req.extensions_mut().insert(caller);
+            let res = next.call(req).await?.map_into_boxed_body();
+            let keeper = Keeper {
+                state,
+                user,
+                key,
+                fingerprint,
+            };
+            keeper.keep(res).await
+        }
+    }
+}
+
+/// The kept answer again.
+fn replay(answer: StoredAnswer) -> HttpResponse {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    let mut res = HttpResponse::build(status);
+    for (name, value) in &answer.headers {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::from_str(value),
+        ) {
+            res.insert_header((n, v));
+        }
+    }
+    res.insert_header((REPLAYED, "true"));
+    res.body(answer.body)
+}
+
+/// Where a claimed key's answer goes.
+#[derive(Clone)]
+struct Keeper {
+    state: web::Data<AppState>,
+    user: String,
+    key: String,
+    fingerprint: String,
+}
+
+impl Keeper {
+    /// Keeps `res` for the key (a plain body before it is sent, a stream as
+    /// it ends), or gives the key back when `res` is not to be kept.
+    async fn keep(
+        self,
+        res: ServiceResponse<BoxBody>,
+    ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+        let status = res.status();
+        if !kept(status) {
+            self.release().await;
+            return Ok(res);
+        }
+        let headers: Vec<(String, String)> = KEPT_HEADERS
+            .iter()
+            .filter_map(|name| {
+                let value = res.headers().get(*name)?.to_str().ok()?;
+                Some((name.to_string(), value.to_string()))
+            })
+            .collect();
+        let streamed = res
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let (req, res) = res.into_parts();
+        let (head, body) = res.into_parts();
+        let answer = StoredAnswer {
+            status: status.as_u16(),
+            headers,
+            body: Vec::new(),
+        };
+        if streamed {
+            let tee = Tee {
+                inner: Some(body),
+                seen: Vec::new(),
+                answer: Some((self, answer)),
+                storing: None,
+            };
+            return Ok(ServiceResponse::new(req, head.set_body(BoxBody::new(tee))));
+        }
+        let bytes = match actix_web::body::to_bytes(body).await {
+            Ok(b) => b,
+            Err(_) => {
+                self.release().await;
+                return Ok(ServiceResponse::new(
+                    req,
+                    head.set_body(BoxBody::new(Bytes::new())),
+                ));
+            }
+        };
+        self.store(StoredAnswer {
+            body: bytes.to_vec(),
+            ..answer
+        })
+        .await;
+        Ok(ServiceResponse::new(
+            req,
+            head.set_body(BoxBody::new(bytes)),
+        ))
+    }
+
+    async fn store(self, answer: StoredAnswer) {
+        // If it fails, the key stays claimed until its hold lapses: a retry
+        // meanwhile gets 409, never a second run.
+        self.on_key(
+            "an idempotent answer could not be kept",
+            move |conn, user, key, fp| idempotency::finish(conn, user, key, fp, &answer),
+        )
+        .await;
+    }
+
+    async fn release(self) {
+        self.on_key(
+            "an idempotency key could not be given back",
+            idempotency::release,
+        )
+        .await;
+    }
+
+    /// Runs `write` on the key in a trip of its own; a failure is logged.
+    async fn on_key<F>(self, failure: &'static str, write: F)
+    where
+        F: FnOnce(&mut DbConnection, &str, &str, &str) -> Result<(), StoreError> + Send + 'static,
+    {
+        let Self {
+            state,
+            user,
+            key,
+            fingerprint,
+        } = self;
+        let done = state
+            .store
+            .run(move |conn| write(conn, &user, &key, &fingerprint))
+            .await;
+        if let Err(e) = done {
+            log::warn!("{failure}: {e}");
+        }
+    }
+}
+
+/// A streamed body passed on as it comes and kept as it was sent. If the
+/// client leaves before the end, the rest is still read (the turn goes on
+/// without it) and kept, so that a retry replays the whole stream.
+struct Tee {
+    inner: Option<BoxBody>,
+    seen: Vec<u8>,
+    answer: Option<(Keeper, StoredAnswer)>,
+    /// Keeping the answer: the body ends only once it is kept, so that a
+    /// retry sent right after the end is replayed.
+    storing: Option<futures_util::future::LocalBoxFuture<'static, ()>>,
+}
+
+impl MessageBody for Tee {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let this = &mut *self;
+        if let Some(storing) = this.storing.as_mut() {
+            return match storing.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    this.storing = None;
+                    Poll::Ready(None)
+                }
+                Poll::Pending => Poll::Pending,
+            };
+        }
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                this.seen.extend_from_slice(&chunk);
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                // A broken stream is not kept: the key is given back.
+                this.inner = None;
+                if let Some((keeper, _)) = this.answer.take() {
+                    actix_web::rt::spawn(keeper.release());
+                }
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => {
+                this.inner = None;
+                match this.answer.take() {
+                    Some((keeper, answer)) => {
+                        let body = std::mem::take(&mut this.seen);
+                        this.storing =
+                            Some(Box::pin(keeper.store(StoredAnswer { body, ..answer })));
+                        self.poll_next(cx)
+                    }
+                    None => Poll::Ready(None),
+                }
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Tee {
+    fn drop(&mut self) {
+        let (Some(inner), Some((keeper, answer))) = (self.inner.take(), self.answer.take()) else {
+            return;
+        };
+        let mut seen = std::mem::take(&mut self.seen);
+        actix_web::rt::spawn(async move {
+            match actix_web::body::to_bytes(inner).await {
+                Ok(rest) => {
+                    seen.extend_from_slice(&rest);
+                    keeper
+                        .store(StoredAnswer {
+                            body: seen,
+                            ..answer
+                        })
+                        .await;
+                }
+                Err(_) => keeper.release().await,
+            }
+        });
+    }
+}

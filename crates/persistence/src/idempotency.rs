@@ -1,0 +1,212 @@
+//! `Idempotency-Key` (contract 11.4): a caller's key is claimed by its
+//! first request, which then stores its answer; a retry of the same request
+//! gets that answer again for 24 hours. In the database, so that it holds
+//! across replicas and restarts.
+
+use crate::connection::write_transaction;
+use crate::rows::to_naive;
+use crate::schema::idempotency_keys as keys;
+use crate::{DbConnection, StoreError};
+use chrono::{DateTime, TimeDelta, Utc};
+use diesel::prelude::*;
+
+/// How long a key and its answer are kept.
+pub const KEY_TTL: TimeDelta = TimeDelta::hours(24);
+
+/// An answer kept for a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAnswer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The headers replayed with it (name, value).
+    pub headers: Vec<(String, String)>,
+    /// The body as it was sent.
+    pub body: Vec<u8>,
+}
+
+/// What claiming a key found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The key is this request's now: run it, then [`finish`] or
+    /// [`release`].
+    New,
+    /// The same request was answered: this is the answer.
+    Replay(StoredAnswer),
+    /// The key belongs to another request (another method, path, query or
+    /// body).
+    Reused,
+    /// The same request is still running under this key.
+    InProgress,
+}
+
+/// Claims `key` for `user`'s request `fingerprint`, in one transaction. A
+/// key older than [`KEY_TTL`], or whose running request's claim lapsed at
+/// `locked_until` (its process died), is taken over. Concurrent claims of
+/// one key: exactly one gets [`Claim::New`].
+pub fn claim(
+    conn: &mut DbConnection,
+    user: &str,
+    key: &str,
+    fingerprint: &str,
+    now: DateTime<Utc>,
+    hold: TimeDelta,
+) -> Result<Claim, StoreError> {
+    write_transaction(conn, |conn| {
+        let fresh = (
+            keys::user_id.eq(user),
+            keys::key.eq(key),
+            keys::fingerprint.eq(fingerprint),
+            keys::state.eq("running"),
+            keys::created_at.eq(to_naive(now)),
+            keys::locked_until.eq(to_naive(now + hold)),
+        );
+        let inserted = match conn {
+            DbConnection::Postgresql(c) => diesel::insert_into(keys::table)
+                .values(fresh)
+                .on_conflict_do_nothing()
+                .execute(c)?,
+            DbConnection::Sqlite(c) => diesel::insert_into(keys::table)
+                .values(fresh)
+                .on_conflict_do_nothing()
+                .execute(c)?,
+        };
+        if inserted == 1 {
+            return Ok(Claim::New);
+        }
+        let this = keys::table
+            .filter(keys::user_id.eq(user))
+            .filter(keys::key.eq(key));
+        // Expired, or abandoned by a request that died: taken over.
+        let taken = diesel::update(
+            this.filter(
+                keys::created_at.lt(to_naive(now - KEY_TTL)).or(keys::state
+                    .eq("running")
+                    .and(keys::locked_until.lt(to_naive(now)))),
+            ),
+        )
+        .set((
+            keys::fingerprint.eq(fingerprint),
+            keys::state.eq("running"),
+            keys::status.eq(None::<i32>),
+            keys::headers.eq(None::<String>),
+            keys::body.eq(None::<Vec<u8>>),
+            keys::created_at.eq(to_naive(now)),
+            keys::locked_until.eq(to_naive(now + hold)),
+        ))
+        .execute(conn)?;
+        if taken == 1 {
+            return Ok(Claim::New);
+        }
+        let (held, state, status, headers, body): (
+            String,
+            String,
+            Option<i32>,
+            Option<String>,
+            Option<Vec<u8>>,
+        ) = this
+            .select((
+                keys::fingerprint,
+                keys::state,
+                keys::status,
+                keys::headers,
+                keys::body,
+            ))
+            .first(conn)?;
+        if held != fingerprint {
+            return Ok(Claim::Reused);
+        }
+        if state != "done" {
+            return Ok(Claim::InProgress);
+        }
+        let headers: Vec<(String, String)> = headers
+            .map(|h| serde_json::from_str(&h))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("idempotency headers: {e}")))?
+            .unwrap_or_default();
+        Ok(Claim::Replay(StoredAnswer {
+            status: status.and_then(|s| u16::try_from(s).ok()).unwrap_or(200),
+            headers,
+            body: body.unwrap_or_default(),
+        }))
+    })
+}
+
+/// Keeps the answer of the request that claimed `key` with `fingerprint`.
+pub fn finish(
+    conn: &mut DbConnection,
+    user: &str,
+    key: &str,
+    fingerprint: &str,
+    answer: &StoredAnswer,
+) -> Result<(), StoreError> {
+    let headers = serde_json::to_string(&answer.headers)
+        .map_err(|e| StoreError::Corrupt(format!("idempotency headers: {e}")))?;
+    write_transaction(conn, |conn| {
+        diesel::update(
+            keys::table
+                .filter(keys::user_id.eq(user))
+                .filter(keys::key.eq(key))
+                .filter(keys::fingerprint.eq(fingerprint))
+                .filter(keys::state.eq("running")),
+        )
+        .set((
+            keys::state.eq("done"),
+            keys::status.eq(i32::from(answer.status)),
+            keys::headers.eq(&headers),
+            keys::body.eq(&answer.body),
+        ))
+        .execute(conn)?;
+        Ok(())
+    })
+}
+
+/// Gives a claimed key back without an answer (the request failed in a way
+/// a retry should not see again): the next request with it runs.
+pub fn release(
+    conn: &mut DbConnection,
+    user: &str,
+    key: &str,
+    fingerprint: &str,
+) -> Result<(), StoreError> {
+    write_transaction(conn, |conn| {
+        diesel::delete(
+            keys::table
+                .filter(keys::user_id.eq(user))
+                .filter(keys::key.eq(key))
+                .filter(keys::fingerprint.eq(fingerprint))
+                .filter(keys::state.eq("running")),
+        )
+        .execute(conn)?;
+        Ok(())
+    })
+}
+
+/// Deletes up to `limit` keys older than [`KEY_TTL`] (the sweeper).
+pub fn purge_expired(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<u64, StoreError> {
+    let before = to_naive(now - KEY_TTL);
+    let due: Vec<(String, String)> = keys::table
+        .filter(keys::created_at.lt(before))
+        .limit(limit)
+        .select((keys::user_id, keys::key))
+        .load(conn)?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    write_transaction(conn, |conn| {
+        let mut n = 0u64;
+        for (user, key) in &due {
+            n += diesel::delete(
+                keys::table
+                    .filter(keys::user_id.eq(user))
+                    .filter(keys::key.eq(key))
+                    .filter(keys::created_at.lt(before)),
+            )
+            .execute(conn)? as u64;
+        }
+        Ok(n)
+    })
+}
