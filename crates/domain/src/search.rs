@@ -75,38 +75,32 @@ pub enum SearchQueryError {
 }
 
 impl SearchQuery {
-    /// Reads `q`: words, and phrases in double quotes (an unclosed quote
-    /// runs to the end). A run of an unspaced script is a phrase.
+    /// Reads `q`: phrases in double quotes (an unclosed quote runs to the
+    /// end), and outside them each piece between spaces, whose words (split
+    /// at punctuation: `e-mail`, `v1.2`; every character of a run of an
+    /// unspaced script) must stand together.
     pub fn parse(q: &str) -> Result<Self, SearchQueryError> {
         if q.chars().count() > MAX_QUERY_CHARS {
             return Err(SearchQueryError::TooLong);
         }
         let mut phrases = Vec::new();
         for (n, part) in q.split('"').enumerate() {
-            let normalized = search_text(part);
             if n % 2 == 1 {
+                let normalized = search_text(part);
                 let phrase: Vec<String> = words(&normalized).map(str::to_string).collect();
                 if !phrase.is_empty() {
                     phrases.push(phrase);
                 }
                 continue;
             }
-            // Outside quotes: each word alone, but a run of single
-            // unspaced characters stays together.
-            let mut run: Vec<String> = Vec::new();
-            for w in words(&normalized) {
-                let unspaced = w.chars().count() == 1 && w.chars().all(is_unspaced);
-                if unspaced {
-                    run.push(w.to_string());
-                    continue;
+            // Outside quotes: each piece between spaces is a phrase of its
+            // words (`e-mail`, `v1.2`, a run of an unspaced script).
+            for piece in part.split_whitespace() {
+                let normalized = search_text(piece);
+                let phrase: Vec<String> = words(&normalized).map(str::to_string).collect();
+                if !phrase.is_empty() {
+                    phrases.push(phrase);
                 }
-                if !run.is_empty() {
-                    phrases.push(std::mem::take(&mut run));
-                }
-                phrases.push(vec![w.to_string()]);
-            }
-            if !run.is_empty() {
-                phrases.push(run);
             }
         }
         if phrases.is_empty() {
@@ -234,6 +228,9 @@ mod tests {
             SearchQuery::parse(&many),
             Err(SearchQueryError::TooManyWords)
         );
+        // Punctuation joins the words of a piece into a phrase.
+        let q = SearchQuery::parse("e-mail v1.2").unwrap();
+        assert_eq!(q.fts5(), "\"e mail\" \"v1 2\"");
         // Quotes and other syntax characters are never passed through.
         let q = SearchQuery::parse("a' OR b\\ \"c").unwrap();
         assert_eq!(q.fts5(), "\"a\" \"or\" \"b\" \"c\"");

@@ -51,6 +51,10 @@ pub fn claim(
     now: DateTime<Utc>,
     hold: TimeDelta,
 ) -> Result<Claim, StoreError> {
+    // A retry mostly finds its answer: one read, no write transaction.
+    if let Some(found) = settled(conn, user, key, fingerprint, now)? {
+        return Ok(found);
+    }
     write_transaction(conn, |conn| {
         let fresh = (
             keys::user_id.eq(user),
@@ -118,16 +122,76 @@ pub fn claim(
         if state != "done" {
             return Ok(Claim::InProgress);
         }
-        let headers: Vec<(String, String)> = headers
-            .map(|h| serde_json::from_str(&h))
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(format!("idempotency headers: {e}")))?
-            .unwrap_or_default();
-        Ok(Claim::Replay(StoredAnswer {
-            status: status.and_then(|s| u16::try_from(s).ok()).unwrap_or(200),
-            headers,
-            body: body.unwrap_or_default(),
-        }))
+        answer(status, headers, body).map(Claim::Replay)
+    })
+}
+
+/// What a key already settles without a write: its answer (the same
+/// request, done), `Reused`, or `InProgress` (the same request, running and
+/// holding its claim). `None` when the key is free, expired or abandoned:
+/// then only the write transaction decides.
+fn settled(
+    conn: &mut DbConnection,
+    user: &str,
+    key: &str,
+    fingerprint: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Claim>, StoreError> {
+    type Row = (
+        String,
+        String,
+        Option<i32>,
+        Option<String>,
+        Option<Vec<u8>>,
+        chrono::NaiveDateTime,
+        chrono::NaiveDateTime,
+    );
+    let found: Option<Row> = keys::table
+        .filter(keys::user_id.eq(user))
+        .filter(keys::key.eq(key))
+        .select((
+            keys::fingerprint,
+            keys::state,
+            keys::status,
+            keys::headers,
+            keys::body,
+            keys::created_at,
+            keys::locked_until,
+        ))
+        .first(conn)
+        .optional()?;
+    let Some((held, state, status, headers, body, created_at, locked_until)) = found else {
+        return Ok(None);
+    };
+    let expired = created_at < to_naive(now - KEY_TTL);
+    let abandoned = state == "running" && locked_until < to_naive(now);
+    if expired || abandoned {
+        return Ok(None);
+    }
+    if held != fingerprint {
+        return Ok(Some(Claim::Reused));
+    }
+    if state != "done" {
+        return Ok(Some(Claim::InProgress));
+    }
+    answer(status, headers, body).map(|a| Some(Claim::Replay(a)))
+}
+
+/// A kept answer from its columns.
+fn answer(
+    status: Option<i32>,
+    headers: Option<String>,
+    body: Option<Vec<u8>>,
+) -> Result<StoredAnswer, StoreError> {
+    let headers: Vec<(String, String)> = headers
+        .map(|h| serde_json::from_str(&h))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("idempotency headers: {e}")))?
+        .unwrap_or_default();
+    Ok(StoredAnswer {
+        status: status.and_then(|s| u16::try_from(s).ok()).unwrap_or(200),
+        headers,
+        body: body.unwrap_or_default(),
     })
 }
 
