@@ -3,7 +3,7 @@
 //! gets that answer again for 24 hours. In the database, so that it holds
 //! across replicas and restarts.
 
-use crate::connection::write_transaction;
+use crate::connection::{write_transaction, write_transaction_as, Durability};
 use crate::rows::to_naive;
 use crate::schema::idempotency_keys as keys;
 use crate::{DbConnection, StoreError};
@@ -55,7 +55,9 @@ pub fn claim(
     if let Some(found) = settled(conn, user, key, fingerprint, now)? {
         return Ok(found);
     }
-    write_transaction(conn, |conn| {
+    // Relaxed: a claim that a crash loses costs nothing, because the
+    // request's own durable commit (and the answer's) flushes it first.
+    write_transaction_as(conn, Durability::Relaxed, |conn| {
         let fresh = (
             keys::user_id.eq(user),
             keys::key.eq(key),
