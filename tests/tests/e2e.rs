@@ -246,6 +246,53 @@ fn the_cli_creates_keys_and_migrates(backend: Backend) {
 }
 
 #[test]
+fn a_command_whose_reader_stops_early_ends_quietly() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let errors = dir.path().join("stderr");
+    let mut child = skein("sqlite://data/skein.db", dir.path())
+        .arg("openapi")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&errors).unwrap())
+        .spawn()
+        .unwrap();
+    // Read the start of the document, then close the pipe (`| head`).
+    let mut start = [0u8; 64];
+    child.stdout.take().unwrap().read_exact(&mut start).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait()));
+    let status = rx
+        .recv_timeout(COMMAND_DEADLINE)
+        .expect("skein openapi ends once its reader is gone")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(
+        std::fs::read_to_string(&errors).unwrap(),
+        "",
+        "nothing on stderr"
+    );
+}
+
+#[test]
+fn a_taken_port_is_refused_with_a_hint_that_names_skein_bind() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = held.local_addr().unwrap().to_string();
+    let out = skein("sqlite://data/skein.db", dir.path())
+        .arg("serve")
+        .env("SKEIN_BIND", &addr)
+        .output_within(COMMAND_DEADLINE);
+    assert!(!out.status.success());
+    let errors = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        errors.contains(&format!("cannot listen on {addr}")) && errors.contains("SKEIN_BIND"),
+        "{errors}"
+    );
+    drop(held);
+}
+
+#[test]
 fn sigint_shuts_down_as_gracefully_as_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start("sqlite://data/skein.db", dir.path());

@@ -135,6 +135,21 @@ enum KeysCommand {
     },
 }
 
+/// `println!` for the commands' output: a reader that stops early (`skein
+/// openapi | head`) ends the command quietly instead of a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = writeln!(out, $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            return Err(e.into());
+        }
+    }};
+}
+
 fn main() {
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
@@ -148,16 +163,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     logging::init(&std::env::var("RUST_LOG").unwrap_or_else(|_| config.log.clone()))?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Openapi => {
-            println!("{}", skein_api::openapi().to_pretty_json()?);
+            say!("{}", skein_api::openapi().to_pretty_json()?);
             Ok(())
         }
         Command::Migrate => {
             let mut conn = open_direct(&config)?;
             let applied = migrations::run_pending(&mut conn)?;
             if applied.is_empty() {
-                println!("database is up to date");
+                say!("database is up to date");
             } else {
-                println!("applied migrations: {}", applied.join(", "));
+                say!("applied migrations: {}", applied.join(", "));
             }
             Ok(())
         }
@@ -206,21 +221,26 @@ fn keys_command(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
             tenancy::ensure_user(&mut conn, &user, user.as_str(), now)?;
             tenancy::ensure_membership(&mut conn, &org, &user, now)?;
             let key = keys::create(&mut conn, &org, &user, name.as_deref(), now)?;
-            println!("key id:  {}", key.id);
-            println!("api key: {}", key.secret);
-            println!("(the key is shown only once; store it now)");
+            say!("key id:  {}", key.id);
+            say!("api key: {}", key.secret);
+            say!("(the key is shown only once; store it now)");
         }
         KeysCommand::List => {
-            println!(
+            say!(
                 "{:<30} {:<16} {:<30} {:<30} {:<24} {:<24} revoked",
-                "id", "prefix", "user", "organization", "created", "last used"
+                "id",
+                "prefix",
+                "user",
+                "organization",
+                "created",
+                "last used"
             );
             for k in keys::list(&mut conn)? {
                 let t = |v: Option<chrono::NaiveDateTime>| {
                     v.map(|v| skein_api::dto::timestamp(v.and_utc()))
                         .unwrap_or_else(|| "-".into())
                 };
-                println!(
+                say!(
                     "{:<30} sk_{:<13} {:<30} {:<30} {:<24} {:<24} {}",
                     k.id,
                     k.prefix,
@@ -235,7 +255,7 @@ fn keys_command(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::Revoke { key_id } => {
             keys::revoke(&mut conn, &key_id, clock::now())
                 .with_context(|| format!("no active key with id {key_id}"))?;
-            println!("revoked {key_id}");
+            say!("revoked {key_id}");
         }
     }
     Ok(())
@@ -260,7 +280,7 @@ fn tenancy_command(config: &Config, command: TenancyCommand) -> anyhow::Result<(
                 name.as_deref().unwrap_or(id.as_str()),
                 now,
             )?;
-            println!(
+            say!(
                 "{} organization {id}",
                 if created {
                     "created"
@@ -273,7 +293,7 @@ fn tenancy_command(config: &Config, command: TenancyCommand) -> anyhow::Result<(
             let id = UserId::parse(user).context("user id")?;
             let created =
                 tenancy::ensure_user(&mut conn, &id, name.as_deref().unwrap_or(id.as_str()), now)?;
-            println!(
+            say!(
                 "{} user {id}",
                 if created {
                     "created"
@@ -291,7 +311,7 @@ fn tenancy_command(config: &Config, command: TenancyCommand) -> anyhow::Result<(
                 anyhow::bail!("no user {user}: create it with `skein users create {user}`");
             }
             let added = tenancy::ensure_membership(&mut conn, &org, &user, now)?;
-            println!(
+            say!(
                 "{user} {} member of {org}",
                 if added { "is now a" } else { "was already a" }
             );
@@ -301,7 +321,7 @@ fn tenancy_command(config: &Config, command: TenancyCommand) -> anyhow::Result<(
             if !tenancy::remove_membership(&mut conn, &org, &user)? {
                 anyhow::bail!("{user} is not a member of {org}");
             }
-            println!("removed {user} from {org}");
+            say!("removed {user} from {org}");
         }
     }
     Ok(())
@@ -326,11 +346,11 @@ fn purge_command(config: &Config, dry_run: bool) -> anyhow::Result<()> {
     let now = Clock::system().now();
     if dry_run {
         let due = retention::count_purgeable(&mut conn, &policy, now)?;
-        println!("would purge: {due}");
+        say!("would purge: {due}");
     } else {
         let done = retention::purge_all(&mut conn, &policy, now, config.retention.sweep_batch)?;
         ratelimits::prune(&mut conn, std::time::Duration::ZERO)?;
-        println!("purged: {done}");
+        say!("purged: {done}");
     }
     Ok(())
 }
@@ -459,8 +479,20 @@ fn serve(config: Config) -> anyhow::Result<()> {
     // The token encoder is built before the port opens, not by the first
     // request that needs it.
     skein_providers::tokens::warm();
-    let listener = std::net::TcpListener::bind(&config.bind)
-        .with_context(|| format!("cannot listen on {}", config.bind))?;
+    let listener = std::net::TcpListener::bind(&config.bind).map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                "; another process holds this port: stop it, or choose another address with \
+                 SKEIN_BIND (or `bind` in the configuration file), for example \
+                 SKEIN_BIND=127.0.0.1:8081"
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                "; ports below 1024 need privileges: choose another with SKEIN_BIND"
+            }
+            _ => "",
+        };
+        anyhow::anyhow!("cannot listen on {}: {e}{hint}", config.bind)
+    })?;
     let addr = listener.local_addr()?;
     let base_url = format!("http://{addr}");
     if config.bootstrap {
