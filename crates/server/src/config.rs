@@ -325,6 +325,28 @@ mod tests {
         move |k| map.get(k).cloned()
     }
 
+    const EXAMPLE: &str = include_str!("../../../skein.example.toml");
+
+    #[test]
+    fn the_example_file_holds_every_default_and_its_routing_example_parses() {
+        let example: Config = toml::from_str(EXAMPLE).unwrap();
+        assert_eq!(format!("{example:?}"), format!("{:?}", Config::default()));
+        // The commented routing example, switched on, is a valid routing table.
+        let routing: String = EXAMPLE
+            .split("# Model routing")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.starts_with('[') || l.contains(" = "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let with_routes: Config = toml::from_str(&routing).unwrap();
+        assert_eq!(with_routes.routing.providers.len(), 2);
+        assert_eq!(with_routes.routing.models.len(), 1);
+        assert!(with_routes.routing.default.is_some());
+    }
+
     #[test]
     fn defaults_are_sqlite_under_data_on_port_8080() {
         let c = Config::default();
