@@ -293,6 +293,45 @@ fn a_taken_port_is_refused_with_a_hint_that_names_skein_bind() {
 }
 
 #[test]
+fn config_check_prints_the_effective_settings_with_secrets_masked_and_fails_on_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "a-jwt-secret-that-is-long-enough-0123456789";
+    let out = skein("postgres://skein:db-password@db.internal/skein", dir.path())
+        .args(["config", "check"])
+        .env("SKEIN_JWT_SECRET", secret)
+        .env("SKEIN_SWEEP_BATCH", "42")
+        .output_within(COMMAND_DEADLINE);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(printed.contains("sweep_batch = 42"), "{printed}");
+    assert!(
+        printed.contains("postgres://skein:***@db.internal/skein"),
+        "{printed}"
+    );
+    assert!(printed.contains("secret = \"***\""), "{printed}");
+    assert!(
+        !printed.contains(secret) && !printed.contains("db-password"),
+        "{printed}"
+    );
+    // Problems: each named, exit 1, nothing printed as if it were fine.
+    let out = skein("mysql://nope", dir.path())
+        .args(["config", "check"])
+        .env("SKEIN_JWT_SECRET", "short")
+        .output_within(COMMAND_DEADLINE);
+    assert!(!out.status.success());
+    let errors = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        errors.contains("database_url") && errors.contains("[jwt]"),
+        "{errors}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("# ok"));
+}
+
+#[test]
 fn sigint_shuts_down_as_gracefully_as_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start("sqlite://data/skein.db", dir.path());

@@ -56,6 +56,11 @@ enum Command {
         #[command(subcommand)]
         command: MembersCommand,
     },
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Permanently delete what retention says is due now: deleted and
     /// expired threads past their grace (with their messages and
     /// responses) and expired responses.
@@ -64,6 +69,13 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Check the configuration (file, environment, routing, tokens, database URL, address)
+    /// and print it as it applies, secrets masked; exit 1 on the first problems.
+    Check,
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,8 +193,97 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Users { command } => tenancy_command(&config, TenancyCommand::Users(command)),
         Command::Members { command } => tenancy_command(&config, TenancyCommand::Members(command)),
         Command::Purge { dry_run } => purge_command(&config, dry_run),
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => config_check(&config),
         Command::Serve => serve(config),
     }
+}
+
+/// `skein config check`: what `serve` would refuse at start, without a
+/// database connection or a port; then the effective settings.
+fn config_check(config: &Config) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    if let Err(e) = skein_persistence::connection::DatabaseUrl::parse(&config.database_url) {
+        problems.push(format!("database_url: {e}"));
+    }
+    if let Err(e) = Router::from_config(&config.routing) {
+        problems.push(format!("[routing]: {e:#}"));
+    }
+    match config.jwt.settings() {
+        Ok(settings) => {
+            if let Err(e) = skein_api::tokens::TokenVerifier::from_settings(&settings) {
+                problems.push(format!("[jwt]: {e}"));
+            }
+        }
+        Err(e) => problems.push(format!("[jwt]: {e:#}")),
+    }
+    if std::net::ToSocketAddrs::to_socket_addrs(config.bind.as_str()).is_err() {
+        problems.push(format!(
+            "bind: '{}' is not an address (HOST:PORT)",
+            config.bind
+        ));
+    }
+    if !problems.is_empty() {
+        anyhow::bail!(
+            "the configuration has problems:\n  {}",
+            problems.join("\n  ")
+        );
+    }
+    let r = &config.retention;
+    let masked = |set: bool| if set { "\"***\"" } else { "(not set)" };
+    say!("# the configuration as it applies (file, then SKEIN_* variables); secrets masked");
+    say!("database_url = {:?}", redact(&config.database_url));
+    say!("bind = {:?}", config.bind);
+    say!("log = {:?}", config.log);
+    say!("bootstrap = {}", config.bootstrap);
+    say!("max_body_bytes = {}", config.max_body_bytes);
+    say!("db_pool_size = {}", config.db_pool_size);
+    match config.workers {
+        Some(n) => say!("workers = {n}"),
+        None => say!("workers = (one per core)"),
+    }
+    say!(
+        "client_request_timeout_ms = {}",
+        config.client_request_timeout_ms
+    );
+    say!("lease_ttl_secs = {}", config.lease_ttl_secs);
+    say!("store_stream_events = {}", config.store_stream_events);
+    say!(
+        "[limits] max_title_chars = {}, max_pinned_threads = {}, max_messages_per_thread = {}",
+        config.limits.max_title_chars,
+        config.limits.max_pinned_threads,
+        config.limits.max_messages_per_thread
+    );
+    say!(
+        "[retention] thread_inactivity_ttl = {}s, thread_max_age = {}s, deleted_grace = {}s, \
+          response_ttl = {}s, incognito_ttl = {}s, sweep_interval = {}s, sweep_batch = {}",
+        r.thread_inactivity_ttl.num_seconds(),
+        r.thread_max_age.num_seconds(),
+        r.deleted_grace.num_seconds(),
+        r.response_ttl.num_seconds(),
+        r.incognito_ttl.num_seconds(),
+        r.sweep_interval.num_seconds(),
+        r.sweep_batch
+    );
+    say!(
+        "[rate_limit] requests = {}, window_secs = {}",
+        config.rate_limit.requests,
+        config.rate_limit.window_secs
+    );
+    say!(
+        "[jwt] secret = {}, public_key_file = {:?}, issuer = {:?}, audience = {:?}",
+        masked(config.jwt.secret.is_some()),
+        config.jwt.public_key_file,
+        config.jwt.issuer,
+        config.jwt.audience
+    );
+    let routes = Router::from_config(&config.routing)?;
+    for line in routes.describe() {
+        say!("[routing] {line}");
+    }
+    say!("# ok");
+    Ok(())
 }
 
 fn open_store(config: &Config) -> anyhow::Result<Store> {
