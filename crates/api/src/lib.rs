@@ -97,6 +97,34 @@ fn routes(cfg: &mut ServiceConfig) {
         .service(service::metrics);
 }
 
+/// The CORS policy for these origins (`*`: any), or `None` when there are
+/// none: then no CORS header is sent. Credentials travel in headers, never
+/// in cookies, so none are allowed; the headers a client reads are exposed.
+fn cors(origins: &[String]) -> Option<actix_cors::Cors> {
+    if origins.is_empty() {
+        return None;
+    }
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PATCH", "PUT", "DELETE"])
+        .allow_any_header()
+        .expose_headers([
+            "x-request-id",
+            "etag",
+            "retry-after",
+            "idempotent-replayed",
+            "location",
+        ])
+        .max_age(3600);
+    for origin in origins {
+        cors = if origin == "*" {
+            cors.allow_any_origin()
+        } else {
+            cors.allowed_origin(origin)
+        };
+    }
+    Some(cors)
+}
+
 /// The OpenAPI document, as generated from the handlers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, api) = App::new()
@@ -123,6 +151,8 @@ pub fn build_app(
     >,
 > {
     openai::models::mark_start();
+    let cors = cors(&state.cors_origins);
+    let cors_on = cors.is_some();
     let (app, api) = App::new()
         .into_utoipa_app()
         .openapi(openapi::ApiDoc::openapi())
@@ -142,6 +172,12 @@ pub fn build_app(
         .wrap(from_fn(openai::errors::middleware))
         .wrap(from_fn(metrics::middleware))
         .wrap(from_fn(request_id::middleware))
+        // Browsers' preflights are answered before anything else looks at
+        // the request; off unless origins are configured.
+        .wrap(actix_web::middleware::Condition::new(
+            cors_on,
+            cors.unwrap_or_default(),
+        ))
         // Outermost, so the logged answer carries the request id.
         .wrap(Logger::new(ACCESS_LOG_FORMAT))
 }

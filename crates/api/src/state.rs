@@ -57,6 +57,9 @@ pub struct AppState {
     pub rate_limiter: Arc<RateLimiter>,
     /// Store thread responses' events for reconnects (on by default).
     pub store_stream_events: bool,
+    /// Origins browsers may call from (CORS); empty (the default): no
+    /// CORS headers, so browsers on other origins are refused. `*`: any.
+    pub cors_origins: Vec<String>,
 }
 
 impl AppState {
@@ -95,6 +98,7 @@ impl AppState {
             clock: skein_domain::retention::Clock::system(),
             rate_limiter: Arc::new(RateLimiter::off()),
             store_stream_events: true,
+            cors_origins: Vec::new(),
         }
     }
 }

@@ -62,6 +62,10 @@ pub struct Config {
     pub rate_limit: RateLimitSettings,
     /// Retention periods and the purge sweeper (`[retention]`).
     pub retention: RetentionConfig,
+    /// Origins browsers may call Skein from (CORS), such as
+    /// `https://app.example.com`; `*` for any; empty (the default): CORS is
+    /// off (`SKEIN_CORS_ORIGINS`, comma separated).
+    pub cors_origins: Vec<String>,
 }
 
 /// Retention settings as configured (`[retention]`), durations written like
@@ -180,6 +184,7 @@ impl Default for Config {
             jwt: JwtConfig::default(),
             rate_limit: RateLimitSettings::default(),
             retention: RetentionConfig::default(),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -288,6 +293,14 @@ impl Config {
                 *field = parse_dur(name, &v)?;
             }
         }
+        if let Some(v) = env("SKEIN_CORS_ORIGINS") {
+            self.cors_origins = v
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(str::to_string)
+                .collect();
+        }
         if let Some(v) = env("SKEIN_SWEEP_BATCH") {
             r.sweep_batch = parse_num("SKEIN_SWEEP_BATCH", &v)?;
         }
@@ -301,6 +314,21 @@ impl Config {
         }
         if self.retention.sweep_batch == 0 {
             bail!("retention.sweep_batch (SKEIN_SWEEP_BATCH) must be at least 1");
+        }
+        for origin in &self.cors_origins {
+            let valid = origin == "*"
+                || origin.split_once("://").is_some_and(|(scheme, rest)| {
+                    matches!(scheme, "http" | "https")
+                        && !rest.is_empty()
+                        && !rest.contains('/')
+                        && !rest.contains('*')
+                });
+            if !valid {
+                bail!(
+                    "cors_origins (SKEIN_CORS_ORIGINS): '{origin}' is not an origin: write \
+                     scheme://host[:port] (no path), or * for any"
+                );
+            }
         }
         if self.client_request_timeout_ms < MIN_CLIENT_REQUEST_TIMEOUT_MS {
             bail!(
@@ -323,6 +351,32 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn cors_origins_come_comma_separated_and_must_be_origins() {
+        let mut c = Config::default();
+        c.apply_env(env(&[(
+            "SKEIN_CORS_ORIGINS",
+            "https://app.example.com, http://localhost:3000",
+        )]))
+        .unwrap();
+        assert_eq!(
+            c.cors_origins,
+            ["https://app.example.com", "http://localhost:3000"]
+        );
+        assert!(c.validate().is_ok());
+        for bad in [
+            "app.example.com",
+            "https://app.example.com/path",
+            "ftp://x",
+            "https://*.x",
+        ] {
+            let mut c = Config::default();
+            c.apply_env(env(&[("SKEIN_CORS_ORIGINS", bad)])).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("SKEIN_CORS_ORIGINS"), "{bad}: {e}");
+        }
     }
 
     const EXAMPLE: &str = include_str!("../../../skein.example.toml");

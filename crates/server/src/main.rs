@@ -249,6 +249,7 @@ fn config_check(config: &Config) -> anyhow::Result<()> {
     );
     say!("lease_ttl_secs = {}", config.lease_ttl_secs);
     say!("store_stream_events = {}", config.store_stream_events);
+    say!("cors_origins = {:?}", config.cors_origins);
     say!(
         "[limits] max_title_chars = {}, max_pinned_threads = {}, max_messages_per_thread = {}",
         config.limits.max_title_chars,
@@ -666,6 +667,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         clock,
         rate_limiter: std::sync::Arc::new(rate_limiter),
         store_stream_events: config.store_stream_events,
+        cors_origins: config.cors_origins.clone(),
     };
     let metrics = actix_web::web::Data::new(Metrics::default());
     let sweeper = config.retention.sweep_every().map(|every| {

@@ -5,7 +5,76 @@ use super::common::*;
 use serde_json::Value;
 use skein_persistence::Backend;
 
-skein_persistence::on_both_backends_async!(service_endpoints_and_unknown_routes);
+skein_persistence::on_both_backends_async!(
+    service_endpoints_and_unknown_routes,
+    cors_is_off_by_default_and_answers_the_configured_origins,
+);
+
+async fn cors_is_off_by_default_and_answers_the_configured_origins(backend: Backend) {
+    use actix_web::http::Method;
+    let allowed = "https://app.example.com";
+    let plain = TestApp::spawn(backend).await;
+    let r = plain
+        .get("/v1/threads")
+        .key(&plain.keys.a1)
+        .header("Origin", allowed)
+        .send()
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(
+        !r.headers.contains_key("access-control-allow-origin"),
+        "off by default"
+    );
+    drop(plain);
+    let app = TestApp::with(backend, |s: &mut skein_api::AppState| {
+        s.cors_origins = vec![allowed.to_string()];
+    })
+    .await;
+    // A browser's preflight for a write with an API key header.
+    let pre = app
+        .request(Method::OPTIONS, "/v1/threads")
+        .header("Origin", allowed)
+        .header("Access-Control-Request-Method", "POST")
+        .header(
+            "Access-Control-Request-Headers",
+            "x-api-key, content-type, idempotency-key",
+        )
+        .send()
+        .await;
+    assert_eq!(pre.status, 200, "{}", pre.body);
+    assert_eq!(
+        pre.headers.get("access-control-allow-origin").unwrap(),
+        allowed
+    );
+    let r = app
+        .get("/v1/threads")
+        .key(&app.keys.a1)
+        .header("Origin", allowed)
+        .send()
+        .await;
+    assert_eq!(
+        r.headers.get("access-control-allow-origin").unwrap(),
+        allowed
+    );
+    let exposed = r
+        .headers
+        .get("access-control-expose-headers")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(
+        exposed.contains("x-request-id") && exposed.contains("etag"),
+        "{exposed}"
+    );
+    // Another origin gets no permission.
+    let r = app
+        .get("/v1/threads")
+        .key(&app.keys.a1)
+        .header("Origin", "https://evil.example.com")
+        .send()
+        .await;
+    assert!(!r.headers.contains_key("access-control-allow-origin"));
+}
 
 async fn service_endpoints_and_unknown_routes(backend: Backend) {
     let app = TestApp::spawn(backend).await;
