@@ -2,7 +2,7 @@
 CARGO ?= cargo
 PG_URL ?= $(or $(SKEIN_TEST_POSTGRES_URL),postgres://postgres@127.0.0.1:5432/test)
 
-.PHONY: run test lint openapi bench build clean
+.PHONY: run test lint openapi bench build install clean
 
 ## Start the server on the embedded SQLite database (./data/) with defaults.
 run:
@@ -31,6 +31,10 @@ bench:
 
 build:
 	$(CARGO) build --workspace
+
+## Install the `skein` binary into Cargo's bin directory (~/.cargo/bin).
+install:
+	$(CARGO) install --locked --path crates/server
 
 clean:
 	$(CARGO) clean

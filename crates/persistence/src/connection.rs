@@ -78,9 +78,19 @@ impl DatabaseUrl {
             });
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            // An unreachable server fails within seconds instead of the
+            // operating system's TCP timeout (minutes), unless the URL
+            // says otherwise.
+            let target = if url.contains("connect_timeout=") {
+                url.to_string()
+            } else if url.contains('?') {
+                format!("{url}&connect_timeout={PG_CONNECT_TIMEOUT_SECS}")
+            } else {
+                format!("{url}?connect_timeout={PG_CONNECT_TIMEOUT_SECS}")
+            };
             return Ok(Self {
                 backend: Backend::Postgres,
-                target: url.to_string(),
+                target,
             });
         }
         Err(StoreError::Unavailable(format!(
@@ -111,6 +121,10 @@ impl DatabaseUrl {
         }
     }
 }
+
+/// Seconds a PostgreSQL connection may take to open, unless the URL names
+/// its own `connect_timeout`.
+pub const PG_CONNECT_TIMEOUT_SECS: u32 = 10;
 
 /// The URL with any password replaced, for logs and error messages.
 pub fn redact(url: &str) -> String {
@@ -311,6 +325,23 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn postgres_urls_get_a_connect_timeout_unless_they_name_one() {
+        let target = |url: &str| DatabaseUrl::parse(url).unwrap().target;
+        assert_eq!(
+            target("postgres://h/db"),
+            "postgres://h/db?connect_timeout=10"
+        );
+        assert_eq!(
+            target("postgresql://h/db?sslmode=require"),
+            "postgresql://h/db?sslmode=require&connect_timeout=10"
+        );
+        assert_eq!(
+            target("postgres://h/db?connect_timeout=3"),
+            "postgres://h/db?connect_timeout=3"
+        );
+    }
 
     #[test]
     fn the_scheme_picks_the_backend() {

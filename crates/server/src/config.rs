@@ -307,8 +307,56 @@ impl Config {
         Ok(())
     }
 
-    /// Rejects combinations no single value can be checked for.
+    /// Rejects values the server cannot run with (instead of a panic at
+    /// start or date arithmetic that overflows later), and combinations no
+    /// single value can be checked for.
     pub fn validate(&self) -> anyhow::Result<()> {
+        if self.workers == Some(0) {
+            bail!("workers (SKEIN_WORKERS) must be at least 1 (leave it out for one per core)");
+        }
+        if !(1..=1024).contains(&self.db_pool_size) {
+            bail!("db_pool_size (SKEIN_DB_POOL_SIZE) must be between 1 and 1024");
+        }
+        if self.max_body_bytes < 1024 {
+            bail!("max_body_bytes (SKEIN_MAX_BODY_BYTES) must be at least 1024");
+        }
+        if !(1..=7 * 86_400).contains(&self.lease_ttl_secs) {
+            bail!("lease_ttl_secs (SKEIN_LEASE_TTL_SECS) must be between 1 and 604800 (7 days)");
+        }
+        // Periods are subtracted from and added to dates: a century at most.
+        let century = TimeDelta::days(36_500);
+        let r = &self.retention;
+        for (name, value, may_be_zero) in [
+            (
+                "thread_inactivity_ttl (SKEIN_THREAD_INACTIVITY_TTL)",
+                r.thread_inactivity_ttl,
+                false,
+            ),
+            (
+                "thread_max_age (SKEIN_THREAD_MAX_AGE)",
+                r.thread_max_age,
+                false,
+            ),
+            ("deleted_grace (SKEIN_DELETED_GRACE)", r.deleted_grace, true),
+            ("response_ttl (SKEIN_RESPONSE_TTL)", r.response_ttl, false),
+            (
+                "incognito_ttl (SKEIN_INCOGNITO_TTL)",
+                r.incognito_ttl,
+                false,
+            ),
+            (
+                "sweep_interval (SKEIN_SWEEP_INTERVAL)",
+                r.sweep_interval,
+                true,
+            ),
+        ] {
+            if value > century {
+                bail!("retention.{name} must be at most 36500d");
+            }
+            if !may_be_zero && value <= TimeDelta::zero() {
+                bail!("retention.{name} must be longer than 0s");
+            }
+        }
         if self.rate_limit.window_secs == 0 {
             bail!("rate_limit.window_secs (SKEIN_RATE_LIMIT_WINDOW_SECS) must be at least 1");
         }
@@ -377,6 +425,31 @@ mod tests {
             let e = c.validate().unwrap_err().to_string();
             assert!(e.contains("SKEIN_CORS_ORIGINS"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn values_the_server_cannot_run_with_are_refused_by_name() {
+        for (name, value) in [
+            ("SKEIN_WORKERS", "0"),
+            ("SKEIN_DB_POOL_SIZE", "0"),
+            ("SKEIN_MAX_BODY_BYTES", "10"),
+            ("SKEIN_LEASE_TTL_SECS", "0"),
+            ("SKEIN_THREAD_MAX_AGE", "99999999d"),
+            ("SKEIN_RESPONSE_TTL", "0s"),
+            ("SKEIN_SWEEP_INTERVAL", "40000d"),
+        ] {
+            let mut c = Config::default();
+            c.apply_env(env(&[(name, value)])).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(name), "{name}={value}: {e}");
+        }
+        let mut c = Config::default();
+        c.apply_env(env(&[
+            ("SKEIN_DELETED_GRACE", "0s"),
+            ("SKEIN_WORKERS", "1"),
+        ]))
+        .unwrap();
+        assert!(c.validate().is_ok(), "no grace and one worker are fine");
     }
 
     const EXAMPLE: &str = include_str!("../../../skein.example.toml");

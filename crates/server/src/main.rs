@@ -288,6 +288,7 @@ fn config_check(config: &Config) -> anyhow::Result<()> {
 }
 
 fn open_store(config: &Config) -> anyhow::Result<Store> {
+    log::info!("connecting to {}", redact(&config.database_url));
     Store::open(
         &config.database_url,
         PoolOptions {
@@ -302,6 +303,7 @@ fn open_store(config: &Config) -> anyhow::Result<Store> {
 /// background threads that may still be opening a connection (inside libpq)
 /// when a short command exits.
 fn open_direct(config: &Config) -> anyhow::Result<DbConnection> {
+    log::info!("connecting to {}", redact(&config.database_url));
     skein_persistence::open_direct(&config.database_url, PoolOptions::default().busy_timeout)
         .with_context(|| format!("opening database {}", redact(&config.database_url)))
 }
