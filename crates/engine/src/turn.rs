@@ -1219,43 +1219,39 @@ async fn release(lease: &mut Option<LeaseGuard>) {
 /// [`chat_message`] makes a tool call or a tool result of. The others are
 /// kept in the thread but neither sent nor counted against the window.
 fn sendable(item: &ContextItem) -> bool {
-    let Some(value) = &item.item else {
-        return true;
-    };
-    let has = |name: &str| value.get(name).is_some_and(Value::is_string);
-    match value.get("type").and_then(Value::as_str) {
-        Some("function_call") => has("call_id") && has("name"),
-        Some("function_call_output") => has("call_id"),
-        _ => false,
-    }
+    item.item.as_ref().is_none_or(|v| tool_part(v).is_some())
 }
 
-/// A context item as a provider's message: a message, or a tool call or
-/// tool result made of a `function_call` or `function_call_output` item.
-/// Items of other types (reasoning, ...) are not sent: no provider takes
-/// them as they are stored.
-fn chat_message(c: &ContextItem) -> Option<ChatMessage> {
+/// The tool call or tool result a `function_call` or `function_call_output`
+/// item is; `None` for items of other types (reasoning, ...), which no
+/// provider takes as they are stored.
+fn tool_part(item: &Value) -> Option<ToolPart> {
     let text = |v: &Value| match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
+    let call_id = item.get("call_id")?.as_str()?.to_string();
+    match item.get("type").and_then(Value::as_str) {
+        Some("function_call") => Some(ToolPart::Call {
+            call_id,
+            name: item.get("name")?.as_str()?.to_string(),
+            arguments: item.get("arguments").map(text).unwrap_or_default(),
+        }),
+        Some("function_call_output") => Some(ToolPart::Output {
+            call_id,
+            output: item.get("output").map(output_text).unwrap_or_default(),
+        }),
+        _ => None,
+    }
+}
+
+/// A context item as a provider's message: a message, or the tool call or
+/// tool result of an item ([`tool_part`]); `None` for an item that is
+/// neither.
+fn chat_message(c: &ContextItem) -> Option<ChatMessage> {
     let tool = match &c.item {
         None => None,
-        Some(item) => {
-            let call_id = item.get("call_id")?.as_str()?.to_string();
-            match item.get("type").and_then(Value::as_str) {
-                Some("function_call") => Some(ToolPart::Call {
-                    call_id,
-                    name: item.get("name")?.as_str()?.to_string(),
-                    arguments: item.get("arguments").map(text).unwrap_or_default(),
-                }),
-                Some("function_call_output") => Some(ToolPart::Output {
-                    call_id,
-                    output: item.get("output").map(output_text).unwrap_or_default(),
-                }),
-                _ => return None,
-            }
-        }
+        Some(item) => Some(tool_part(item)?),
     };
     let role = match tool {
         Some(ToolPart::Output { .. }) => Role::Tool,

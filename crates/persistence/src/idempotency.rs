@@ -103,28 +103,10 @@ pub fn claim(
         if taken == 1 {
             return Ok(Claim::New);
         }
-        let (held, state, status, headers, body): (
-            String,
-            String,
-            Option<i32>,
-            Option<String>,
-            Option<Vec<u8>>,
-        ) = this
-            .select((
-                keys::fingerprint,
-                keys::state,
-                keys::status,
-                keys::headers,
-                keys::body,
-            ))
-            .first(conn)?;
-        if held != fingerprint {
-            return Ok(Claim::Reused);
-        }
-        if state != "done" {
-            return Ok(Claim::InProgress);
-        }
-        answer(status, headers, body).map(Claim::Replay)
+        // Held by another live request, or settled: as a retry reads it.
+        // (Gone in between, purged by a concurrent sweep: the client
+        // retries after Retry-After and claims it then.)
+        Ok(settled(conn, user, key, fingerprint, now)?.unwrap_or(Claim::InProgress))
     })
 }
 

@@ -137,10 +137,11 @@ fn to_u64(n: impl TryInto<u64>) -> u64 {
     n.try_into().unwrap_or(0)
 }
 
-/// Messages deleted per write transaction while purging: a few thousand
-/// rows, so that no purge transaction holds SQLite's write lock (or
-/// PostgreSQL's row locks) for long, however long the purged threads are.
-pub const MESSAGE_CHUNK: i64 = 2_000;
+/// Messages deleted per write transaction while purging: a thousand rows
+/// (each also leaves the search index), so that no purge transaction holds
+/// SQLite's write lock (or PostgreSQL's row locks) for long, however long
+/// the purged threads are.
+pub const MESSAGE_CHUNK: i64 = 1_000;
 
 /// Purges at most `batch` due threads (with their messages and responses)
 /// and at most `batch` expired responses. Candidates are found first

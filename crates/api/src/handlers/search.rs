@@ -8,7 +8,7 @@ use crate::extract::QueryParams;
 use actix_web::{get, web};
 use serde::{Deserialize, Serialize};
 use skein_domain::limits::DEFAULT_PAGE_SIZE;
-use skein_domain::search::{SearchQuery, MAX_QUERY_CHARS};
+use skein_domain::search::SearchQuery;
 use skein_persistence::search::{self, MessageSearch};
 use skein_persistence::Scope;
 use utoipa::{IntoParams, ToSchema};
@@ -114,12 +114,6 @@ pub async fn search_messages(
 ) -> Result<web::Json<SearchResponse>> {
     let q = query.0;
     let text = q.q.unwrap_or_default();
-    if text.chars().count() > MAX_QUERY_CHARS {
-        return Err(invalid(
-            "q",
-            format!("q must be at most {MAX_QUERY_CHARS} characters"),
-        ));
-    }
     let parsed = SearchQuery::parse(&text).map_err(|e| invalid("q", e.to_string()))?;
     if let Some(role) = &q.role {
         if role != "user" && role != "assistant" {
