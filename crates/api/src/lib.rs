@@ -54,6 +54,7 @@ fn routes(cfg: &mut ServiceConfig) {
         .service(threads::get_thread)
         .service(threads::update_thread)
         .service(threads::delete_thread)
+        .service(threads::fork_thread)
         .service(threads::pin_thread)
         .service(threads::unpin_thread)
         .service(threads::generate_thread_name)

@@ -31,6 +31,7 @@ pub use limits::Limits;
 pub use message::{item_kind, item_role, Message, MessagePatch, MessageRole, NewMessage};
 pub use metadata::{Metadata, MetadataError, MetadataLimits};
 pub use thread::{
-    fold_case, InvalidStateTransition, Lease, NewThread, Thread, ThreadPatch, ThreadState,
-    ThreadStatus, ThreadTitle, TitleError, WorkflowId, MAX_WORKFLOW_ID_CHARS,
+    fold_case, ForkPoint, ForkedFrom, InvalidStateTransition, Lease, NewThread, Thread,
+    ThreadPatch, ThreadState, ThreadStatus, ThreadTitle, TitleError, WorkflowId,
+    MAX_WORKFLOW_ID_CHARS,
 };

@@ -1,6 +1,8 @@
 //! The thread entity, its title, lifecycle and pinning rules.
 
-use crate::{AssistantId, DomainError, Limits, Metadata, OrganizationId, ThreadId, UserId};
+use crate::{
+    AssistantId, DomainError, Limits, MessageId, Metadata, OrganizationId, ThreadId, UserId,
+};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -254,6 +256,32 @@ pub struct Thread {
     pub expected_deletion_at: Option<DateTime<Utc>>,
     /// An assistant message arrived after the owner last read the thread.
     pub has_unread: bool,
+    /// The thread and message this thread was forked at (`None` for a
+    /// thread that is not a fork).
+    pub forked_from: Option<ForkedFrom>,
+}
+
+/// Where a fork starts: the parent thread and the last message it shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForkedFrom {
+    /// The parent thread.
+    pub thread_id: ThreadId,
+    /// The parent's last message the fork holds (`None`: the parent had no
+    /// message when it was forked).
+    pub message_id: Option<MessageId>,
+}
+
+/// What a fork takes over from its parent at the fork point.
+#[derive(Debug, Clone)]
+pub struct ForkPoint {
+    /// Where it forks.
+    pub from: ForkedFrom,
+    /// Messages the fork holds from the parent.
+    pub messages: i64,
+    /// Other conversation items it holds from the parent.
+    pub items: i64,
+    /// Creation time of the last message it holds.
+    pub last_message_at: Option<DateTime<Utc>>,
 }
 
 /// What a caller provides to create a thread (already parsed).
@@ -324,6 +352,48 @@ impl Thread {
                 .incognito_ttl
                 .and_then(|ttl| now.checked_add_signed(ttl)),
             has_unread: false,
+            forked_from: None,
+        }
+    }
+
+    /// A new thread `id` of the same owner holding this thread's history up
+    /// to `at` (a fork): open, inactive, unpinned and read, with its own
+    /// title and metadata (this thread's unless given), the same assistant,
+    /// visibility, and incognito deadline (a fork of an incognito thread
+    /// goes when its parent goes), no lease and no workflow label.
+    pub fn fork(
+        &self,
+        id: ThreadId,
+        at: ForkPoint,
+        title: Option<Option<ThreadTitle>>,
+        metadata: Option<Metadata>,
+        now: DateTime<Utc>,
+    ) -> Thread {
+        Thread {
+            id,
+            organization_id: self.organization_id.clone(),
+            user_id: self.user_id.clone(),
+            title: title.unwrap_or_else(|| self.title.clone()),
+            metadata: metadata.unwrap_or_else(|| self.metadata.clone()),
+            assistant_id: self.assistant_id.clone(),
+            status: ThreadStatus::Inactive,
+            state: ThreadState::Open,
+            message_count: at.messages,
+            item_count: at.items,
+            visible_in_ui: self.visible_in_ui,
+            last_model_used: self.last_model_used.clone(),
+            pinned_at: None,
+            created_at: now,
+            updated_at: now,
+            last_message_at: at.last_message_at,
+            deleted_at: None,
+            lease: None,
+            model_override: None,
+            workflow_id: None,
+            is_incognito: self.is_incognito,
+            expected_deletion_at: self.expected_deletion_at,
+            has_unread: false,
+            forked_from: Some(at.from),
         }
     }
 

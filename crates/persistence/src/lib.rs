@@ -10,6 +10,7 @@ pub mod assistants;
 pub mod connection;
 pub mod error;
 pub mod events;
+pub mod forks;
 pub mod idempotency;
 pub mod keys;
 mod keyset;

@@ -2,10 +2,11 @@
 //! newest-first history read used to build a model's context.
 
 use crate::connection::write_transaction;
-use crate::keyset::{with_keyset, Keyset};
+use crate::forks::{self, View};
+use crate::keyset::{with_keyset, Bound, Keyset};
 use crate::rows::{to_naive, to_utc, MessageRow, NewMessageRow, ThreadChangeset, MESSAGE_KIND};
 use crate::schema::{messages, threads};
-use crate::threads::{load_locked, save, visible_pk, ThreadKey};
+use crate::threads::{load_locked, save, visible_key, ThreadKey};
 use crate::{DbConnection, ListKind, ListOrder, Missing, Scope, StoreError};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -160,23 +161,30 @@ pub fn find_entry(
     message_id: &str,
     items: bool,
 ) -> Result<Message, StoreError> {
-    let pk = visible_pk(conn, scope, thread_id)?;
+    let key = visible_key(conn, scope, thread_id)?;
     let tid = ThreadId::parse(thread_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    load_message(conn, pk, message_id, items)?.into_message(tid)
+    forks::read(conn, key.pk, key.inherited_upto, |conn, view| {
+        load_message(conn, view, message_id, items)
+    })?
+    .into_message(tid)
 }
 
 fn cursor_seq(
     conn: &mut DbConnection,
-    thread_pk: i64,
+    view: &View,
     id: &str,
     items: bool,
 ) -> Result<i64, StoreError> {
-    let found: Option<(i64, String)> = messages::table
-        .filter(messages::thread_pk.eq(thread_pk))
-        .filter(messages::id.eq(id))
-        .select((messages::seq, messages::kind))
-        .first(conn)
-        .optional()?;
+    let found: Option<(i64, String)> = if view.is_plain() {
+        messages::table
+            .filter(messages::thread_pk.eq(view.pk()))
+            .filter(messages::id.eq(id))
+            .select((messages::seq, messages::kind))
+            .first(conn)
+            .optional()?
+    } else {
+        view.find(conn, id)?.map(|r| (r.seq, r.kind))
+    };
     found
         .filter(|(_, kind)| items || kind == MESSAGE_KIND)
         .map(|(seq, _)| seq)
@@ -194,16 +202,36 @@ pub fn list(
     thread_id: &str,
     query: &MessageQuery,
 ) -> Result<MessagePage, StoreError> {
-    let pk = visible_pk(conn, scope, thread_id)?;
+    let key = visible_key(conn, scope, thread_id)?;
+    let (rows, keyset) = forks::read(conn, key.pk, key.inherited_upto, |conn, view| {
+        page_rows(conn, view, query)
+    })?;
+    let (rows, has_more) = keyset.finish(rows);
+    let tid = ThreadId::parse(thread_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(MessagePage {
+        messages: rows
+            .into_iter()
+            .map(|r| r.into_message(tid.clone()))
+            .collect::<Result<_, _>>()?,
+        has_more,
+    })
+}
+
+/// The rows of one page of a view, in reading order, and the page's keyset.
+fn page_rows(
+    conn: &mut DbConnection,
+    view: &View,
+    query: &MessageQuery,
+) -> Result<(Vec<MessageRow>, Keyset), StoreError> {
     let after = query
         .after
         .as_deref()
-        .map(|id| cursor_seq(conn, pk, id, query.items))
+        .map(|id| cursor_seq(conn, view, id, query.items))
         .transpose()?;
     let before = query
         .before
         .as_deref()
-        .map(|id| cursor_seq(conn, pk, id, query.items))
+        .map(|id| cursor_seq(conn, view, id, query.items))
         .transpose()?;
     let keyset = Keyset {
         after,
@@ -211,7 +239,30 @@ pub fn list(
         order: query.order,
         limit: query.limit,
     };
-    let all = messages::table.filter(messages::thread_pk.eq(pk));
+    if !view.is_plain() {
+        let (above, below) = match keyset.bound() {
+            Bound::None => (i64::MIN, i64::MAX),
+            Bound::Above(k) => (k, i64::MAX),
+            Bound::Below(k) => (i64::MIN, k),
+        };
+        let want = usize::try_from(keyset.fetch()).unwrap_or(usize::MAX);
+        let mut rows = Vec::new();
+        view.walk(
+            conn,
+            above,
+            below,
+            keyset.reads_ascending(),
+            query.limit + 1,
+            |row| {
+                if query.items || row.kind == MESSAGE_KIND {
+                    rows.push(row);
+                }
+                Ok(rows.len() < want)
+            },
+        )?;
+        return Ok((rows, keyset));
+    }
+    let all = messages::table.filter(messages::thread_pk.eq(view.pk()));
     let rows: Vec<MessageRow> = if query.items {
         with_keyset!(all, messages::seq, keyset, |q| q
             .select(MessageRow::as_select())
@@ -224,31 +275,48 @@ pub fn list(
             |q| q.select(MessageRow::as_select()).load(conn)?
         )
     };
-    let (rows, has_more) = keyset.finish(rows);
-    let tid = ThreadId::parse(thread_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok(MessagePage {
-        messages: rows
-            .into_iter()
-            .map(|r| r.into_message(tid.clone()))
-            .collect::<Result<_, _>>()?,
-        has_more,
-    })
+    Ok((rows, keyset))
 }
 
 fn load_message(
     conn: &mut DbConnection,
-    thread_pk: i64,
+    view: &View,
     message_id: &str,
     items: bool,
 ) -> Result<MessageRow, StoreError> {
-    messages::table
-        .filter(messages::thread_pk.eq(thread_pk))
-        .filter(messages::id.eq(message_id))
-        .select(MessageRow::as_select())
-        .first(conn)
-        .optional()?
+    let found = if view.is_plain() {
+        messages::table
+            .filter(messages::thread_pk.eq(view.pk()))
+            .filter(messages::id.eq(message_id))
+            .select(MessageRow::as_select())
+            .first(conn)
+            .optional()?
+    } else {
+        view.find(conn, message_id)?
+    };
+    found
         .filter(|row| items || row.kind == MESSAGE_KIND)
         .ok_or_else(|| StoreError::NotFound(Missing::Message(message_id.to_string())))
+}
+
+/// The caller's message (or item) in a thread being written, made the
+/// thread's own: inherited history is copied first if the message is
+/// inherited, and threads that show the message get their copies. Returns
+/// the row to write and the thread's view afterwards.
+fn writable_row(
+    conn: &mut DbConnection,
+    key: ThreadKey,
+    message_id: &str,
+    items: bool,
+) -> Result<(MessageRow, View), StoreError> {
+    let view = View::load(conn, key.pk, key.inherited_upto)?;
+    let row = load_message(conn, &view, message_id, items)?;
+    let view = forks::prepare_write(conn, view, row.seq, row.seq)?;
+    if row.thread_pk == key.pk {
+        return Ok((row, view));
+    }
+    // Copied just now: the thread's own copy.
+    Ok((load_message(conn, &view, message_id, items)?, view))
 }
 
 /// Changes one message of an open thread.
@@ -265,7 +333,7 @@ where
     write_transaction(conn, |conn| {
         let (key, thread) = load_locked(conn, scope, thread_id)?;
         thread.check_writable()?;
-        let row = load_message(conn, key.pk, message_id, false)?;
+        let (row, _) = writable_row(conn, key, message_id, false)?;
         let pk = row.pk;
         let current = row.into_message(thread.id.clone())?;
         let next = change(&current)?;
@@ -311,7 +379,7 @@ where
     write_transaction(conn, |conn| {
         let (key, thread) = load_locked(conn, scope, thread_id)?;
         thread.check_writable()?;
-        let row = load_message(conn, key.pk, message_id, items)?;
+        let (row, view) = writable_row(conn, key, message_id, items)?;
         check(&row.clone().into_message(thread.id.clone())?)?;
         diesel::delete(messages::table.filter(messages::pk.eq(row.pk))).execute(conn)?;
         if row.kind != MESSAGE_KIND {
@@ -319,13 +387,7 @@ where
             save(conn, key.pk, &next)?;
             return Ok(next);
         }
-        let newest: Option<NaiveDateTime> = messages::table
-            .filter(messages::thread_pk.eq(key.pk))
-            .filter(messages::kind.eq(MESSAGE_KIND))
-            .order(messages::seq.desc())
-            .select(messages::created_at)
-            .first(conn)
-            .optional()?;
+        let newest = newest_message(conn, &view)?.map(|(_, _, at)| at);
         let next = thread.record_removed(newest.map(to_utc), now)?;
         save(conn, key.pk, &next)?;
         if row.role == MessageRole::Assistant.as_str() && thread.has_unread {
@@ -334,6 +396,32 @@ where
         }
         Ok(next)
     })
+}
+
+/// The newest message (not item) of a view: its sequence number, id and
+/// creation time.
+pub(crate) fn newest_message(
+    conn: &mut DbConnection,
+    view: &View,
+) -> Result<Option<(i64, String, NaiveDateTime)>, StoreError> {
+    if view.is_plain() {
+        return Ok(messages::table
+            .filter(messages::thread_pk.eq(view.pk()))
+            .filter(messages::kind.eq(MESSAGE_KIND))
+            .order(messages::seq.desc())
+            .select((messages::seq, messages::id, messages::created_at))
+            .first(conn)
+            .optional()?);
+    }
+    let mut found = None;
+    view.walk(conn, i64::MIN, i64::MAX, false, 8, |row| {
+        if row.kind == MESSAGE_KIND {
+            found = Some((row.seq, row.id, row.created_at));
+            return Ok(false);
+        }
+        Ok(true)
+    })?;
+    Ok(found)
 }
 
 /// The thread's stored turns, newest first, as the items of a model's
@@ -352,15 +440,16 @@ pub fn history_newest_first<F>(
 where
     F: FnMut(ContextItem) -> bool,
 {
-    let pk = visible_pk(conn, scope, thread_id)?;
-    history_at(conn, pk, i64::MAX, chunk, take)
+    let key = visible_key(conn, scope, thread_id)?;
+    history_at(conn, key.pk, key.inherited_upto, i64::MAX, chunk, take)
 }
 
-/// [`history_newest_first`] for a thread already looked up (by row id),
-/// from the messages before sequence number `before`.
+/// [`history_newest_first`] for a thread already looked up (by row id and
+/// what it inherits), from the messages before sequence number `before`.
 pub(crate) fn history_at<F>(
     conn: &mut DbConnection,
     pk: i64,
+    inherited_upto: Option<i64>,
     before: i64,
     chunk: u32,
     mut take: F,
@@ -368,6 +457,19 @@ pub(crate) fn history_at<F>(
 where
     F: FnMut(ContextItem) -> bool,
 {
+    if inherited_upto.is_some() {
+        return forks::read(conn, pk, inherited_upto, |conn, view| {
+            view.walk(conn, i64::MIN, before, false, chunk, |r| {
+                Ok(take(context_item(
+                    r.id,
+                    r.role,
+                    r.content,
+                    r.token_count,
+                    &r.kind,
+                )?))
+            })
+        });
+    }
     // One statement shape for every chunk (no boxed query), so that it is
     // prepared once per connection. Chunks double (up to MAX_CHUNK), so a
     // long history takes few round trips and at most twice what it needs.
@@ -407,9 +509,29 @@ where
 pub(crate) fn oldest_at(
     conn: &mut DbConnection,
     pk: i64,
+    inherited_upto: Option<i64>,
     before: i64,
     limit: u32,
 ) -> Result<Vec<ContextItem>, StoreError> {
+    if inherited_upto.is_some() {
+        let mut items = Vec::new();
+        let want = limit as usize;
+        forks::read(conn, pk, inherited_upto, |conn, view| {
+            view.walk(conn, i64::MIN, before, true, limit, |r| {
+                if items.len() < want {
+                    items.push(context_item(
+                        r.id,
+                        r.role,
+                        r.content,
+                        r.token_count,
+                        &r.kind,
+                    )?);
+                }
+                Ok(items.len() < want)
+            })
+        })?;
+        return Ok(items);
+    }
     let rows: Vec<(String, String, String, i64, String)> = messages::table
         .filter(messages::thread_pk.eq(pk))
         .filter(messages::seq.lt(before))
@@ -434,19 +556,17 @@ pub(crate) fn oldest_at(
 pub(crate) fn totals_at(
     conn: &mut DbConnection,
     pk: i64,
+    inherited_upto: Option<i64>,
     before: i64,
 ) -> Result<(u64, u64), StoreError> {
-    use diesel::dsl::{count_star, sql};
-    let (count, tokens): (i64, i64) = messages::table
-        .filter(messages::thread_pk.eq(pk))
-        .filter(messages::seq.lt(before))
-        .select((
-            count_star(),
-            sql::<diesel::sql_types::BigInt>("CAST(COALESCE(SUM(token_count), 0) AS BIGINT)"),
-        ))
-        .first(conn)?;
+    let totals = forks::read(conn, pk, inherited_upto, |conn, view| {
+        view.totals_from(conn, i64::MIN, before)
+    })?;
     let unsigned = |n: i64| u64::try_from(n).unwrap_or(0);
-    Ok((unsigned(count), unsigned(tokens)))
+    Ok((
+        unsigned(totals.messages + totals.items),
+        unsigned(totals.tokens),
+    ))
 }
 
 /// A stored message or item as an item of a model's context.
@@ -477,4 +597,4 @@ fn context_item(
 }
 
 /// The largest chunk of a history read.
-const MAX_CHUNK: u32 = 1024;
+const MAX_CHUNK: u32 = forks::MAX_CHUNK;

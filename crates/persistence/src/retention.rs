@@ -26,7 +26,7 @@
 use crate::connection::write_transaction;
 use crate::locks::{self, Wait};
 use crate::rows::to_naive;
-use crate::schema::{messages, responses, threads};
+use crate::schema::{messages, responses, thread_segments, threads};
 use crate::{DbConnection, StoreError};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -133,6 +133,16 @@ macro_rules! purgeable_thread {
     };
 }
 
+/// No fork shows any of the thread's rows (they were copied into the forks
+/// first; a thread still shown waits for the next run).
+macro_rules! not_shown_by_forks {
+    () => {
+        diesel::dsl::not(diesel::dsl::exists(
+            thread_segments::table.filter(thread_segments::source_pk.eq(threads::pk)),
+        ))
+    };
+}
+
 fn to_u64(n: impl TryInto<u64>) -> u64 {
     n.try_into().unwrap_or(0)
 }
@@ -174,6 +184,17 @@ pub fn purge_batch(
         .load(conn)?;
     let mut counts = PurgeCounts::default();
     if !candidates.is_empty() {
+        // Forks that show history of these threads get their own copy
+        // first, one fork per short transaction: a purged parent never
+        // takes a live fork's history with it.
+        let dependents: Vec<i64> = thread_segments::table
+            .filter(thread_segments::source_pk.eq_any(&candidates))
+            .select(thread_segments::thread_pk)
+            .distinct()
+            .load(conn)?;
+        for fork in dependents {
+            write_transaction(conn, |conn| crate::forks::materialize(conn, fork))?;
+        }
         loop {
             let deleted = write_transaction(conn, |conn| -> Result<u64, StoreError> {
                 let chunk: Vec<i64> = messages::table
@@ -206,6 +227,7 @@ pub fn purge_batch(
             let due: Vec<(i64, String, String)> = threads::table
                 .filter(threads::pk.eq_any(&candidates))
                 .filter(purgeable_thread!(c))
+                .filter(not_shown_by_forks!())
                 .select((threads::pk, threads::organization_id, threads::id))
                 .load(conn)?;
             purge_threads(conn, &due)
@@ -265,6 +287,8 @@ fn purge_threads(
         );
     }
     crate::events::purge_threads(conn, &pks)?;
+    diesel::delete(thread_segments::table.filter(thread_segments::thread_pk.eq_any(&pks)))
+        .execute(conn)?;
     counts.threads =
         to_u64(diesel::delete(threads::table.filter(threads::pk.eq_any(&pks))).execute(conn)?);
     Ok(counts)

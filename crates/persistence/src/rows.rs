@@ -5,9 +5,9 @@ use crate::StoreError;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use skein_domain::{
-    clock, fold_case, Assistant, AssistantId, AssistantName, Instructions, Lease, Message,
-    MessageId, MessageRole, Metadata, OrganizationId, Temperature, Thread, ThreadId, ThreadState,
-    ThreadStatus, ThreadTitle, UserId,
+    clock, fold_case, Assistant, AssistantId, AssistantName, ForkedFrom, Instructions, Lease,
+    Message, MessageId, MessageRole, Metadata, OrganizationId, Temperature, Thread, ThreadId,
+    ThreadState, ThreadStatus, ThreadTitle, UserId,
 };
 
 /// Stored timestamps are naive UTC.
@@ -78,6 +78,12 @@ pub struct ThreadRow {
     pub unread: bool,
     /// Conversation items that are not messages.
     pub item_count: i64,
+    /// A fork's parent and fork message (JSON).
+    pub forked_from: Option<String>,
+    /// The highest sequence number the thread shows from other threads'
+    /// rows (a fork whose shared history is not copied); `None` when it
+    /// holds all it shows.
+    pub inherited_upto: Option<i64>,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -141,8 +147,36 @@ impl TryFrom<ThreadRow> for Thread {
             is_incognito: r.is_incognito,
             expected_deletion_at: r.expected_deletion_at.map(to_utc),
             has_unread: r.unread,
+            forked_from: r.forked_from.as_deref().map(stored_fork).transpose()?,
         })
     }
+}
+
+/// How `threads.forked_from` stores a fork's origin.
+fn fork_json(f: &ForkedFrom) -> String {
+    serde_json::json!({
+        "thread_id": f.thread_id.as_str(),
+        "message_id": f.message_id.as_ref().map(MessageId::as_str),
+    })
+    .to_string()
+}
+
+fn stored_fork(text: &str) -> Result<ForkedFrom, StoreError> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| corrupt("forked_from", e))?;
+    let thread_id = v["thread_id"]
+        .as_str()
+        .map(|t| ThreadId::parse(t.to_string()))
+        .ok_or_else(|| corrupt("forked_from", "no thread_id"))?
+        .map_err(|e| corrupt("forked_from", e))?;
+    let message_id = v["message_id"]
+        .as_str()
+        .map(|m| MessageId::parse(m.to_string()))
+        .transpose()
+        .map_err(|e| corrupt("forked_from", e))?;
+    Ok(ForkedFrom {
+        thread_id,
+        message_id,
+    })
 }
 
 fn stored_metadata(text: &str) -> Result<Metadata, StoreError> {
@@ -194,6 +228,8 @@ pub struct NewThreadRow<'a> {
     pub is_incognito: bool,
     /// When an incognito thread goes.
     pub expected_deletion_at: Option<NaiveDateTime>,
+    /// A fork's parent and fork message (JSON).
+    pub forked_from: Option<String>,
 }
 
 impl<'a> From<&'a Thread> for NewThreadRow<'a> {
@@ -215,6 +251,7 @@ impl<'a> From<&'a Thread> for NewThreadRow<'a> {
             workflow_id: t.workflow_id.as_deref(),
             is_incognito: t.is_incognito,
             expected_deletion_at: t.expected_deletion_at.map(to_naive),
+            forked_from: t.forked_from.as_ref().map(fork_json),
         }
     }
 }

@@ -86,6 +86,17 @@ diesel::table! {
         last_read_at -> Nullable<Timestamp>,
         changed_us -> BigInt,
         item_count -> BigInt,
+        forked_from -> Nullable<Text>,
+        inherited_upto -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    thread_segments (thread_pk, source_pk) {
+        thread_pk -> BigInt,
+        source_pk -> BigInt,
+        after_seq -> BigInt,
+        upto_seq -> BigInt,
     }
 }
 
@@ -184,4 +195,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     messages,
     responses,
     title_grams,
+    thread_segments,
 );

@@ -510,6 +510,9 @@ pub(crate) struct ThreadKey {
     pub(crate) last_seq: i64,
     /// Created by a first response whose turn is not saved yet.
     pub(crate) provisional: bool,
+    /// The highest sequence number it shows from other threads' rows (a
+    /// fork), if any: see [`crate::forks`].
+    pub(crate) inherited_upto: Option<i64>,
 }
 
 /// The one lookup of "the caller's live thread `id`" behind every
@@ -546,6 +549,7 @@ fn load_live(
         pk: row.pk,
         last_seq: row.last_seq,
         provisional: row.provisional,
+        inherited_upto: row.inherited_upto,
     };
     let thread = Thread::try_from(row)?;
     if scope.live.is_none_or(|l| l.admits(&thread)) {
@@ -758,13 +762,13 @@ pub fn organizations_holding(
         .collect()
 }
 
-/// The row id of the caller's live thread, for reads of its messages.
-pub(crate) fn visible_pk(
+/// Where the caller's live thread is stored, for reads of its messages.
+pub(crate) fn visible_key(
     conn: &mut DbConnection,
     scope: &Scope,
     id: &str,
-) -> Result<i64, StoreError> {
-    Ok(load_live(conn, scope, id, false)?.0.pk)
+) -> Result<ThreadKey, StoreError> {
+    Ok(load_live(conn, scope, id, false)?.0)
 }
 
 fn cursor_pk(

@@ -9,7 +9,7 @@ use crate::messages::{append_and_save, history_at, oldest_at};
 use crate::responses::{self, StoredResponse};
 use crate::rows::to_naive;
 use crate::schema::threads;
-use crate::threads::{insert_if_absent, load_locked, save};
+use crate::threads::{insert_if_absent, load_locked, save, ThreadKey};
 use crate::{assistants, DbConnection, Scope, StoreError};
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;
@@ -79,6 +79,8 @@ pub struct OpenedTurn<P> {
 #[derive(Debug, Clone)]
 pub struct History {
     pk: i64,
+    /// What the thread inherits (a fork), see [`crate::forks`].
+    inherited_upto: Option<i64>,
     /// Only messages before this sequence number (a rewind's cut).
     before: i64,
 }
@@ -100,12 +102,12 @@ impl History {
     where
         F: FnMut(ContextItem) -> bool,
     {
-        history_at(conn, self.pk, self.before, chunk, take)
+        history_at(conn, self.pk, self.inherited_upto, self.before, chunk, take)
     }
 
     /// How many messages and items the history holds, and their tokens.
     pub fn totals(&self, conn: &mut DbConnection) -> Result<(u64, u64), StoreError> {
-        crate::messages::totals_at(conn, self.pk, self.before)
+        crate::messages::totals_at(conn, self.pk, self.inherited_upto, self.before)
     }
 
     /// The first `limit` messages, oldest first.
@@ -114,7 +116,7 @@ impl History {
         conn: &mut DbConnection,
         limit: u32,
     ) -> Result<Vec<ContextItem>, StoreError> {
-        oldest_at(conn, self.pk, self.before, limit)
+        oldest_at(conn, self.pk, self.inherited_upto, self.before, limit)
     }
 }
 
@@ -158,7 +160,7 @@ where
         };
         let (bound, assistant) = bind_assistant(conn, scope, start, current, limits, now)?;
         let rewind_from = match &start.rewind {
-            Some(r) => Some(rewind_point(conn, key.pk, r)?),
+            Some(r) => Some(rewind_point(conn, key, r)?),
             None => None,
         };
         let plan = plan(&bound, assistant.as_ref())?;
@@ -169,7 +171,7 @@ where
         // its rewind removes).
         let after_rewind = match rewind_from {
             Some(from) => {
-                let (messages, items) = entries_from(conn, key.pk, from)?;
+                let (messages, items) = entries_from(conn, key.pk, key.inherited_upto, from)?;
                 leased.record_rewound(messages, items)
             }
             None => leased.clone(),
@@ -192,6 +194,7 @@ where
             plan,
             history: History {
                 pk: key.pk,
+                inherited_upto: key.inherited_upto,
                 before: rewind_from.unwrap_or(i64::MAX),
             },
             rewind_from,
@@ -295,8 +298,9 @@ where
     let history = match key {
         Some(key) => Some(History {
             pk: key.pk,
+            inherited_upto: key.inherited_upto,
             before: match &start.rewind {
-                Some(r) => rewind_point(conn, key.pk, r)?,
+                Some(r) => rewind_point(conn, key, r)?,
                 None => i64::MAX,
             },
         }),
@@ -306,7 +310,7 @@ where
     if checked {
         let after_rewind = match &history {
             Some(h) if h.before != i64::MAX => {
-                let (messages, items) = entries_from(conn, h.pk, h.before)?;
+                let (messages, items) = entries_from(conn, h.pk, h.inherited_upto, h.before)?;
                 bound.record_rewound(messages, items)
             }
             _ => bound,
@@ -322,16 +326,16 @@ where
 /// message, or the message itself for an edit (a user message only).
 fn rewind_point(
     conn: &mut DbConnection,
-    thread_pk: i64,
+    key: ThreadKey,
     rewind: &Rewind,
 ) -> Result<i64, StoreError> {
-    let found: Option<(i64, String)> = crate::schema::messages::table
-        .filter(crate::schema::messages::thread_pk.eq(thread_pk))
-        .filter(crate::schema::messages::id.eq(&rewind.message_id))
-        .filter(crate::schema::messages::kind.eq(crate::rows::MESSAGE_KIND))
-        .select((crate::schema::messages::seq, crate::schema::messages::role))
-        .first(conn)
-        .optional()?;
+    let found: Option<(i64, String)> =
+        crate::forks::read(conn, key.pk, key.inherited_upto, |conn, view| {
+            Ok(view
+                .find(conn, &rewind.message_id)?
+                .filter(|r| r.kind == crate::rows::MESSAGE_KIND)
+                .map(|r| (r.seq, r.role)))
+        })?;
     let (seq, role) = found
         .ok_or_else(|| StoreError::NotFound(crate::Missing::Message(rewind.message_id.clone())))?;
     if !rewind.replace {
@@ -348,18 +352,17 @@ fn rewind_point(
 
 /// How many messages and how many other conversation items a thread holds
 /// from sequence number `from` on (what a rewind removes).
-fn entries_from(conn: &mut DbConnection, pk: i64, from: i64) -> Result<(u32, u32), StoreError> {
-    use crate::schema::messages;
-    let at = messages::table
-        .filter(messages::thread_pk.eq(pk))
-        .filter(messages::seq.ge(from));
-    let all: i64 = at.count().get_result(conn)?;
-    let items: i64 = at
-        .filter(messages::kind.ne(crate::rows::MESSAGE_KIND))
-        .count()
-        .get_result(conn)?;
+fn entries_from(
+    conn: &mut DbConnection,
+    pk: i64,
+    inherited_upto: Option<i64>,
+    from: i64,
+) -> Result<(u32, u32), StoreError> {
+    let totals = crate::forks::read(conn, pk, inherited_upto, |conn, view| {
+        view.totals_from(conn, from, i64::MAX)
+    })?;
     let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
-    Ok((count(all - items), count(items)))
+    Ok((count(totals.messages), count(totals.items)))
 }
 
 /// [`open`] without a plan: takes the lease (creating the thread on first
@@ -419,7 +422,12 @@ pub fn commit(
                     Some(from) => {
                         use crate::schema::messages;
                         // Items that are not messages go too, counted apart.
-                        let (messages_removed, items_removed) = entries_from(conn, key.pk, from)?;
+                        let (messages_removed, items_removed) =
+                            entries_from(conn, key.pk, key.inherited_upto, from)?;
+                        // A cut into inherited history copies it first, and
+                        // forks showing the removed messages keep them.
+                        let view = crate::forks::View::load(conn, key.pk, key.inherited_upto)?;
+                        crate::forks::prepare_write(conn, view, from, i64::MAX)?;
                         diesel::delete(
                             messages::table
                                 .filter(messages::thread_pk.eq(key.pk))

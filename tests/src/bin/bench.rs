@@ -4,7 +4,7 @@
 //! the sections of docs/benchmarks.md (`BENCH_SECTIONS` picks some): load
 //! (`wrk` at 1 and 32 connections, every common operation, `/healthz` as the
 //! ceiling), history, gateway, context, counting, rewind, openai (the OpenAI
-//! dialect beside Freddy's), reconnect, events, replicas, sidebar (search and
+//! dialect beside Freddy's), retries, forks, reconnect, events, replicas, sidebar (search and
 //! unread on 1M threads) and idle (memory at rest on a large database).
 //! Prints Markdown tables for docs/benchmarks.md.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -16,6 +16,8 @@ use skein_persistence::Backend;
 use skein_tests::Server;
 use std::time::{Duration, Instant};
 
+#[path = "bench/forks.rs"]
+mod forks;
 #[path = "bench/load.rs"]
 mod load;
 #[path = "bench/openai.rs"]
@@ -113,6 +115,9 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
     if section("retries") {
         retries::idempotency(&base, &key, requests.min(2_000));
     }
+    if section("forks") {
+        forks::forks(&base, &key, &|thread, n| seeder.append(thread, n), 200);
+    }
     let (rss, peak) = server.memory_kib();
     println!(
         "\nServer memory at the end of the {} run: RSS {:.1} MiB, peak (VmHWM) **{:.1} MiB**.\n",
@@ -157,7 +162,7 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
 
 /// Whether `BENCH_SECTIONS` (a comma-separated list; all when unset) names
 /// this section: load, history, gateway, context, counting, rewind, openai,
-/// retries, reconnect, events, replicas (PostgreSQL only), sidebar, search, idle.
+/// retries, forks, reconnect, events, replicas (PostgreSQL only), sidebar, search, idle.
 fn section(name: &str) -> bool {
     std::env::var("BENCH_SECTIONS")
         .map(|v| v.split(',').any(|s| s.trim() == name))

@@ -104,6 +104,36 @@ pub struct CreateThreadRequest {
     pub is_incognito: Option<bool>,
 }
 
+/// Body of `POST /v1/threads/{thread_id}/fork`. Every field is optional.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(example = json!({"message_id": "msg_2b7QmVx9LkPz0cRt4YsNa1Hd", "title": "Try the other plan"}))]
+pub struct ForkThreadRequest {
+    /// The parent's message the fork ends with (it holds the parent's
+    /// messages up to and including this one). Default: the parent's newest
+    /// message.
+    #[serde(default, alias = "messageId")]
+    pub message_id: Option<String>,
+    /// The fork's title (default: the parent's; `""`: none).
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub title: Option<String>,
+    /// The fork's metadata (default: the parent's), same limits as on
+    /// creation.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// Where a fork comes from (`forked_from` of a thread).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ForkedFromDto {
+    /// The parent thread.
+    pub thread_id: String,
+    /// The parent's last message the fork holds (null when the parent had
+    /// no message).
+    pub message_id: Option<String>,
+}
+
 /// Body of `PATCH /v1/threads/{thread_id}`. Absent and `null` fields are left
 /// as they are; `"title": ""` clears the title; metadata merges, and a key
 /// set to `null` is removed.
@@ -138,7 +168,8 @@ pub struct UpdateThreadRequest {
     "organization_id": "org_12345", "user_id": "usr_abc123", "title": "Support chat",
     "status": "inactive", "state": "open", "message_count": 0, "visible_in_ui": true,
     "last_model_used": null, "is_pinned": false, "pinned_at": null, "space_ids": [],
-    "workflow_id": null, "is_incognito": false, "expected_deletion_at": null, "has_unread": false
+    "workflow_id": null, "is_incognito": false, "expected_deletion_at": null, "has_unread": false,
+    "forked_from": null
 }))]
 pub struct ThreadResponse {
     /// Thread id.
@@ -193,6 +224,9 @@ pub struct ThreadResponse {
     /// thread read (`POST /v1/threads/{thread_id}/read`), or the thread was
     /// never read and holds one.
     pub has_unread: bool,
+    /// The thread and message this thread was forked at
+    /// (`POST /v1/threads/{thread_id}/fork`); null for other threads.
+    pub forked_from: Option<ForkedFromDto>,
     /// Only on soft-deleted threads (listed with `include_deleted=true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(format = DateTime)]
@@ -224,6 +258,10 @@ impl From<Thread> for ThreadResponse {
             is_incognito: t.is_incognito,
             expected_deletion_at: t.expected_deletion_at.map(timestamp),
             has_unread: t.has_unread,
+            forked_from: t.forked_from.map(|f| ForkedFromDto {
+                thread_id: f.thread_id.into_string(),
+                message_id: f.message_id.map(|m| m.into_string()),
+            }),
             deleted_at: t.deleted_at.map(timestamp),
         }
     }

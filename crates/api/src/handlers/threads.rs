@@ -3,9 +3,9 @@
 use crate::auth::Caller;
 use crate::dto::content::require_text;
 use crate::dto::{
-    CreateThreadRequest, DeleteAllResponse, GenerateNameQuery, GenerateNameRequest,
-    GenerateNameResponse, ListThreadsQuery, OrganizationQuery, PinResponse, ThreadListResponse,
-    ThreadResponse, UpdateThreadRequest,
+    CreateThreadRequest, DeleteAllResponse, ForkThreadRequest, GenerateNameQuery,
+    GenerateNameRequest, GenerateNameResponse, ListThreadsQuery, OrganizationQuery, PinResponse,
+    ThreadListResponse, ThreadResponse, UpdateThreadRequest,
 };
 use crate::error::{ApiError, ErrorResponse, FieldError};
 use crate::etag::Conditions;
@@ -366,6 +366,70 @@ fn pin_response(thread: Thread, message: &str) -> PinResponse {
         pinned_at: thread.pinned_at.map(crate::dto::timestamp),
         message: message.into(),
     }
+}
+
+/// Fork a thread.
+///
+/// Creates a thread of the caller that holds the parent's messages up to
+/// and including `message_id` (default: the parent's newest message), then
+/// its own. Nothing is copied: a fork of a 10,000-message thread costs what
+/// a fork of a 10-message one does. Later edits, deletes and rewinds in
+/// either thread never show in the other, and a fork keeps its history when
+/// the parent is deleted and purged. The fork takes the parent's title,
+/// metadata, assistant, visibility and incognito deadline unless the body
+/// gives a title or metadata; it starts open, unpinned and read.
+#[utoipa::path(
+    tag = "threads",
+    operation_id = "fork_thread",
+    request_body = ForkThreadRequest,
+    params(("thread_id" = String, Path, description = "The parent thread"), OrganizationQuery),
+    responses(
+        (status = 201, description = "The fork, with `forked_from`", body = ThreadResponse),
+        (status = 400, description = "Malformed JSON (`INVALID_JSON`)", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid credentials", body = ErrorResponse),
+        (status = 403, description = "`ORGANIZATION_ACCESS_DENIED`", body = ErrorResponse),
+        (status = 404, description = "`THREAD_NOT_FOUND`, or `MESSAGE_NOT_FOUND` for a `message_id` the parent does not hold", body = ErrorResponse),
+        (status = 422, description = "`VALIDATION_ERROR` (title, metadata)", body = ErrorResponse),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
+#[post("/v1/threads/{thread_id}/fork")]
+pub async fn fork_thread(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: QueryParams<OrganizationQuery>,
+    body: JsonBody<ForkThreadRequest>,
+) -> Result<HttpResponse> {
+    let now = state.clock.now();
+    let id = path.into_inner();
+    let org = query.0.organization_id;
+    let body = body.0;
+    let limits = state.limits;
+    let title = parse_title(body.title, limits.max_title_chars)?;
+    let metadata = body
+        .metadata
+        .map(|m| Metadata::parse(m, &limits.metadata))
+        .transpose()
+        .map_err(DomainError::from)?;
+    let message_id = body.message_id;
+    let thread = caller
+        .run(move |conn, who| -> Result<Thread> {
+            let scope = who.thread_scope(conn, org.as_deref(), &id)?;
+            Ok(skein_persistence::forks::fork(
+                conn,
+                &scope,
+                &id,
+                message_id.as_deref(),
+                now,
+                |parent, at| Ok(parent.fork(ThreadId::generate(), at, title, metadata, now)),
+            )?)
+        })
+        .await?;
+    Ok(crate::etag::json(
+        HttpResponse::Created(),
+        &ThreadResponse::from(thread),
+    ))
 }
 
 /// Pin a thread.

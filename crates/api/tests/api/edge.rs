@@ -270,6 +270,13 @@ fn nul_bodies(method: &str, path: &str) -> Vec<(Value, Value)> {
                 json!(["body", "metadata", "k"]),
             ),
         ],
+        ("post", "/v1/threads/{thread_id}/fork") => vec![
+            (json!({"title": "a\u{0}b"}), json!(["body", "title"])),
+            (
+                json!({"message_id": "msg_\u{0}"}),
+                json!(["body", "message_id"]),
+            ),
+        ],
         ("patch", "/v1/threads/{thread_id}") => vec![(
             json!({"metadata": {"k": "v\u{0}"}}),
             json!(["body", "metadata", "k"]),

@@ -146,6 +146,7 @@ async fn no_endpoint_reaches_another_users_or_organizations_objects(backend: Bac
                     ("get" | "patch" | "delete", "/v1/threads/{thread_id}")
                     | ("post", "/v1/threads/{thread_id}/pin")
                     | ("post", "/v1/threads/{thread_id}/unpin")
+                    | ("post", "/v1/threads/{thread_id}/fork")
                     | ("post", "/v1/threads/{thread_id}/read")
                     | ("post", "/v1/threads/{thread_id}/generateName")
                     | ("get" | "post", "/v1/threads/{thread_id}/messages")

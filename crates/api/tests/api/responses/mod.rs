@@ -9,7 +9,7 @@ mod concurrency;
 pub mod fake_upstream;
 mod faults;
 mod reconnect;
-mod rewinds;
+pub mod rewinds;
 mod streaming;
 
 use serde_json::{json, Value};

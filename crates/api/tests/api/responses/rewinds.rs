@@ -18,7 +18,7 @@ skein_persistence::on_both_backends_async!(
 );
 
 /// `(id, role, text)` of the thread's messages, oldest first.
-async fn messages(app: &TestApp, key: &str, thread: &str) -> Vec<(String, String, String)> {
+pub async fn messages(app: &TestApp, key: &str, thread: &str) -> Vec<(String, String, String)> {
     let r = app.list_messages(key, thread, "order=asc&limit=100").await;
     assert_eq!(r.status, 200, "{}", r.body);
     r.body["data"]
@@ -39,7 +39,7 @@ async fn messages(app: &TestApp, key: &str, thread: &str) -> Vec<(String, String
         .collect()
 }
 
-fn texts(msgs: &[(String, String, String)]) -> Vec<&str> {
+pub fn texts(msgs: &[(String, String, String)]) -> Vec<&str> {
     msgs.iter().map(|(_, _, t)| t.as_str()).collect()
 }
 
