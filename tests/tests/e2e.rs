@@ -19,12 +19,18 @@ const SCRIPT_DEADLINE: Duration = Duration::from_secs(300);
 
 #[path = "e2e/edge.rs"]
 mod edge;
+#[path = "e2e/examples.rs"]
+mod examples;
 #[path = "e2e/first_use.rs"]
 mod first_use;
+#[path = "e2e/metrics.rs"]
+mod metrics;
 #[path = "e2e/replicas.rs"]
 mod replicas;
 #[path = "e2e/streams.rs"]
 mod streams;
+#[path = "e2e/transfer.rs"]
+mod transfer;
 
 skein_persistence::on_both_backends!(
     the_binary_serves_the_threads_api_and_shuts_down_gracefully,
@@ -581,14 +587,27 @@ fn organizations_users_and_memberships_are_managed_from_the_cli(backend: Backend
 }
 
 #[test]
-fn no_key_token_or_secret_ever_reaches_the_logs() {
+fn no_key_token_or_secret_ever_reaches_the_text_logs() {
+    secrets_stay_out_of_the_logs("text");
+}
+
+#[test]
+fn json_logs_parse_line_by_line_name_the_request_and_hold_no_secret() {
+    secrets_stay_out_of_the_logs("json");
+}
+
+fn secrets_stay_out_of_the_logs(format: &str) {
     use jsonwebtoken::{encode, EncodingKey, Header};
     let secret = "log-capture-secret-that-is-at-least-32-bytes";
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with(
         "sqlite://data/skein.db",
         dir.path(),
-        &[("SKEIN_JWT_SECRET", secret), ("SKEIN_LOG", "debug")],
+        &[
+            ("SKEIN_JWT_SECRET", secret),
+            ("SKEIN_LOG", "debug"),
+            ("SKEIN_LOG_FORMAT", format),
+        ],
     );
     let key = server.bootstrap_key.clone().unwrap();
     let user = server
@@ -630,6 +649,8 @@ fn no_key_token_or_secret_ever_reaches_the_logs() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 200);
+    let turn_request = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    let turn: Value = r.json().unwrap();
     let wrong_key = format!("{}{}", &key[..key.len() - 1], "Z");
     let r = http
         .get(server.url("/v1/threads"))
@@ -644,6 +665,48 @@ fn no_key_token_or_secret_ever_reaches_the_logs() {
         logs.contains("GET /v1/threads"),
         "the access log is there: {logs}"
     );
+    if format == "json" {
+        let records: Vec<Value> = logs
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        for r in &records {
+            for field in ["time", "level", "target", "message"] {
+                assert!(r[field].is_string(), "{field} in {r}");
+            }
+        }
+        // The access record of the model call: its fields, its request id.
+        let access = records
+            .iter()
+            .find(|r| r["target"] == "skein::access" && r["route"] == "/v1/model/response")
+            .expect("the model call's access record");
+        assert_eq!(access["request_id"], turn_request.as_str());
+        assert_eq!(access["method"], "POST");
+        assert_eq!(access["status"], 200);
+        assert!(access["latency_ms"].as_f64().unwrap() > 0.0, "{access}");
+        assert!(
+            access["organization"].as_str().unwrap().starts_with("org_"),
+            "{access}"
+        );
+        // The generation task logs under the request that started it.
+        let done = records
+            .iter()
+            .find(|r| {
+                r["message"].as_str().unwrap().contains(&format!(
+                    "response {} completed",
+                    turn["id"].as_str().unwrap()
+                ))
+            })
+            .expect("the generation task's record");
+        assert_eq!(done["request_id"], turn_request.as_str(), "{done}");
+        // A refused caller has no organization.
+        let refused = records
+            .iter()
+            .find(|r| r["target"] == "skein::access" && r["status"] == 401)
+            .unwrap();
+        assert_eq!(refused["organization"], "", "{refused}");
+        assert_eq!(refused["route"], "/v1/threads");
+    }
     let signature = token.rsplit('.').next().unwrap();
     for (what, secret_text) in [
         ("API key", key.as_str()),
@@ -734,7 +797,7 @@ fn the_sweeper_and_skein_purge_delete_what_is_due(backend: Backend) {
             .unwrap();
         // The counter moves with each batch; the log line comes once the
         // round is over (after one more, empty, batch).
-        if metrics.contains("skein_purged_threads_total 1\n")
+        if metrics.contains("skein_purged_rows_total{kind=\"threads\"} 1\n")
             && server.logs().contains("retention sweep purged 1 threads")
         {
             break;

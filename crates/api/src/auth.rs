@@ -217,6 +217,18 @@ impl Caller {
         }
     }
 
+    /// The caller's organizations (comma-separated) once a trip has
+    /// authenticated it, for the access log.
+    pub fn organizations(&self) -> Option<String> {
+        self.known.get().map(|who| {
+            who.organizations
+                .iter()
+                .map(|o| o.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+    }
+
     /// Fields such as `visible_in_ui` need a user token, not an API key.
     pub fn require_user_token(&self, field: &'static str) -> Result<(), ApiError> {
         match self.claim {
@@ -239,9 +251,16 @@ fn authenticate(
     limiter: &RateLimiter,
 ) -> Result<Identity, ApiError> {
     let within_budget = |conn: &mut DbConnection, identity: &str| {
-        limiter
-            .check(conn, identity)?
-            .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })
+        limiter.check(conn, identity)?.map_err(|retry_after_secs| {
+            // The budget's kind (`key` or `user`), never the identity.
+            let limit = if identity.starts_with("key:") {
+                "key"
+            } else {
+                "user"
+            };
+            metrics::counter!("skein_rate_limited_total", "limit" => limit).increment(1);
+            ApiError::RateLimited { retry_after_secs }
+        })
     };
     match claim {
         Claim::ApiKey(key) => {
@@ -340,7 +359,13 @@ impl FromRequest for Caller {
         if let Some(caller) = req.extensions().get::<Caller>() {
             return ready(Ok(caller.clone()));
         }
-        ready(claim_of(req))
+        let caller = claim_of(req);
+        if let Ok(c) = &caller {
+            // Later extractors reuse it, and the access log names the
+            // caller's organization once it is known.
+            req.extensions_mut().insert(c.clone());
+        }
+        ready(caller)
     }
 }
 

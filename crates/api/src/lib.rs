@@ -4,6 +4,7 @@
 //! envelope and the OpenAPI document. [`build_app`] is the one app builder
 //! used by the server, the tests and the spec generator alike.
 
+pub mod access_log;
 pub mod auth;
 pub mod dto;
 pub mod edge;
@@ -25,7 +26,7 @@ mod test_support;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::middleware::{from_fn, Logger};
+use actix_web::middleware::from_fn;
 use actix_web::{web, App};
 use utoipa::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -35,10 +36,6 @@ use utoipa_swagger_ui::SwaggerUi;
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use state::AppState;
-
-/// The access-log line: client, request line, status, size, time, request id.
-/// Headers (and so credentials) are never logged.
-pub const ACCESS_LOG_FORMAT: &str = r#"%a "%r" %s %b %Dms rid=%{x-request-id}o"#;
 
 /// Registers every documented endpoint.
 fn routes(cfg: &mut ServiceConfig) {
@@ -51,6 +48,7 @@ fn routes(cfg: &mut ServiceConfig) {
         // Before `/v1/threads/{thread_id}`, which would take their paths.
         .service(read_state::get_unread_threads)
         .service(read_state::get_thread_changes)
+        .service(handlers::export::export_threads)
         .service(threads::get_thread)
         .service(threads::update_thread)
         .service(threads::delete_thread)
@@ -128,11 +126,12 @@ fn cors(origins: &[String]) -> Option<actix_cors::Cors> {
 
 /// The OpenAPI document, as generated from the handlers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, api) = App::new()
+    let (_, mut api) = App::new()
         .into_utoipa_app()
         .openapi(openapi::ApiDoc::openapi())
         .configure(routes)
         .split_for_parts();
+    utoipa::Modify::modify(&openapi::ErrorExamples, &mut api);
     api
 }
 
@@ -161,6 +160,8 @@ pub fn build_app(
         .app_data(metrics)
         .configure(routes)
         .split_for_parts();
+    let mut api = api;
+    utoipa::Modify::modify(&openapi::ErrorExamples, &mut api);
     app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
         .service(web::redirect("/docs", "/docs/"))
         .default_service(web::to(handlers::service::not_found))
@@ -180,5 +181,5 @@ pub fn build_app(
             cors.unwrap_or_default(),
         ))
         // Outermost, so the logged answer carries the request id.
-        .wrap(Logger::new(ACCESS_LOG_FORMAT))
+        .wrap(from_fn(access_log::middleware))
 }

@@ -6,25 +6,30 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use skein_domain::ids::random_base62;
+use skein_engine::log_context;
 
 /// The header carrying the request id.
 pub const HEADER: &str = "x-request-id";
 
-tokio::task_local! {
-    static REQUEST_ID: String;
+/// The id of the request being served (a fresh one outside a request).
+/// It lives in the engine's [`log_context`], so that the tasks a request
+/// starts carry it into their logs too.
+pub fn current() -> String {
+    log_context::current()
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(generate)
 }
 
-/// The id of the request being served (a fresh one outside a request).
-pub fn current() -> String {
-    REQUEST_ID
-        .try_with(Clone::clone)
-        .unwrap_or_else(|_| generate())
+/// The id of the request the current task works for, if any (for log
+/// records).
+pub fn known() -> Option<String> {
+    log_context::current().filter(|id| !id.is_empty())
 }
 
 /// Runs `f` as part of request `id` (for work that outlives the handler,
 /// such as a response stream: its errors carry the request's id).
 pub fn within<R>(id: String, f: impl FnOnce() -> R) -> R {
-    REQUEST_ID.sync_scope(id, f)
+    log_context::sync_scope(id, f)
 }
 
 fn generate() -> String {
@@ -55,8 +60,7 @@ pub async fn middleware(
     let id = pick(&req);
     // Handler and extractor errors become answers inside the handler
     // service, so within this scope: their envelopes carry this id.
-    let mut res = REQUEST_ID
-        .scope(id.clone(), next.call(req))
+    let mut res = log_context::scope(id.clone(), next.call(req))
         .await?
         .map_into_boxed_body();
     if let Ok(value) = HeaderValue::from_str(&id) {

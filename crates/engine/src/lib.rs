@@ -13,6 +13,8 @@ pub mod cpu;
 mod error;
 pub mod events;
 pub mod follow;
+pub mod log_context;
+mod metered;
 pub mod recorder;
 pub mod running;
 pub mod turn;

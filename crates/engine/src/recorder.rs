@@ -29,7 +29,7 @@ pub fn record(
     response_id: String,
     mut reader: EventReader,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
+    tokio::spawn(crate::log_context::inherit(async move {
         let mut pending: Vec<Sequenced> = Vec::new();
         // A turn that ends within its first FLUSH_EVERY costs one write.
         let mut last_write = Instant::now();
@@ -86,5 +86,5 @@ pub fn record(
                 break;
             }
         }
-    })
+    }))
 }

@@ -876,7 +876,7 @@ impl Turn {
         let renewal = lease
             .as_ref()
             .map(|guard| guard.keep_alive(turn.engine.lease_ttl, turn.engine.clock.clone()));
-        tokio::spawn(async move {
+        tokio::spawn(crate::log_context::inherit(async move {
             let mut outcome = None;
             let ran = AssertUnwindSafe(turn.run(&events, cancel, &mut lease, &mut outcome))
                 .catch_unwind()
@@ -898,6 +898,14 @@ impl Turn {
             if let Some((org, thread, response)) = &key {
                 running.finish(org, thread, response);
             }
+            match &result {
+                Ok(done) => log::debug!(
+                    "response {} completed: {} output tokens",
+                    done.response_id,
+                    done.usage.output_tokens
+                ),
+                Err(e) => log::debug!("response ended without an answer: {e}"),
+            }
             events.push(match &result {
                 Ok(done) => TurnEvent::Completed(Box::new(done.clone())),
                 Err(EngineError::Cancelled) => TurnEvent::Cancelled(outcome),
@@ -908,7 +916,7 @@ impl Turn {
             // it, see `follow`).
             drop(recorder);
             result
-        })
+        }))
     }
 
     async fn run(
@@ -943,6 +951,24 @@ impl Turn {
         &self,
         events: &EventLog,
         cancel: Option<oneshot::Receiver<CancelRequest>>,
+    ) -> Generated {
+        let calls = crate::metered::Call::start(&self.model);
+        let generated = self.generate_unmetered(events, cancel, &calls).await;
+        match &generated {
+            Generated::Answer(output) => calls.completed(&output.usage),
+            Generated::Failed(e) => calls.failed(e),
+            Generated::Cancelled { .. } => calls.cancelled(),
+        }
+        generated
+    }
+
+    /// [`Turn::generate`] without its metrics (`calls` hears of the first
+    /// text).
+    async fn generate_unmetered(
+        &self,
+        events: &EventLog,
+        cancel: Option<oneshot::Receiver<CancelRequest>>,
+        calls: &crate::metered::Call,
     ) -> Generated {
         let request = ModelRequest {
             model: self.model.upstream_model.clone(),
@@ -1010,6 +1036,9 @@ impl Turn {
                 next = tokio::time::timeout(heartbeat, stream.next()) => match next {
                     Err(_silence) => events.push(TurnEvent::Heartbeat),
                     Ok(Some(Ok(StreamEvent::Delta(delta)))) => {
+                        if text.is_empty() {
+                            calls.first_text();
+                        }
                         text.push_str(&delta);
                         events.push(TurnEvent::Delta(delta));
                     }
@@ -1349,7 +1378,7 @@ impl LeaseGuard {
             .to_std()
             .unwrap_or(std::time::Duration::from_secs(1))
             .max(std::time::Duration::from_millis(100));
-        tokio::spawn(async move {
+        tokio::spawn(crate::log_context::inherit(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
@@ -1369,7 +1398,7 @@ impl LeaseGuard {
                     Err(e) => log::warn!("could not renew the lease of {thread}: {e}"),
                 }
             }
-        })
+        }))
         .abort_handle()
     }
 

@@ -493,6 +493,19 @@ where
         };
         let fork = make(&parent, at)?;
         insert_row(conn, &fork)?;
+        // What a new thread's row does not take at insert: the counters and
+        // times it inherits.
+        diesel::update(
+            threads::table
+                .filter(threads::organization_id.eq(fork.organization_id.as_str()))
+                .filter(threads::id.eq(fork.id.as_str())),
+        )
+        .set((
+            threads::item_count.eq(fork.item_count),
+            threads::last_message_at.eq(fork.last_message_at.map(to_naive)),
+            threads::last_model_used.eq(fork.last_model_used.as_deref()),
+        ))
+        .execute(conn)?;
         let fork_pk: i64 = threads::table
             .filter(threads::organization_id.eq(fork.organization_id.as_str()))
             .filter(threads::id.eq(fork.id.as_str()))

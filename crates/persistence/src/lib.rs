@@ -10,6 +10,7 @@ pub mod assistants;
 pub mod connection;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod forks;
 pub mod idempotency;
 pub mod keys;
@@ -32,5 +33,5 @@ pub mod turns;
 
 pub use connection::{Backend, DatabaseUrl, DbConnection};
 pub use error::{ListKind, Missing, StoreError};
-pub use store::{open_direct, PoolOptions, Store};
+pub use store::{open_direct, PoolOptions, PoolStatus, Store};
 pub use threads::{ListOrder, Scope, ThreadPage, ThreadQuery};

@@ -64,16 +64,7 @@ pub(crate) fn append_and_save(
         .iter()
         .map(|m| NewMessageRow::new(m, key.pk))
         .collect();
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        match conn {
-            DbConnection::Postgresql(c) => diesel::insert_into(messages::table)
-                .values(chunk)
-                .execute(c)?,
-            DbConnection::Sqlite(c) => diesel::insert_into(messages::table)
-                .values(chunk)
-                .execute(c)?,
-        };
-    }
+    insert_rows(conn, &rows)?;
     let last_seq = stored.last().map_or(key.last_seq, |m| m.seq);
     let target = threads::table.filter(threads::pk.eq(key.pk));
     let saved = (ThreadChangeset::from(next), threads::last_seq.eq(last_seq));
@@ -89,6 +80,26 @@ pub(crate) fn append_and_save(
         diesel::update(target).set(saved).execute(conn)?;
     }
     Ok(stored)
+}
+
+/// Inserts message rows in multi-row statements (one round trip per chunk
+/// of [`INSERT_CHUNK`]), per backend: batch inserts are not available
+/// through the multi-backend connection itself.
+pub(crate) fn insert_rows(
+    conn: &mut DbConnection,
+    rows: &[NewMessageRow],
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        match conn {
+            DbConnection::Postgresql(c) => diesel::insert_into(messages::table)
+                .values(chunk)
+                .execute(c)?,
+            DbConnection::Sqlite(c) => diesel::insert_into(messages::table)
+                .values(chunk)
+                .execute(c)?,
+        };
+    }
+    Ok(())
 }
 
 /// Appends messages to an open thread without calling a model, in one

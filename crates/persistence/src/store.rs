@@ -4,6 +4,7 @@ use crate::connection::{redact, Manager, WriteGate};
 use crate::{migrations, Backend, DatabaseUrl, DbConnection, StoreError};
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{Pool, PooledConnection};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -58,6 +59,35 @@ pub fn open_direct(url: &str, busy_timeout: Duration) -> Result<DbConnection, St
     Ok(conn)
 }
 
+/// A snapshot of the connection pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// The pool's size limit.
+    pub max: u32,
+    /// Connections open (idle or in use).
+    pub open: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// Requests waiting for a connection.
+    pub waiting: usize,
+}
+
+/// Counts a waiting request while it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A connection pool plus the async facade that runs queries off the async
 /// workers. Cheap to clone.
 ///
@@ -72,6 +102,8 @@ pub struct Store {
     pool: Pool<Manager>,
     backend: Backend,
     gate: Arc<Semaphore>,
+    /// Requests waiting for a permit right now.
+    waiting: Arc<AtomicUsize>,
     wait: Duration,
     writer: Option<Arc<WriteGate>>,
     /// Wake-ups for stream readers and cancel requests.
@@ -112,6 +144,7 @@ impl Store {
             pool,
             backend,
             gate: Arc::new(Semaphore::new(permits)),
+            waiting: Arc::new(AtomicUsize::new(0)),
             wait: options.connection_timeout,
             writer,
             signals: Arc::new(crate::events::Signals::default()),
@@ -164,8 +197,10 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let permit = match tokio::time::timeout(self.wait, self.gate.clone().acquire_owned()).await
-        {
+        let waited = Waiting::enter(&self.waiting);
+        let acquired = tokio::time::timeout(self.wait, self.gate.clone().acquire_owned()).await;
+        drop(waited);
+        let permit = match acquired {
             Ok(Ok(permit)) => permit,
             Ok(Err(_closed)) => {
                 return Err(E::from(StoreError::Unavailable(
@@ -199,6 +234,17 @@ impl Store {
     {
         let mut conn = self.pool.get().map_err(StoreError::from)?;
         WriteGate::install(self.writer.as_ref(), || f(&mut conn))
+    }
+
+    /// The pool as it is now (for metrics).
+    pub fn pool_status(&self) -> PoolStatus {
+        let state = self.pool.state();
+        PoolStatus {
+            max: self.pool.max_size(),
+            open: state.connections,
+            idle: state.idle_connections,
+            waiting: self.waiting.load(Ordering::Relaxed),
+        }
     }
 
     /// True when the database answers a trivial query.

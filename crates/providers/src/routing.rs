@@ -110,6 +110,9 @@ pub struct ResolvedModel {
     pub upstream_model: String,
     /// The model's context window in tokens.
     pub context_window: u32,
+    /// The route that matched: its pattern, or `default` (a bounded label
+    /// for metrics: never the requested name itself).
+    pub route: String,
 }
 
 #[derive(Debug, Clone)]
@@ -261,11 +264,12 @@ impl Router {
     /// The provider for `model`: the first route whose pattern matches, else the default route,
     /// else `None` (an unknown model).
     pub fn resolve(&self, model: &str) -> Option<ResolvedModel> {
-        let route = self
+        let matched = self
             .routes
             .iter()
-            .find(|route| glob_match(&route.pattern, model))
-            .or(self.default.as_deref())?;
+            .find(|route| glob_match(&route.pattern, model));
+        let label = matched.map_or_else(|| "default".to_owned(), |r| r.pattern.clone());
+        let route = matched.or(self.default.as_deref())?;
         let named = self.providers.get(&route.provider)?;
         Some(ResolvedModel {
             provider_name: route.provider.clone(),
@@ -275,6 +279,7 @@ impl Router {
                 .clone()
                 .unwrap_or_else(|| model.to_owned()),
             context_window: route.context_window,
+            route: label,
         })
     }
 

@@ -31,6 +31,9 @@ pub struct Config {
     pub bind: String,
     /// Log filter, env_logger syntax (`SKEIN_LOG`, e.g. `info`, `skein=debug`).
     pub log: String,
+    /// `text` (the default) or `json`: one JSON object per line
+    /// (`SKEIN_LOG_FORMAT`).
+    pub log_format: String,
     /// Create a default organization, user and key on an empty database
     /// (`SKEIN_BOOTSTRAP`).
     pub bootstrap: bool,
@@ -172,6 +175,7 @@ impl Default for Config {
             database_url: DEFAULT_DATABASE_URL.into(),
             bind: DEFAULT_BIND.into(),
             log: "info".into(),
+            log_format: "text".into(),
             bootstrap: true,
             max_body_bytes: skein_api::state::DEFAULT_MAX_BODY_BYTES,
             db_pool_size: 8,
@@ -240,6 +244,9 @@ impl Config {
         }
         if let Some(v) = env("SKEIN_LOG") {
             self.log = v;
+        }
+        if let Some(v) = env("SKEIN_LOG_FORMAT") {
+            self.log_format = v;
         }
         if let Some(v) = env("SKEIN_BOOTSTRAP") {
             self.bootstrap = parse_bool("SKEIN_BOOTSTRAP", &v)?;
@@ -362,6 +369,12 @@ impl Config {
         }
         if self.retention.sweep_batch == 0 {
             bail!("retention.sweep_batch (SKEIN_SWEEP_BATCH) must be at least 1");
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            anyhow::bail!(
+                "log_format (SKEIN_LOG_FORMAT) must be text or json, not '{}'",
+                self.log_format
+            );
         }
         for origin in &self.cors_origins {
             let valid = origin == "*"

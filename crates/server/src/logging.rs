@@ -12,13 +12,64 @@ use log::{Level, Log, Metadata, Record};
 /// Targets whose ERROR records are demoted to WARN.
 const DEMOTED_TARGETS: [&str; 2] = ["actix_http::h1", "actix_server"];
 
-/// Installs the logger with `filter` (env_logger syntax).
-pub fn init(filter: &str) -> Result<(), log::SetLoggerError> {
-    let inner = env_logger::Builder::new().parse_filters(filter).build();
+/// Installs the logger with `filter` (env_logger syntax), writing text
+/// lines, or one JSON object per line with `json`.
+pub fn init(filter: &str, json: bool) -> Result<(), log::SetLoggerError> {
+    let mut builder = env_logger::Builder::new();
+    builder.parse_filters(filter);
+    if json {
+        builder.format(|buf, record| {
+            use std::io::Write;
+            writeln!(buf, "{}", json_line(record, chrono::Utc::now()))
+        });
+    }
+    let inner = builder.build();
     let max = inner.filter();
     log::set_boxed_logger(Box::new(Demoting { inner }))?;
     log::set_max_level(max);
     Ok(())
+}
+
+/// One record as one JSON object: `time` (RFC 3339, UTC, milliseconds),
+/// `level`, `target`, `message`, `request_id` when the record was made
+/// while serving a request (or work a request started), and the record's
+/// key-values (the access log's method, route, status, latency_ms,
+/// organization).
+fn json_line(record: &Record<'_>, now: chrono::DateTime<chrono::Utc>) -> String {
+    use log::kv::{Error, Key, Value, VisitSource};
+    struct Fields<'a>(&'a mut serde_json::Map<String, serde_json::Value>);
+    impl<'kvs> VisitSource<'kvs> for Fields<'_> {
+        fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), Error> {
+            let v = if let Some(n) = value.to_u64() {
+                serde_json::Value::from(n)
+            } else if let Some(n) = value.to_i64() {
+                serde_json::Value::from(n)
+            } else if let Some(f) = value.to_f64() {
+                serde_json::Value::from(f)
+            } else if let Some(b) = value.to_bool() {
+                serde_json::Value::from(b)
+            } else {
+                serde_json::Value::from(value.to_string())
+            };
+            self.0.insert(key.as_str().to_string(), v);
+            Ok(())
+        }
+    }
+    let mut line = serde_json::Map::new();
+    line.insert(
+        "time".into(),
+        now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            .into(),
+    );
+    line.insert("level".into(), record.level().as_str().into());
+    line.insert("target".into(), record.target().into());
+    line.insert("message".into(), record.args().to_string().into());
+    if let Some(id) = skein_api::request_id::known() {
+        line.insert("request_id".into(), id.into());
+    }
+    // A record's own fields win (the access log names its request id).
+    let _ = record.key_values().visit(&mut Fields(&mut line));
+    serde_json::Value::Object(line).to_string()
 }
 
 /// env_logger behind the demotion of [`DEMOTED_TARGETS`].
@@ -98,6 +149,30 @@ mod tests {
                 .level(level)
                 .target(target)
                 .build(),
+        );
+    }
+
+    #[test]
+    fn a_json_line_holds_the_record_and_its_fields() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-30T10:00:00.5Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let kvs = [
+            ("status", log::kv::Value::from(201u64)),
+            ("route", "/v1/threads".into()),
+        ];
+        let record = Record::builder()
+            .args(format_args!("said \"hi\"\nthere"))
+            .level(Level::Info)
+            .target("skein::access")
+            .key_values(&kvs)
+            .build();
+        let v: serde_json::Value = serde_json::from_str(&json_line(&record, at)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"time": "2026-11-30T10:00:00.500Z", "level": "INFO",
+                               "target": "skein::access", "message": "said \"hi\"\nthere",
+                               "status": 201, "route": "/v1/threads"})
         );
     }
 

@@ -3,6 +3,7 @@
 mod config;
 mod http;
 mod logging;
+mod transfer;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -68,6 +69,29 @@ enum Command {
         /// Only print how much would be purged; delete nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Write an organization's live threads with their messages as NDJSON,
+    /// one thread per line (to stdout unless --output names a file).
+    Export {
+        /// Organization id.
+        #[arg(long)]
+        org: String,
+        /// Only this user's threads (default: every user's).
+        #[arg(long)]
+        user: Option<String>,
+        /// Write to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Store the threads of an export (`-`: stdin), creating their
+    /// organizations, users and memberships if missing; a thread id already
+    /// taken in its organization is skipped unless --replace.
+    Import {
+        /// The NDJSON file of `skein export` (or `GET /v1/threads/export`), `-` for stdin.
+        file: String,
+        /// Replace threads whose id is taken (their messages and row go first).
+        #[arg(long)]
+        replace: bool,
     },
 }
 
@@ -172,7 +196,10 @@ fn main() {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref())?;
-    logging::init(&std::env::var("RUST_LOG").unwrap_or_else(|_| config.log.clone()))?;
+    logging::init(
+        &std::env::var("RUST_LOG").unwrap_or_else(|_| config.log.clone()),
+        config.log_format == "json",
+    )?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Openapi => {
             say!("{}", skein_api::openapi().to_pretty_json()?);
@@ -193,6 +220,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Users { command } => tenancy_command(&config, TenancyCommand::Users(command)),
         Command::Members { command } => tenancy_command(&config, TenancyCommand::Members(command)),
         Command::Purge { dry_run } => purge_command(&config, dry_run),
+        Command::Export { org, user, output } => {
+            transfer::export(&config, &org, user.as_deref(), output.as_deref())
+        }
+        Command::Import { file, replace } => transfer::import(&config, &file, replace),
         Command::Config {
             command: ConfigCommand::Check,
         } => config_check(&config),
@@ -236,6 +267,7 @@ fn config_check(config: &Config) -> anyhow::Result<()> {
     say!("database_url = {:?}", redact(&config.database_url));
     say!("bind = {:?}", config.bind);
     say!("log = {:?}", config.log);
+    say!("log_format = {:?}", config.log_format);
     say!("bootstrap = {}", config.bootstrap);
     say!("max_body_bytes = {}", config.max_body_bytes);
     say!("db_pool_size = {}", config.db_pool_size);
@@ -479,6 +511,7 @@ async fn sweep(
         let started = std::time::Instant::now();
         let mut total = PurgeCounts::default();
         let mut finished = false;
+        let mut outcome = "idle";
         loop {
             let now = clock.now();
             let result = store
@@ -487,6 +520,7 @@ async fn sweep(
             match result {
                 Ok(None) => {
                     log::debug!("retention sweep skipped: another replica is sweeping");
+                    outcome = "skipped";
                     break;
                 }
                 Ok(Some(done)) if done.is_empty() => {
@@ -494,15 +528,18 @@ async fn sweep(
                     break;
                 }
                 Ok(Some(done)) => {
-                    metrics.record_purged(done.threads, done.messages, done.responses);
+                    metrics.record_purged(&done);
+                    outcome = "purged";
                     total += done;
                 }
                 Err(e) => {
                     log::warn!("retention sweep stopped: {e:#}");
+                    outcome = "failed";
                     break;
                 }
             }
         }
+        metrics.record_sweep(outcome);
         if !total.is_empty() {
             log::info!(
                 "retention sweep purged {total} in {} ms",

@@ -116,7 +116,13 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
         retries::idempotency(&base, &key, requests.min(2_000));
     }
     if section("forks") {
-        forks::forks(&base, &key, &|thread, n| seeder.append(thread, n), 200);
+        forks::forks(
+            &base,
+            &key,
+            &|thread, n| seeder.append(thread, n),
+            &|| seeder.analyze(),
+            200,
+        );
     }
     let (rss, peak) = server.memory_kib();
     println!(
@@ -203,6 +209,21 @@ impl Seeder {
                 user_id: UserId::parse(banner_value(&server.banner, "user:")).unwrap(),
                 live: None,
             },
+        }
+    }
+
+    /// Fresh planner statistics after seeding (PostgreSQL; SQLite's
+    /// planner needs none for these indexes), as autovacuum would keep them
+    /// in a running database.
+    fn analyze(&self) {
+        use diesel::RunQueryDsl;
+        if self.store.backend() == Backend::Postgres {
+            self.store
+                .blocking(|conn| -> Result<(), skein_persistence::StoreError> {
+                    diesel::sql_query("ANALYZE threads, messages").execute(conn)?;
+                    Ok(())
+                })
+                .unwrap();
         }
     }
 

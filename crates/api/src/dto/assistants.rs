@@ -14,7 +14,7 @@ use validator::Validate;
 
 /// Body of `POST /v1/assistants`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[schema(example = json!({"organization_id": "org_12345", "name": "Support agent",
+#[schema(example = json!({"name": "Support agent",
                           "instructions": "You are a friendly support agent. Answer briefly.",
                           "model": "gpt-4o", "temperature": 0.3, "metadata": {"team": "support"}}))]
 pub struct CreateAssistantRequest {

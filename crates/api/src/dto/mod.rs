@@ -71,7 +71,7 @@ impl From<ThreadStatus> for StatusDto {
 
 /// Body of `POST /v1/threads`. Every field is optional.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[schema(example = json!({"organization_id": "org_12345", "title": "Support chat",
+#[schema(example = json!({"title": "Support chat",
                           "metadata": {"category": "support", "priority": "high"}}))]
 pub struct CreateThreadRequest {
     /// The organization; may be omitted when the caller has only one.
@@ -106,7 +106,7 @@ pub struct CreateThreadRequest {
 
 /// Body of `POST /v1/threads/{thread_id}/fork`. Every field is optional.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[schema(example = json!({"message_id": "msg_2b7QmVx9LkPz0cRt4YsNa1Hd", "title": "Try the other plan"}))]
+#[schema(example = json!({"title": "Try the other plan"}))]
 pub struct ForkThreadRequest {
     /// The parent's message the fork ends with (it holds the parent's
     /// messages up to and including this one). Default: the parent's newest

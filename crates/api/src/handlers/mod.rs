@@ -1,6 +1,7 @@
 //! Request handlers, one module per resource.
 
 pub mod assistants;
+pub mod export;
 pub mod messages;
 pub mod read_state;
 pub mod responses;

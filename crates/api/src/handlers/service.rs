@@ -42,8 +42,10 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<HealthRespon
 
 /// Metrics.
 ///
-/// Prometheus text format: requests served by status class, and the
-/// database backend in use.
+/// Prometheus text format: requests by route and status with their
+/// latency, the database pool, model calls (latency, time to first token,
+/// errors, tokens), rate-limit refusals, the retention sweeper and the
+/// build (docs/metrics.md lists every family).
 #[utoipa::path(
     tag = "service",
     operation_id = "get_metrics",
@@ -53,7 +55,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<HealthRespon
 pub async fn metrics(state: web::Data<AppState>, metrics: web::Data<Metrics>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(metrics.render(state.store.backend().name()))
+        .body(metrics.render(state.store.backend().name(), state.store.pool_status()))
 }
 
 /// Any path no route matches: 404 in the error envelope.

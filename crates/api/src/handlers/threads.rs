@@ -174,12 +174,37 @@ pub async fn list_threads(
     request: actix_web::HttpRequest,
     query: QueryParams<ListThreadsQuery>,
 ) -> Result<web::Json<ThreadListResponse>> {
-    let metadata = crate::dto::metadata_filters(request.query_string())?;
     let q = query.0;
     crate::dto::one_cursor(&q.after, &q.before)?;
     let limit = q.page_size();
+    let (query, organization) = thread_query(request.query_string(), q)?;
+    let page = caller
+        .run(move |conn, who| {
+            // A user token without organization_id lists across all its
+            // organizations.
+            let orgs = who.listing(organization.as_deref())?;
+            Ok(threads::list_across(
+                conn,
+                &who.user_id,
+                &orgs,
+                Some(who.live),
+                &query,
+            )?)
+        })
+        .await?;
+    Ok(web::Json(ThreadListResponse::new(page, limit)))
+}
+
+/// The list's page, order and filters from its query (`metadata[KEY]` from
+/// the raw query string), and the organization it names: what
+/// `GET /v1/threads` and the export (`GET /v1/threads/export`) parse alike.
+pub(crate) fn thread_query(
+    raw_query: &str,
+    q: ListThreadsQuery,
+) -> Result<(ThreadQuery, Option<String>)> {
+    let metadata = crate::dto::metadata_filters(raw_query)?;
     let query = ThreadQuery {
-        limit,
+        limit: q.page_size(),
         order: q.order.unwrap_or_default().into(),
         after: q.after,
         before: q.before,
@@ -197,22 +222,7 @@ pub async fn list_threads(
         created_before: q.created_before,
         updated_after: q.updated_after,
     };
-    let organization = q.organization_id;
-    let page = caller
-        .run(move |conn, who| {
-            // A user token without organization_id lists across all its
-            // organizations.
-            let orgs = who.listing(organization.as_deref())?;
-            Ok(threads::list_across(
-                conn,
-                &who.user_id,
-                &orgs,
-                Some(who.live),
-                &query,
-            )?)
-        })
-        .await?;
-    Ok(web::Json(ThreadListResponse::new(page, limit)))
+    Ok((query, q.organization_id))
 }
 
 /// Update a thread.

@@ -21,9 +21,7 @@ pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let openai = super::PREFIXES
-        .iter()
-        .any(|p| req.path() == *p || req.path().starts_with(&format!("{p}/")));
+    let openai = is_openai_path(req.path());
     let res = next.call(req).await?.map_into_boxed_body();
     if !openai || !(res.status().is_client_error() || res.status().is_server_error()) {
         return Ok(res);
@@ -44,6 +42,13 @@ pub async fn middleware(
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let res = head.set_body(BoxBody::new(envelope.to_string()));
     Ok(ServiceResponse::new(req, res))
+}
+
+/// Whether `path` is on the OpenAI dialect (one of [`super::PREFIXES`]).
+pub fn is_openai_path(path: &str) -> bool {
+    super::PREFIXES
+        .iter()
+        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
 }
 
 /// Skein's error answer (`status`, envelope) as OpenAI's.

@@ -31,8 +31,7 @@ type Result<T> = std::result::Result<T, ApiError>;
 /// a `tool_choice` other than `none`/`auto`, a `text.format` other than
 /// `text`, `prompt`, `background`) are refused.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[schema(example = json!({"model": "gpt-4.1", "conversation": "conv_6fQk2mZp0aX9cVbN3sLr7TyW",
-                          "input": "What did I ask you before?"}))]
+#[schema(example = json!({"model": "gpt-4.1", "input": "Say hello in French."}))]
 pub struct CreateResponse {
     /// Model name, routed like every model (default: the default route).
     #[serde(default)]

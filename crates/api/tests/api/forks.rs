@@ -120,6 +120,22 @@ async fn a_fork_holds_the_parent_history_then_its_own(backend: Backend) {
     );
     assert_eq!(r.body["message_count"], 6);
     assert_eq!(r.body["has_unread"], false);
+    // What the fork answered is what it stored.
+    let stored = app
+        .get_thread(&k.a1, r.body["id"].as_str().unwrap())
+        .await
+        .body;
+    let parent_now = app.get_thread(&k.a1, "parent").await.body;
+    for field in [
+        "message_count",
+        "last_message_at",
+        "last_model_used",
+        "title",
+        "metadata",
+    ] {
+        assert_eq!(stored[field], r.body[field], "{field}");
+        assert_eq!(stored[field], parent_now[field], "{field} as the parent's");
+    }
     assert!(
         r.headers.get("etag").is_some(),
         "a fork answers with its ETag"

@@ -101,6 +101,10 @@ async fn no_endpoint_reaches_another_users_or_organizations_objects(backend: Bac
         mine.body
     );
 
+    // The owner's export holds the thread: the foreigners' below must not.
+    let exported = call(&app, &owner, Method::GET, "/v1/threads/export", None).await;
+    assert_eq!(exported.status, 200);
+    assert!(String::from_utf8_lossy(&exported.raw).contains("\"id\":\"owned\""));
     let foreigners = [
         (
             "other user, same organization, key",
@@ -220,6 +224,25 @@ async fn no_endpoint_reaches_another_users_or_organizations_objects(backend: Bac
                             .map(|d| d.iter().map(|t| t["id"].clone()).collect())
                             .unwrap_or_default();
                         assert!(!ids.contains(&json!("owned")), "{ctx}: {ids:?}");
+                    }
+                    // The export never holds the owner's thread or a word
+                    // of it, deleted threads included.
+                    ("get", "/v1/threads/export") => {
+                        for q in ["", "?include_deleted=true&order=asc"] {
+                            let r = call(&app, cred, m.clone(), &format!("{path}{q}"), None).await;
+                            assert_eq!(r.status, 200, "{ctx}: {}", r.body);
+                            let text = String::from_utf8(r.raw.clone()).unwrap();
+                            assert!(!text.contains("secret"), "{ctx}: {text}");
+                            for line in text.lines() {
+                                let line: Value = serde_json::from_str(line).unwrap();
+                                assert_ne!(line["thread"]["id"], "owned", "{ctx}");
+                                let owner = (
+                                    &line["thread"]["organization_id"],
+                                    &line["thread"]["user_id"],
+                                );
+                                assert_ne!(owner, (&json!(ORG_A), &json!("usr_1")), "{ctx}");
+                            }
+                        }
                     }
                     // The owner's thread is unread and changed: neither
                     // list shows it to anyone else.

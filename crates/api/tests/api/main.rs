@@ -11,6 +11,7 @@ mod client;
 mod assistants;
 mod conditional;
 mod edge;
+mod export;
 mod forks;
 mod idempotency;
 mod isolation;

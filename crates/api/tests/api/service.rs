@@ -88,7 +88,9 @@ async fn service_endpoints_and_unknown_routes(backend: Backend) {
     let m = app.get("/metrics").send().await;
     let text = String::from_utf8(m.raw).unwrap();
     assert!(
-        text.contains("skein_http_requests_total{class=\"2xx\"}"),
+        text.contains(
+            "skein_http_requests_total{method=\"GET\",route=\"/v1/threads\",status=\"200\"}"
+        ),
         "{text}"
     );
     assert!(text.contains(&format!("backend=\"{}\"", backend.name())));

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 /// `n` forks of each thread, interleaved on one connection, then `n` reads
 /// of the newest page of a 10,000-message fork and of its parent.
-pub fn forks(base: &str, key: &str, seed: &dyn Fn(&str, usize), n: usize) {
+pub fn forks(base: &str, key: &str, seed: &dyn Fn(&str, usize), analyze: &dyn Fn(), n: usize) {
     let http = Client::new();
     let post = |uri: String, body: Value| -> (Duration, Value) {
         let t = Instant::now();
@@ -45,6 +45,7 @@ pub fn forks(base: &str, key: &str, seed: &dyn Fn(&str, usize), n: usize) {
         );
         seed(thread, total - 2);
     }
+    analyze();
     let (_, first) = get(format!("/v1/threads/{large}/messages?order=asc&limit=2"));
     let first_answer = first["data"][1]["id"].as_str().unwrap().to_string();
     let fork = |thread: &str, body: Value| post(format!("/v1/threads/{thread}/fork"), body);
