@@ -17,6 +17,8 @@ const INSTALL_DEADLINE: Duration = Duration::from_secs(900);
 /// How long one Python client script may take.
 const SCRIPT_DEADLINE: Duration = Duration::from_secs(300);
 
+#[path = "e2e/browser.rs"]
+mod browser;
 #[path = "e2e/edge.rs"]
 mod edge;
 #[path = "e2e/examples.rs"]
