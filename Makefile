@@ -14,6 +14,7 @@ test:
 	@pg_isready -q -d "$(PG_URL)" || { echo "PostgreSQL is not reachable at $(PG_URL); start it (docs/operations.md) or set PG_URL/SKEIN_TEST_POSTGRES_URL" >&2; exit 1; }
 	$(CARGO) build -p skein
 	SKEIN_TEST_POSTGRES_URL="$(PG_URL)" $(CARGO) test --workspace
+	$(CARGO) run -q -p skein-domain --example lifecycle
 
 ## Formatting, clippy with warnings denied, and the domain purity check.
 lint:

@@ -176,15 +176,17 @@ pub struct Assistant {
 }
 
 impl Assistant {
-    /// A new assistant with a fresh id, created now by `created_by`.
+    /// A new assistant `id` (the caller makes it, e.g. with
+    /// [`AssistantId::generate`]), created at `now` by `created_by`.
     pub fn new(
+        id: AssistantId,
         organization_id: OrganizationId,
         created_by: UserId,
         spec: AssistantSpec,
         now: DateTime<Utc>,
     ) -> Self {
         Self {
-            id: AssistantId::generate(),
+            id,
             organization_id,
             created_by,
             name: spec.name,
@@ -293,6 +295,7 @@ mod tests {
     fn a_new_assistant_gets_an_asst_id_and_equal_timestamps() {
         let now = clock::now();
         let a = Assistant::new(
+            AssistantId::generate(),
             OrganizationId::generate(),
             UserId::generate(),
             spec("Helper"),
@@ -315,7 +318,13 @@ mod tests {
         let mut map = Map::new();
         map.insert("k".into(), json!("v"));
         first.metadata = Metadata::from_stored(map);
-        let a = Assistant::new(OrganizationId::generate(), UserId::generate(), first, then);
+        let a = Assistant::new(
+            AssistantId::generate(),
+            OrganizationId::generate(),
+            UserId::generate(),
+            first,
+            then,
+        );
         let later = then + TimeDelta::seconds(5);
         let b = a.replace(spec("New"), later);
         assert_eq!(b.id, a.id);

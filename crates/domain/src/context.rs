@@ -230,6 +230,7 @@ mod tests {
             ThreadId::generate(),
             1,
             clock::now(),
+            crate::MessageId::generate,
         )
     }
 

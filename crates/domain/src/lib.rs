@@ -5,6 +5,7 @@
 //! lifecycle state machine, the pin limit and the configurable [`Limits`].
 //! Storage, HTTP and model providers live in other crates and depend on this
 //! one, never the reverse, so other teams can reuse it on its own.
+#![doc = include_str!("../README.md")]
 
 pub mod assistant;
 pub mod clock;
@@ -31,7 +32,7 @@ pub use limits::Limits;
 pub use message::{item_kind, item_role, Message, MessagePatch, MessageRole, NewMessage};
 pub use metadata::{Metadata, MetadataError, MetadataLimits};
 pub use thread::{
-    fold_case, ForkPoint, ForkedFrom, InvalidStateTransition, Lease, NewThread, Thread,
-    ThreadPatch, ThreadState, ThreadStatus, ThreadTitle, TitleError, WorkflowId,
+    fold_case, ForkPoint, ForkedFrom, InvalidStateTransition, Lease, NewThread, StoredThread,
+    Thread, ThreadPatch, ThreadState, ThreadStatus, ThreadTitle, TitleError, WorkflowId,
     MAX_WORKFLOW_ID_CHARS,
 };

@@ -138,10 +138,18 @@ impl NewMessage {
         }
     }
 
-    /// Builds the stored message at position `seq`.
-    pub fn into_message(self, thread_id: ThreadId, seq: i64, now: DateTime<Utc>) -> Message {
+    /// Builds the stored message at position `seq`, created at `now`; a
+    /// message without an id of its own gets `fresh_id()` (e.g.
+    /// [`MessageId::generate`]).
+    pub fn into_message(
+        self,
+        thread_id: ThreadId,
+        seq: i64,
+        now: DateTime<Utc>,
+        fresh_id: impl FnOnce() -> MessageId,
+    ) -> Message {
         Message {
-            id: self.id.unwrap_or_else(MessageId::generate),
+            id: self.id.unwrap_or_else(fresh_id),
             thread_id,
             seq,
             role: self.role,
@@ -204,6 +212,7 @@ mod tests {
             ThreadId::generate(),
             1,
             clock::now(),
+            MessageId::generate,
         )
     }
 

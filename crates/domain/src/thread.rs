@@ -26,6 +26,13 @@ pub struct ThreadTitle(String);
 
 impl ThreadTitle {
     /// Checks a title. An empty string means "no title" and gives `None`.
+    ///
+    /// ```
+    /// use skein_domain::ThreadTitle;
+    /// assert_eq!(ThreadTitle::parse("Trip", 200).unwrap().unwrap().as_str(), "Trip");
+    /// assert_eq!(ThreadTitle::parse("", 200).unwrap(), None);
+    /// assert!(ThreadTitle::parse("x".repeat(201), 200).is_err());
+    /// ```
     pub fn parse(s: impl Into<String>, max_chars: usize) -> Result<Option<Self>, TitleError> {
         let s = s.into();
         if s.is_empty() {
@@ -116,6 +123,13 @@ impl ThreadState {
     /// Moves to `to`: open->locked, locked->open, open->archived and
     /// locked->archived are allowed, and so is staying in the same state;
     /// everything else (leaving archived) is an error.
+    ///
+    /// ```
+    /// use skein_domain::ThreadState;
+    /// assert_eq!(ThreadState::Open.transition(ThreadState::Locked), Ok(ThreadState::Locked));
+    /// assert_eq!(ThreadState::Locked.transition(ThreadState::Open), Ok(ThreadState::Open));
+    /// assert!(ThreadState::Archived.transition(ThreadState::Open).is_err());
+    /// ```
     pub fn transition(self, to: ThreadState) -> Result<ThreadState, InvalidStateTransition> {
         use ThreadState::*;
         match (self, to) {
@@ -208,57 +222,57 @@ impl Lease {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Thread {
     /// Unique within the organization.
-    pub id: ThreadId,
+    pub(crate) id: ThreadId,
     /// The owning organization.
-    pub organization_id: OrganizationId,
+    pub(crate) organization_id: OrganizationId,
     /// The creator; the only user who can see the thread.
-    pub user_id: UserId,
+    pub(crate) user_id: UserId,
     /// Display name.
-    pub title: Option<ThreadTitle>,
+    pub(crate) title: Option<ThreadTitle>,
     /// User-defined key-value pairs.
-    pub metadata: Metadata,
+    pub(crate) metadata: Metadata,
     /// The bound assistant.
-    pub assistant_id: Option<AssistantId>,
+    pub(crate) assistant_id: Option<AssistantId>,
     /// Whether a response is being generated.
-    pub status: ThreadStatus,
+    pub(crate) status: ThreadStatus,
     /// Lifecycle state.
-    pub state: ThreadState,
+    pub(crate) state: ThreadState,
     /// Number of stored messages.
-    pub message_count: i64,
+    pub(crate) message_count: i64,
     /// Number of stored conversation items that are not messages (OpenAI's
     /// function calls, their outputs, ...): not in `message_count`, but
     /// the thread's limit bounds both together.
-    pub item_count: i64,
+    pub(crate) item_count: i64,
     /// Shown in user interfaces.
-    pub visible_in_ui: bool,
+    pub(crate) visible_in_ui: bool,
     /// The model of the last saved response.
-    pub last_model_used: Option<String>,
+    pub(crate) last_model_used: Option<String>,
     /// When it was pinned; `None` when not pinned.
-    pub pinned_at: Option<DateTime<Utc>>,
+    pub(crate) pinned_at: Option<DateTime<Utc>>,
     /// Creation time.
-    pub created_at: DateTime<Utc>,
+    pub(crate) created_at: DateTime<Utc>,
     /// Last change of any field.
-    pub updated_at: DateTime<Utc>,
+    pub(crate) updated_at: DateTime<Utc>,
     /// Time of the newest message.
-    pub last_message_at: Option<DateTime<Utc>>,
+    pub(crate) last_message_at: Option<DateTime<Utc>>,
     /// Soft-delete time.
-    pub deleted_at: Option<DateTime<Utc>>,
+    pub(crate) deleted_at: Option<DateTime<Utc>>,
     /// The lease of a running response, if any.
-    pub lease: Option<Lease>,
+    pub(crate) lease: Option<Lease>,
     /// The user's model for this thread's responses (per-user settings):
     /// after the request's model, before the assistant's.
-    pub model_override: Option<String>,
+    pub(crate) model_override: Option<String>,
     /// An opaque label set by the client at creation (`workflow_id`).
-    pub workflow_id: Option<String>,
+    pub(crate) workflow_id: Option<String>,
     /// Deleted for good at `expected_deletion_at`, without a grace period.
-    pub is_incognito: bool,
+    pub(crate) is_incognito: bool,
     /// When an incognito thread is deleted; `None` for the others.
-    pub expected_deletion_at: Option<DateTime<Utc>>,
+    pub(crate) expected_deletion_at: Option<DateTime<Utc>>,
     /// An assistant message arrived after the owner last read the thread.
-    pub has_unread: bool,
+    pub(crate) has_unread: bool,
     /// The thread and message this thread was forked at (`None` for a
     /// thread that is not a fork).
-    pub forked_from: Option<ForkedFrom>,
+    pub(crate) forked_from: Option<ForkedFrom>,
 }
 
 /// Where a fork starts: the parent thread and the last message it shares.
@@ -282,6 +296,261 @@ pub struct ForkPoint {
     pub items: i64,
     /// Creation time of the last message it holds.
     pub last_message_at: Option<DateTime<Utc>>,
+}
+
+/// A thread exactly as a store keeps it, to rebuild a [`Thread`] with
+/// [`Thread::from_storage`]. Nothing here is checked: a store hands back
+/// what the rules made, and only a store should build one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredThread {
+    /// Unique within the organization.
+    pub id: ThreadId,
+    /// The owning organization.
+    pub organization_id: OrganizationId,
+    /// The creator.
+    pub user_id: UserId,
+    /// Display name.
+    pub title: Option<ThreadTitle>,
+    /// User-defined key-value pairs.
+    pub metadata: Metadata,
+    /// The bound assistant.
+    pub assistant_id: Option<AssistantId>,
+    /// Lifecycle state.
+    pub state: ThreadState,
+    /// Number of stored messages.
+    pub message_count: i64,
+    /// Number of stored conversation items that are not messages.
+    pub item_count: i64,
+    /// Shown in user interfaces.
+    pub visible_in_ui: bool,
+    /// The model of the last saved response.
+    pub last_model_used: Option<String>,
+    /// When it was pinned.
+    pub pinned_at: Option<DateTime<Utc>>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change of any field.
+    pub updated_at: DateTime<Utc>,
+    /// Time of the newest message.
+    pub last_message_at: Option<DateTime<Utc>>,
+    /// Soft-delete time.
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// The lease of a running response, expired or not.
+    pub lease: Option<Lease>,
+    /// The user's model for this thread's responses.
+    pub model_override: Option<String>,
+    /// The client's label.
+    pub workflow_id: Option<String>,
+    /// Deleted for good at `expected_deletion_at`.
+    pub is_incognito: bool,
+    /// When an incognito thread is deleted.
+    pub expected_deletion_at: Option<DateTime<Utc>>,
+    /// An assistant message arrived after the owner last read the thread.
+    pub has_unread: bool,
+    /// Where a fork comes from.
+    pub forked_from: Option<ForkedFrom>,
+}
+
+impl Thread {
+    /// Rebuilds a thread a store kept (see [`StoredThread`]). Its `status`
+    /// follows from the lease at `now`: a lease that has expired (left by a
+    /// process that died) reads as inactive without anyone cleaning it up.
+    ///
+    /// ```
+    /// use chrono::{TimeDelta, Utc};
+    /// use skein_domain::{Lease, Thread, ThreadStatus};
+    /// # use skein_domain::{Metadata, NewThread, OrganizationId, ThreadId, UserId};
+    /// # let now = Utc::now();
+    /// # let thread = Thread::new(NewThread { id: ThreadId::parse("t1").unwrap(),
+    /// #     organization_id: OrganizationId::parse("org_a").unwrap(),
+    /// #     user_id: UserId::parse("usr_a").unwrap(), title: None, metadata: Metadata::empty(),
+    /// #     assistant_id: None, visible_in_ui: true, workflow_id: None, incognito_ttl: None }, now);
+    /// let mut stored = thread.to_storage();
+    /// stored.lease = Some(Lease { id: "resp_1".into(), expires_at: now + TimeDelta::minutes(1) });
+    /// let running = Thread::from_storage(stored.clone(), now);
+    /// assert_eq!(running.status(), ThreadStatus::Streaming);
+    /// // The same row read after the lease lapsed: nobody holds the thread.
+    /// let later = Thread::from_storage(stored, now + TimeDelta::minutes(2));
+    /// assert_eq!(later.status(), ThreadStatus::Inactive);
+    /// ```
+    pub fn from_storage(s: StoredThread, now: DateTime<Utc>) -> Self {
+        let streaming = s.lease.as_ref().is_some_and(|l| l.expires_at > now);
+        Self {
+            id: s.id,
+            organization_id: s.organization_id,
+            user_id: s.user_id,
+            title: s.title,
+            metadata: s.metadata,
+            assistant_id: s.assistant_id,
+            status: if streaming {
+                ThreadStatus::Streaming
+            } else {
+                ThreadStatus::Inactive
+            },
+            state: s.state,
+            message_count: s.message_count,
+            item_count: s.item_count,
+            visible_in_ui: s.visible_in_ui,
+            last_model_used: s.last_model_used,
+            pinned_at: s.pinned_at,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+            last_message_at: s.last_message_at,
+            deleted_at: s.deleted_at,
+            lease: s.lease,
+            model_override: s.model_override,
+            workflow_id: s.workflow_id,
+            is_incognito: s.is_incognito,
+            expected_deletion_at: s.expected_deletion_at,
+            has_unread: s.has_unread,
+            forked_from: s.forked_from,
+        }
+    }
+
+    /// The thread as a store keeps it: the inverse of
+    /// [`Thread::from_storage`] (the status is not kept; it follows from
+    /// the lease).
+    pub fn to_storage(&self) -> StoredThread {
+        StoredThread {
+            id: self.id.clone(),
+            organization_id: self.organization_id.clone(),
+            user_id: self.user_id.clone(),
+            title: self.title.clone(),
+            metadata: self.metadata.clone(),
+            assistant_id: self.assistant_id.clone(),
+            state: self.state,
+            message_count: self.message_count,
+            item_count: self.item_count,
+            visible_in_ui: self.visible_in_ui,
+            last_model_used: self.last_model_used.clone(),
+            pinned_at: self.pinned_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            last_message_at: self.last_message_at,
+            deleted_at: self.deleted_at,
+            lease: self.lease.clone(),
+            model_override: self.model_override.clone(),
+            workflow_id: self.workflow_id.clone(),
+            is_incognito: self.is_incognito,
+            expected_deletion_at: self.expected_deletion_at,
+            has_unread: self.has_unread,
+            forked_from: self.forked_from.clone(),
+        }
+    }
+
+    /// Unique within the organization.
+    pub fn id(&self) -> &ThreadId {
+        &self.id
+    }
+    /// The owning organization.
+    pub fn organization_id(&self) -> &OrganizationId {
+        &self.organization_id
+    }
+    /// The creator; the only user who can see the thread.
+    pub fn user_id(&self) -> &UserId {
+        &self.user_id
+    }
+    /// Display name.
+    pub fn title(&self) -> Option<&ThreadTitle> {
+        self.title.as_ref()
+    }
+    /// User-defined key-value pairs.
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+    /// The bound assistant.
+    pub fn assistant_id(&self) -> Option<&AssistantId> {
+        self.assistant_id.as_ref()
+    }
+    /// Whether a response is being generated.
+    pub fn status(&self) -> ThreadStatus {
+        self.status
+    }
+    /// Lifecycle state.
+    pub fn state(&self) -> ThreadState {
+        self.state
+    }
+    /// Number of stored messages.
+    pub fn message_count(&self) -> i64 {
+        self.message_count
+    }
+    /// Number of stored conversation items that are not messages.
+    pub fn item_count(&self) -> i64 {
+        self.item_count
+    }
+    /// Shown in user interfaces.
+    pub fn visible_in_ui(&self) -> bool {
+        self.visible_in_ui
+    }
+    /// The model of the last saved response.
+    pub fn last_model_used(&self) -> Option<&str> {
+        self.last_model_used.as_deref()
+    }
+    /// When it was pinned; `None` when not pinned.
+    pub fn pinned_at(&self) -> Option<DateTime<Utc>> {
+        self.pinned_at
+    }
+    /// Creation time.
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+    /// Last change of any field.
+    pub fn updated_at(&self) -> DateTime<Utc> {
+        self.updated_at
+    }
+    /// Time of the newest message.
+    pub fn last_message_at(&self) -> Option<DateTime<Utc>> {
+        self.last_message_at
+    }
+    /// Soft-delete time.
+    pub fn deleted_at(&self) -> Option<DateTime<Utc>> {
+        self.deleted_at
+    }
+    /// The lease of a running response, if any.
+    pub fn lease(&self) -> Option<&Lease> {
+        self.lease.as_ref()
+    }
+    /// The user's model for this thread's responses (per-user settings).
+    pub fn model_override(&self) -> Option<&str> {
+        self.model_override.as_deref()
+    }
+    /// An opaque label set by the client at creation (`workflow_id`).
+    pub fn workflow_id(&self) -> Option<&str> {
+        self.workflow_id.as_deref()
+    }
+    /// Deleted for good at `expected_deletion_at`, without a grace period.
+    pub fn is_incognito(&self) -> bool {
+        self.is_incognito
+    }
+    /// When an incognito thread is deleted; `None` for the others.
+    pub fn expected_deletion_at(&self) -> Option<DateTime<Utc>> {
+        self.expected_deletion_at
+    }
+    /// An assistant message arrived after the owner last read the thread.
+    pub fn has_unread(&self) -> bool {
+        self.has_unread
+    }
+    /// The thread and message this thread was forked at.
+    pub fn forked_from(&self) -> Option<&ForkedFrom> {
+        self.forked_from.as_ref()
+    }
+
+    /// The thread after a response of `model` was saved in it.
+    pub fn record_model(&self, model: String) -> Thread {
+        Thread {
+            last_model_used: Some(model),
+            ..self.clone()
+        }
+    }
+
+    /// The thread moved to lifecycle state `to`, if the state machine
+    /// allows it (see [`ThreadState::transition`]).
+    pub fn transition(&self, to: ThreadState) -> Result<Thread, DomainError> {
+        Ok(Thread {
+            state: self.state.transition(to)?,
+            ..self.clone()
+        })
+    }
 }
 
 /// What a caller provides to create a thread (already parsed).

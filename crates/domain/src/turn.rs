@@ -135,6 +135,7 @@ mod tests {
 
     fn assistant() -> Assistant {
         Assistant::new(
+            crate::AssistantId::generate(),
             crate::OrganizationId::parse("org_a").unwrap(),
             crate::UserId::parse("usr_1").unwrap(),
             AssistantSpec {

@@ -635,7 +635,7 @@ impl OpenTrip {
                     rewind,
                 };
                 let plan_for = |thread: &skein_domain::Thread, assistant: Option<&Assistant>| {
-                    planner.plan(thread.model_override.as_deref(), assistant)
+                    planner.plan(thread.model_override(), assistant)
                 };
                 if let Opening::Preview { checked } = opening {
                     let (mut plan, history) =

@@ -62,7 +62,7 @@ pub fn locate(
 ) -> Result<StreamTarget, StoreError> {
     let (key, thread) = crate::threads::load_live_for_read(conn, scope, thread_id)?;
     let live_lease = thread
-        .lease
+        .lease()
         .as_ref()
         .filter(|l| l.expires_at > now)
         .map(|l| l.id.clone());

@@ -290,7 +290,7 @@ pub fn thread_page(
     if page.threads.is_empty() {
         return Ok((Vec::new(), page.has_more));
     }
-    let ids: Vec<&str> = page.threads.iter().map(|t| t.id.as_str()).collect();
+    let ids: Vec<&str> = page.threads.iter().map(|t| t.id().as_str()).collect();
     let rows: Vec<(ThreadRow, Option<NaiveDateTime>)> = threads::table
         .filter(threads::organization_id.eq(scope.organization_id.as_str()))
         .filter(threads::id.eq_any(&ids))

@@ -468,11 +468,11 @@ where
                 (
                     ForkPoint {
                         from: ForkedFrom {
-                            thread_id: parent.id.clone(),
+                            thread_id: parent.id().clone(),
                             message_id: Some(message_id),
                         },
-                        messages: (parent.message_count - after.messages).max(0),
-                        items: (parent.item_count - after.items).max(0),
+                        messages: (parent.message_count() - after.messages).max(0),
+                        items: (parent.item_count() - after.items).max(0),
                         last_message_at: Some(to_utc(created_at)),
                     },
                     seq,
@@ -481,7 +481,7 @@ where
             None => (
                 ForkPoint {
                     from: ForkedFrom {
-                        thread_id: parent.id.clone(),
+                        thread_id: parent.id().clone(),
                         message_id: None,
                     },
                     messages: 0,
@@ -497,18 +497,18 @@ where
         // times it inherits.
         diesel::update(
             threads::table
-                .filter(threads::organization_id.eq(fork.organization_id.as_str()))
-                .filter(threads::id.eq(fork.id.as_str())),
+                .filter(threads::organization_id.eq(fork.organization_id().as_str()))
+                .filter(threads::id.eq(fork.id().as_str())),
         )
         .set((
-            threads::item_count.eq(fork.item_count),
-            threads::last_message_at.eq(fork.last_message_at.map(to_naive)),
-            threads::last_model_used.eq(fork.last_model_used.as_deref()),
+            threads::item_count.eq(fork.item_count()),
+            threads::last_message_at.eq(fork.last_message_at().map(to_naive)),
+            threads::last_model_used.eq(fork.last_model_used()),
         ))
         .execute(conn)?;
         let fork_pk: i64 = threads::table
-            .filter(threads::organization_id.eq(fork.organization_id.as_str()))
-            .filter(threads::id.eq(fork.id.as_str()))
+            .filter(threads::organization_id.eq(fork.organization_id().as_str()))
+            .filter(threads::id.eq(fork.id().as_str()))
             .select(threads::pk)
             .first(conn)?;
         attach(conn, fork_pk, &view, upto, now)?;

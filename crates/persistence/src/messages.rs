@@ -11,7 +11,9 @@ use crate::{DbConnection, ListKind, ListOrder, Missing, Scope, StoreError};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use skein_domain::context::ContextItem;
-use skein_domain::{DomainError, Limits, Message, MessageRole, NewMessage, Thread, ThreadId};
+use skein_domain::{
+    DomainError, Limits, Message, MessageId, MessageRole, NewMessage, Thread, ThreadId,
+};
 
 /// A message list request, already validated.
 #[derive(Debug, Clone, Default)]
@@ -54,7 +56,7 @@ pub(crate) fn append_and_save(
     let stored: Vec<Message> = new
         .into_iter()
         .zip(key.last_seq + 1..)
-        .map(|(m, seq)| m.into_message(next.id.clone(), seq, now))
+        .map(|(m, seq)| m.into_message(next.id().clone(), seq, now, MessageId::generate))
         .collect();
     // Multi-row inserts (one round trip per chunk, a turn is one chunk),
     // per backend: batch inserts are not available through the
@@ -131,14 +133,14 @@ pub fn create_with(
     limits: &Limits,
     now: DateTime<Utc>,
 ) -> Result<(Thread, Vec<Message>), StoreError> {
-    let scope = Scope::new(thread.organization_id.clone(), thread.user_id.clone());
+    let scope = Scope::new(thread.organization_id().clone(), thread.user_id().clone());
     write_transaction(conn, |conn| {
         crate::threads::insert_row(conn, thread)?;
         if new.is_empty() {
             // As `threads::insert`: nothing more to read or write.
             return Ok((thread.clone(), Vec::new()));
         }
-        let (key, current) = load_locked(conn, &scope, thread.id.as_str())?;
+        let (key, current) = load_locked(conn, &scope, thread.id().as_str())?;
         let (messages, items) = entry_counts(&new);
         let next = current.record_entries(messages, items, limits, now)?;
         let stored = append_and_save(conn, key, &next, new, now)?;
@@ -346,7 +348,7 @@ where
         thread.check_writable()?;
         let (row, _) = writable_row(conn, key, message_id, false)?;
         let pk = row.pk;
-        let current = row.into_message(thread.id.clone())?;
+        let current = row.into_message(thread.id().clone())?;
         let next = change(&current)?;
         diesel::update(messages::table.filter(messages::pk.eq(pk)))
             .set((
@@ -391,7 +393,7 @@ where
         let (key, thread) = load_locked(conn, scope, thread_id)?;
         thread.check_writable()?;
         let (row, view) = writable_row(conn, key, message_id, items)?;
-        check(&row.clone().into_message(thread.id.clone())?)?;
+        check(&row.clone().into_message(thread.id().clone())?)?;
         diesel::delete(messages::table.filter(messages::pk.eq(row.pk))).execute(conn)?;
         if row.kind != MESSAGE_KIND {
             let next = thread.record_item_removed(now)?;
@@ -401,7 +403,7 @@ where
         let newest = newest_message(conn, &view)?.map(|(_, _, at)| at);
         let next = thread.record_removed(newest.map(to_utc), now)?;
         save(conn, key.pk, &next)?;
-        if row.role == MessageRole::Assistant.as_str() && thread.has_unread {
+        if row.role == MessageRole::Assistant.as_str() && thread.has_unread() {
             crate::threads::recompute_unread(conn, key.pk)?;
             return Ok(crate::threads::load_locked(conn, scope, thread_id)?.1);
         }

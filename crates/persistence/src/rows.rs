@@ -6,8 +6,8 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use skein_domain::{
     clock, fold_case, Assistant, AssistantId, AssistantName, ForkedFrom, Instructions, Lease,
-    Message, MessageId, MessageRole, Metadata, OrganizationId, Temperature, Thread, ThreadId,
-    ThreadState, ThreadStatus, ThreadTitle, UserId,
+    Message, MessageId, MessageRole, Metadata, OrganizationId, StoredThread, Temperature, Thread,
+    ThreadId, ThreadState, ThreadTitle, UserId,
 };
 
 /// Stored timestamps are naive UTC.
@@ -102,9 +102,6 @@ impl TryFrom<ThreadRow> for Thread {
             }),
             _ => None,
         };
-        // The status is derived from the lease, so an expired lease (left by a
-        // crashed process) reads as inactive without anyone cleaning it up.
-        let streaming = lease.as_ref().is_some_and(|l| l.expires_at > clock::now());
         let model_override = r
             .user_state
             .as_deref()
@@ -114,7 +111,9 @@ impl TryFrom<ThreadRow> for Thread {
                     .and_then(|m| m.as_str())
                     .map(str::to_string)
             });
-        Ok(Thread {
+        // The status follows from the lease at the time of reading (the
+        // domain's rule, `Thread::from_storage`).
+        let stored = StoredThread {
             id: ThreadId::parse(r.id).map_err(|e| corrupt("thread id", e))?,
             organization_id: OrganizationId::parse(r.organization_id)
                 .map_err(|e| corrupt("organization id", e))?,
@@ -126,11 +125,6 @@ impl TryFrom<ThreadRow> for Thread {
                 .map(AssistantId::parse)
                 .transpose()
                 .map_err(|e| corrupt("assistant id", e))?,
-            status: if streaming {
-                ThreadStatus::Streaming
-            } else {
-                ThreadStatus::Inactive
-            },
             state: ThreadState::parse(&r.state).ok_or_else(|| corrupt("thread state", &r.state))?,
             message_count: r.message_count,
             item_count: r.item_count,
@@ -148,7 +142,8 @@ impl TryFrom<ThreadRow> for Thread {
             expected_deletion_at: r.expected_deletion_at.map(to_utc),
             has_unread: r.unread,
             forked_from: r.forked_from.as_deref().map(stored_fork).transpose()?,
-        })
+        };
+        Ok(Thread::from_storage(stored, clock::now()))
     }
 }
 
@@ -189,7 +184,7 @@ fn stored_metadata(text: &str) -> Result<Metadata, StoreError> {
 
 /// What the title search matches: the title, case-folded.
 fn folded(t: &Thread) -> Option<String> {
-    t.title.as_ref().map(|title| fold_case(title.as_str()))
+    t.title().map(|title| fold_case(title.as_str()))
 }
 
 /// The columns written when a thread is created.
@@ -235,23 +230,23 @@ pub struct NewThreadRow<'a> {
 impl<'a> From<&'a Thread> for NewThreadRow<'a> {
     fn from(t: &'a Thread) -> Self {
         Self {
-            id: t.id.as_str(),
-            organization_id: t.organization_id.as_str(),
-            user_id: t.user_id.as_str(),
-            title: t.title.as_ref().map(ThreadTitle::as_str),
+            id: t.id().as_str(),
+            organization_id: t.organization_id().as_str(),
+            user_id: t.user_id().as_str(),
+            title: t.title().map(ThreadTitle::as_str),
             title_folded: folded(t),
-            metadata: t.metadata.to_value().to_string(),
-            assistant_id: t.assistant_id.as_ref().map(AssistantId::as_str),
-            status: t.status.as_str(),
-            state: t.state.as_str(),
-            message_count: t.message_count,
-            visible_in_ui: t.visible_in_ui,
-            created_at: to_naive(t.created_at),
-            updated_at: to_naive(t.updated_at),
-            workflow_id: t.workflow_id.as_deref(),
-            is_incognito: t.is_incognito,
-            expected_deletion_at: t.expected_deletion_at.map(to_naive),
-            forked_from: t.forked_from.as_ref().map(fork_json),
+            metadata: t.metadata().to_value().to_string(),
+            assistant_id: t.assistant_id().map(AssistantId::as_str),
+            status: t.status().as_str(),
+            state: t.state().as_str(),
+            message_count: t.message_count(),
+            visible_in_ui: t.visible_in_ui(),
+            created_at: to_naive(t.created_at()),
+            updated_at: to_naive(t.updated_at()),
+            workflow_id: t.workflow_id(),
+            is_incognito: t.is_incognito(),
+            expected_deletion_at: t.expected_deletion_at().map(to_naive),
+            forked_from: t.forked_from().map(fork_json),
         }
     }
 }
@@ -295,21 +290,21 @@ pub struct ThreadChangeset<'a> {
 impl<'a> From<&'a Thread> for ThreadChangeset<'a> {
     fn from(t: &'a Thread) -> Self {
         Self {
-            title: t.title.as_ref().map(ThreadTitle::as_str),
+            title: t.title().map(ThreadTitle::as_str),
             title_folded: folded(t),
-            metadata: t.metadata.to_value().to_string(),
-            assistant_id: t.assistant_id.as_ref().map(AssistantId::as_str),
-            status: t.status.as_str(),
-            state: t.state.as_str(),
-            message_count: t.message_count,
-            item_count: t.item_count,
-            visible_in_ui: t.visible_in_ui,
-            last_model_used: t.last_model_used.as_deref(),
-            pinned_at: t.pinned_at.map(to_naive),
-            updated_at: to_naive(t.updated_at),
-            last_message_at: t.last_message_at.map(to_naive),
-            lease_id: t.lease.as_ref().map(|l| l.id.as_str()),
-            lease_expires_at: t.lease.as_ref().map(|l| to_naive(l.expires_at)),
+            metadata: t.metadata().to_value().to_string(),
+            assistant_id: t.assistant_id().map(AssistantId::as_str),
+            status: t.status().as_str(),
+            state: t.state().as_str(),
+            message_count: t.message_count(),
+            item_count: t.item_count(),
+            visible_in_ui: t.visible_in_ui(),
+            last_model_used: t.last_model_used(),
+            pinned_at: t.pinned_at().map(to_naive),
+            updated_at: to_naive(t.updated_at()),
+            last_message_at: t.last_message_at().map(to_naive),
+            lease_id: t.lease().map(|l| l.id.as_str()),
+            lease_expires_at: t.lease().map(|l| to_naive(l.expires_at)),
         }
     }
 }

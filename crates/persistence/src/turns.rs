@@ -241,12 +241,8 @@ fn bind_assistant(
         )?,
         None => current,
     };
-    let assistant = assistants::for_turn(
-        conn,
-        scope,
-        start.assistant.as_ref(),
-        bound.assistant_id.as_ref(),
-    )?;
+    let assistant =
+        assistants::for_turn(conn, scope, start.assistant.as_ref(), bound.assistant_id())?;
     Ok((bound, assistant))
 }
 
@@ -439,10 +435,11 @@ pub fn commit(
                     None => current,
                 };
                 let (messages, items) = crate::messages::entry_counts(&turn.messages);
-                let mut next = current.record_entries(messages, items, limits, now)?;
-                next.last_model_used = Some(turn.model);
+                let mut next = current
+                    .record_entries(messages, items, limits, now)?
+                    .record_model(turn.model);
                 if let Some(state) = turn.thread_state {
-                    next.state = next.state.transition(state).map_err(DomainError::from)?;
+                    next = next.transition(state)?;
                 }
                 let next = next.release_lease(lease_id);
                 let rewound = turn.rewind_from.is_some();
@@ -487,10 +484,10 @@ pub fn release(
 ) -> Result<(), StoreError> {
     write_transaction_as(conn, Durability::Relaxed, |conn| {
         let (key, current) = load_locked(conn, scope, thread_id.as_str())?;
-        if current.lease.as_ref().is_none_or(|l| l.id != lease_id) {
+        if current.lease().is_none_or(|l| l.id != lease_id) {
             return Ok(());
         }
-        if created_by_this_turn && current.message_count == 0 {
+        if created_by_this_turn && current.message_count() == 0 {
             crate::threads::remove_empty(conn, key.pk)?;
         } else {
             save(conn, key.pk, &current.release_lease(lease_id))?;

@@ -10,7 +10,7 @@ use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{JsonBody, QueryParams};
 use crate::state::AppState;
 use actix_web::{delete, get, post, put, web, HttpResponse};
-use skein_domain::Assistant;
+use skein_domain::{Assistant, AssistantId};
 use skein_persistence::assistants::{self, AssistantQuery};
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -52,7 +52,13 @@ pub async fn create_assistant(
     let assistant = caller
         .run(move |conn, who| -> Result<Assistant> {
             let organization_id = who.organization(organization.as_deref())?;
-            let assistant = Assistant::new(organization_id, who.user_id.clone(), spec, now);
+            let assistant = Assistant::new(
+                AssistantId::generate(),
+                organization_id,
+                who.user_id.clone(),
+                spec,
+                now,
+            );
             assistants::insert(conn, &assistant)?;
             Ok(assistant)
         })

@@ -96,10 +96,10 @@ pub async fn create_thread(
                 },
                 now,
             );
-            if let Some(a) = &thread.assistant_id {
+            if let Some(a) = &thread.assistant_id() {
                 let owner = Scope {
-                    organization_id: thread.organization_id.clone(),
-                    user_id: thread.user_id.clone(),
+                    organization_id: thread.organization_id().clone(),
+                    user_id: thread.user_id().clone(),
                     live: None,
                 };
                 threads::check_assistant(conn, &owner, a)?;
@@ -371,9 +371,9 @@ pub async fn delete_all_threads(
 
 fn pin_response(thread: Thread, message: &str) -> PinResponse {
     PinResponse {
-        id: thread.id.to_string(),
+        id: thread.id().to_string(),
         is_pinned: thread.is_pinned(),
-        pinned_at: thread.pinned_at.map(crate::dto::timestamp),
+        pinned_at: thread.pinned_at().map(crate::dto::timestamp),
         message: message.into(),
     }
 }
@@ -609,9 +609,8 @@ pub async fn generate_thread_name(
         .map(|(_, t)| t.clone())
         .ok_or_else(no_text)?;
     let model = thread
-        .last_model_used
-        .clone()
-        .unwrap_or_else(|| "default".to_string());
+        .last_model_used()
+        .map_or_else(|| "default".to_string(), str::to_string);
     let title = match state
         .router
         .resolve(&model)

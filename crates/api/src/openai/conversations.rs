@@ -41,10 +41,10 @@ pub struct Conversation {
 impl From<Thread> for Conversation {
     fn from(t: Thread) -> Self {
         Self {
-            id: t.id.into_string(),
+            id: t.id().as_str().to_string(),
             object: "conversation".into(),
-            created_at: unix(t.created_at),
-            metadata: t.metadata.to_value(),
+            created_at: unix(t.created_at()),
+            metadata: t.metadata().to_value(),
         }
     }
 }
@@ -271,7 +271,7 @@ pub async fn update_conversation(
                 // object is removed.
                 let metadata = replacement.map(|new| {
                     let mut merge: Map<String, Value> = t
-                        .metadata
+                        .metadata()
                         .to_value()
                         .as_object()
                         .map(|old| old.keys().map(|k| (k.clone(), Value::Null)).collect())

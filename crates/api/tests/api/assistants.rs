@@ -53,6 +53,7 @@ fn insert_aged(store: &skein_persistence::Store, org: &str, user: &str, age: Tim
     let mut conn = store.conn().unwrap();
     let then = clock::now() - age;
     let a = Assistant::new(
+        skein_domain::AssistantId::generate(),
         OrganizationId::parse(org).unwrap(),
         UserId::parse(user).unwrap(),
         AssistantSpec {
@@ -570,6 +571,7 @@ async fn pages_break_creation_time_ties_by_id(backend: Backend) {
             now + TimeDelta::seconds(1)
         };
         let a = Assistant::new(
+            skein_domain::AssistantId::generate(),
             s.organization_id.clone(),
             s.user_id.clone(),
             AssistantSpec {

@@ -286,9 +286,9 @@ async fn assistant_binding_rules(backend: Backend) {
             live: None,
         };
         threads::update(&mut conn, &scope, id, |t| {
-            let mut t = t.clone();
+            let mut t = t.to_storage();
             t.message_count = 1;
-            Ok(t)
+            Ok(skein_domain::Thread::from_storage(t, chrono::Utc::now()))
         })
         .unwrap();
     }

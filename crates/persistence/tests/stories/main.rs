@@ -130,12 +130,13 @@ fn a_thread_is_stored_and_read_back_whole(backend: Backend) {
     let (_db, store) = setup(backend);
     let mut conn = store.conn().unwrap();
     let s = scope("org_a", "usr_1");
-    let mut t = new_thread(&s, None);
-    t.title = skein_domain::ThreadTitle::parse("Hello", 200).unwrap();
-    t.metadata =
+    let mut stored = new_thread(&s, None).to_storage();
+    stored.title = skein_domain::ThreadTitle::parse("Hello", 200).unwrap();
+    stored.metadata =
         Metadata::parse_value(json!({"k": "v", "n": [1, 2]}), &Default::default()).unwrap();
+    let t = Thread::from_storage(stored, clock::now());
     threads::insert(&mut conn, &t).unwrap();
-    let back = threads::find(&mut conn, &s, t.id.as_str())
+    let back = threads::find(&mut conn, &s, t.id().as_str())
         .unwrap()
         .unwrap();
     assert_eq!(back, t);
@@ -147,7 +148,7 @@ fn threads_are_private_to_their_creator_and_organization(backend: Backend) {
     let owner = scope("org_a", "usr_1");
     let t = new_thread(&owner, None);
     threads::insert(&mut conn, &t).unwrap();
-    let id = t.id.as_str();
+    let id = t.id().as_str();
     assert!(threads::find(&mut conn, &owner, id).unwrap().is_some());
     for other in [scope("org_a", "usr_2"), scope("org_b", "usr_1")] {
         assert!(threads::find(&mut conn, &other, id).unwrap().is_none());
@@ -191,7 +192,7 @@ fn updates_merge_metadata_and_a_rejected_update_changes_nothing(backend: Backend
         state,
         ..Default::default()
     };
-    let updated = threads::update(&mut conn, &s, t.id.as_str(), |cur| {
+    let updated = threads::update(&mut conn, &s, t.id().as_str(), |cur| {
         cur.apply(
             patch(json!({"a": 1, "b": 2}), Some(ThreadState::Archived)),
             &limits,
@@ -199,8 +200,8 @@ fn updates_merge_metadata_and_a_rejected_update_changes_nothing(backend: Backend
         )
     })
     .unwrap();
-    assert_eq!(updated.state, ThreadState::Archived);
-    let merged = threads::update(&mut conn, &s, t.id.as_str(), |cur| {
+    assert_eq!(updated.state(), ThreadState::Archived);
+    let merged = threads::update(&mut conn, &s, t.id().as_str(), |cur| {
         cur.apply(
             patch(json!({"b": null, "c": 3}), None),
             &limits,
@@ -208,8 +209,8 @@ fn updates_merge_metadata_and_a_rejected_update_changes_nothing(backend: Backend
         )
     })
     .unwrap();
-    assert_eq!(merged.metadata.to_value(), json!({"a": 1, "c": 3}));
-    let rejected = threads::update(&mut conn, &s, t.id.as_str(), |cur| {
+    assert_eq!(merged.metadata().to_value(), json!({"a": 1, "c": 3}));
+    let rejected = threads::update(&mut conn, &s, t.id().as_str(), |cur| {
         cur.apply(
             patch(json!({"z": 1}), Some(ThreadState::Open)),
             &limits,
@@ -220,7 +221,7 @@ fn updates_merge_metadata_and_a_rejected_update_changes_nothing(backend: Backend
         rejected,
         Err(StoreError::Rule(DomainError::Transition(_)))
     ));
-    let stored = threads::find(&mut conn, &s, t.id.as_str())
+    let stored = threads::find(&mut conn, &s, t.id().as_str())
         .unwrap()
         .unwrap();
     assert_eq!(stored, merged);
@@ -238,14 +239,14 @@ fn the_pin_limit_holds(backend: Backend) {
         .map(|_| {
             let t = new_thread(&s, None);
             threads::insert(&mut conn, &t).unwrap();
-            t.id.to_string()
+            t.id().to_string()
         })
         .collect();
     let first = threads::pin(&mut conn, &s, &ids[0], &limits, clock::now()).unwrap();
     threads::pin(&mut conn, &s, &ids[1], &limits, clock::now()).unwrap();
     // Pinning an already pinned thread at the limit is a no-op, not an error.
     let again = threads::pin(&mut conn, &s, &ids[0], &limits, clock::now()).unwrap();
-    assert_eq!(again.pinned_at, first.pinned_at);
+    assert_eq!(again.pinned_at(), first.pinned_at());
     let third = threads::pin(&mut conn, &s, &ids[2], &limits, clock::now());
     assert!(matches!(
         third,
@@ -255,7 +256,7 @@ fn the_pin_limit_holds(backend: Backend) {
     let other = scope("org_a", "usr_2");
     let t = new_thread(&other, None);
     threads::insert(&mut conn, &t).unwrap();
-    threads::pin(&mut conn, &other, t.id.as_str(), &limits, clock::now()).unwrap();
+    threads::pin(&mut conn, &other, t.id().as_str(), &limits, clock::now()).unwrap();
     // Unpinning makes room again.
     threads::update(&mut conn, &s, &ids[0], |t| Ok(t.unpin())).unwrap();
     threads::pin(&mut conn, &s, &ids[2], &limits, clock::now()).unwrap();
@@ -274,7 +275,7 @@ fn concurrent_pins_never_exceed_the_limit(backend: Backend) {
             .map(|_| {
                 let t = new_thread(&s, None);
                 threads::insert(&mut conn, &t).unwrap();
-                t.id.to_string()
+                t.id().to_string()
             })
             .collect()
     };
@@ -326,12 +327,12 @@ fn soft_deleted_threads_disappear_and_delete_all_counts(backend: Backend) {
     let foreign = new_thread(&scope("org_a", "usr_2"), None);
     threads::insert(&mut conn, &foreign).unwrap();
 
-    threads::soft_delete(&mut conn, &s, ts[0].id.as_str(), clock::now()).unwrap();
-    assert!(threads::find(&mut conn, &s, ts[0].id.as_str())
+    threads::soft_delete(&mut conn, &s, ts[0].id().as_str(), clock::now()).unwrap();
+    assert!(threads::find(&mut conn, &s, ts[0].id().as_str())
         .unwrap()
         .is_none());
     assert!(matches!(
-        threads::soft_delete(&mut conn, &s, ts[0].id.as_str(), clock::now()),
+        threads::soft_delete(&mut conn, &s, ts[0].id().as_str(), clock::now()),
         Err(StoreError::NotFound(Missing::Thread(_)))
     ));
     let live = threads::list(&mut conn, &s, &query(20)).unwrap();
@@ -346,7 +347,7 @@ fn soft_deleted_threads_disappear_and_delete_all_counts(backend: Backend) {
     )
     .unwrap();
     assert_eq!(all.threads.len(), 4);
-    assert!(all.threads.iter().any(|t| t.deleted_at.is_some()));
+    assert!(all.threads.iter().any(|t| t.deleted_at().is_some()));
 
     assert_eq!(
         threads::soft_delete_all(&mut conn, &s, clock::now()).unwrap(),
@@ -358,7 +359,7 @@ fn soft_deleted_threads_disappear_and_delete_all_counts(backend: Backend) {
         .is_empty());
     // The other user's thread is untouched.
     let other = scope("org_a", "usr_2");
-    assert!(threads::find(&mut conn, &other, foreign.id.as_str())
+    assert!(threads::find(&mut conn, &other, foreign.id().as_str())
         .unwrap()
         .is_some());
 }
@@ -375,7 +376,7 @@ fn insert_n(conn: &mut skein_persistence::DbConnection, s: &Scope, n: usize) -> 
         .map(|_| {
             let t = new_thread(s, None);
             threads::insert(conn, &t).unwrap();
-            t.id.to_string()
+            t.id().to_string()
         })
         .collect()
 }
@@ -401,7 +402,7 @@ fn walking_pages_with_after_visits_every_thread_once(backend: Backend) {
             )
             .unwrap();
             pages += 1;
-            seen.extend(page.threads.iter().map(|t| t.id.to_string()));
+            seen.extend(page.threads.iter().map(|t| t.id().to_string()));
             // A thread created mid-walk (newest) must not disturb the walk.
             if pages == 2 {
                 insert_n(&mut conn, &s, 1);
@@ -438,7 +439,7 @@ fn walking_pages_with_before_goes_back_the_same_way(backend: Backend) {
         },
     )
     .unwrap();
-    let ids: Vec<_> = page.threads.iter().map(|t| t.id.to_string()).collect();
+    let ids: Vec<_> = page.threads.iter().map(|t| t.id().to_string()).collect();
     assert_eq!(ids, vec![created[3].clone(), created[2].clone()]);
     assert!(page.has_more);
     let first = threads::list(
@@ -450,7 +451,7 @@ fn walking_pages_with_before_goes_back_the_same_way(backend: Backend) {
         },
     )
     .unwrap();
-    let ids: Vec<_> = first.threads.iter().map(|t| t.id.to_string()).collect();
+    let ids: Vec<_> = first.threads.iter().map(|t| t.id().to_string()).collect();
     assert_eq!(ids, vec![created[4].clone()]);
     assert!(!first.has_more);
 }
@@ -461,9 +462,9 @@ fn list_filters_and_total(backend: Backend) {
     let s = scope("org_a", "usr_1");
     let ids = insert_n(&mut conn, &s, 5);
     threads::update(&mut conn, &s, &ids[0], |t| {
-        let mut t = t.clone();
+        let mut t = t.to_storage();
         t.visible_in_ui = false;
-        Ok(t)
+        Ok(Thread::from_storage(t, clock::now()))
     })
     .unwrap();
     threads::pin(&mut conn, &s, &ids[1], &Limits::default(), clock::now()).unwrap();
@@ -478,7 +479,7 @@ fn list_filters_and_total(backend: Backend) {
     )
     .unwrap();
     assert_eq!(hidden.threads.len(), 1);
-    assert_eq!(hidden.threads[0].id.as_str(), ids[0]);
+    assert_eq!(hidden.threads[0].id().as_str(), ids[0]);
     assert_eq!(hidden.total, Some(1));
     let pinned = threads::list(
         &mut conn,
@@ -595,7 +596,7 @@ fn messages_keep_counts_and_order_exact(backend: Backend) {
     let s = scope("org_a", "usr_1");
     let t = new_thread(&s, None);
     threads::insert(&mut conn, &t).unwrap();
-    let id = t.id.as_str();
+    let id = t.id().as_str();
     let limits = Limits::default();
     let (after_two, stored) = messages::append(
         &mut conn,
@@ -609,8 +610,8 @@ fn messages_keep_counts_and_order_exact(backend: Backend) {
         clock::now(),
     )
     .unwrap();
-    assert_eq!(after_two.message_count, 2);
-    assert_eq!(after_two.last_message_at, Some(stored[1].created_at));
+    assert_eq!(after_two.message_count(), 2);
+    assert_eq!(after_two.last_message_at(), Some(stored[1].created_at));
     assert_eq!(stored.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2]);
     messages::append(
         &mut conn,
@@ -663,8 +664,8 @@ fn messages_keep_counts_and_order_exact(backend: Backend) {
     let newest = desc.messages[0].clone();
     let after_delete =
         messages::delete(&mut conn, &s, id, newest.id.as_str(), clock::now()).unwrap();
-    assert_eq!(after_delete.message_count, 2);
-    assert_eq!(after_delete.last_message_at, Some(stored[1].created_at));
+    assert_eq!(after_delete.message_count(), 2);
+    assert_eq!(after_delete.last_message_at(), Some(stored[1].created_at));
     assert!(matches!(
         messages::delete(&mut conn, &s, id, newest.id.as_str(), clock::now()),
         Err(StoreError::NotFound(Missing::Message(_)))
@@ -687,7 +688,7 @@ fn messages_keep_counts_and_order_exact(backend: Backend) {
     .unwrap();
     assert_eq!(more[0].seq, 4);
     let back = threads::find(&mut conn, &s, id).unwrap().unwrap();
-    assert_eq!(back.message_count, 3);
+    assert_eq!(back.message_count(), 3);
 }
 
 fn messages_obey_the_lifecycle(backend: Backend) {
@@ -696,7 +697,7 @@ fn messages_obey_the_lifecycle(backend: Backend) {
     let s = scope("org_a", "usr_1");
     let t = new_thread(&s, None);
     threads::insert(&mut conn, &t).unwrap();
-    let id = t.id.as_str();
+    let id = t.id().as_str();
     let limits = Limits::default();
     let (_, stored) = messages::append(
         &mut conn,
@@ -743,7 +744,7 @@ fn messages_obey_the_lifecycle(backend: Backend) {
         threads::find(&mut conn, &s, id)
             .unwrap()
             .unwrap()
-            .message_count,
+            .message_count(),
         1
     );
 }
@@ -760,8 +761,8 @@ fn racing_appends_stop_exactly_at_the_cap(backend: Backend) {
         let seed: Vec<NewMessage> = (0..cap - 5)
             .map(|i| text(MessageRole::User, &format!("m{i}")))
             .collect();
-        messages::append(&mut conn, &s, t.id.as_str(), seed, &limits, clock::now()).unwrap();
-        t.id.to_string()
+        messages::append(&mut conn, &s, t.id().as_str(), seed, &limits, clock::now()).unwrap();
+        t.id().to_string()
     };
     let handles: Vec<_> = (0..4)
         .map(|_| {
@@ -797,7 +798,7 @@ fn racing_appends_stop_exactly_at_the_cap(backend: Backend) {
     assert_eq!((ok, refused), (5, 11));
     let mut conn = store.conn().unwrap();
     let t = threads::find(&mut conn, &s, &id).unwrap().unwrap();
-    assert_eq!(t.message_count as usize, cap);
+    assert_eq!(t.message_count() as usize, cap);
     let all = messages::list(
         &mut conn,
         &s,
@@ -826,21 +827,21 @@ fn history_is_read_newest_first_and_only_as_far_as_needed(backend: Backend) {
     messages::append(
         &mut conn,
         &s,
-        t.id.as_str(),
+        t.id().as_str(),
         seed,
         &Limits::default(),
         clock::now(),
     )
     .unwrap();
     let mut seen = Vec::new();
-    messages::history_newest_first(&mut conn, &s, t.id.as_str(), 4, |m| {
+    messages::history_newest_first(&mut conn, &s, t.id().as_str(), 4, |m| {
         seen.push(m.content);
         seen.len() < 6
     })
     .unwrap();
     assert_eq!(seen, ["m24", "m23", "m22", "m21", "m20", "m19"]);
     let mut all = 0;
-    messages::history_newest_first(&mut conn, &s, t.id.as_str(), 4, |_| {
+    messages::history_newest_first(&mut conn, &s, t.id().as_str(), 4, |_| {
         all += 1;
         true
     })
@@ -856,9 +857,9 @@ fn migrations_keep_threads_when_messages_arrive(backend: Backend) {
     let s = scope("org_a", "usr_1");
     let t = new_thread(&s, None);
     threads::insert(&mut conn, &t).unwrap();
-    let back = threads::find(&mut conn, &s, t.id.as_str())
+    let back = threads::find(&mut conn, &s, t.id().as_str())
         .unwrap()
         .unwrap();
-    assert_eq!(back.status, skein_domain::ThreadStatus::Inactive);
-    assert!(back.lease.is_none());
+    assert_eq!(back.status(), skein_domain::ThreadStatus::Inactive);
+    assert!(back.lease().is_none());
 }

@@ -50,7 +50,7 @@ fn add_messages(conn: &mut DbConnection, s: &Scope, t: &Thread, n: usize) {
     msgs::append(
         conn,
         s,
-        t.id.as_str(),
+        t.id().as_str(),
         new,
         &Limits::default(),
         clock::now(),
@@ -88,7 +88,7 @@ fn response(
 }
 
 fn set_times(conn: &mut DbConnection, t: &Thread, created: DateTime<Utc>, updated: DateTime<Utc>) {
-    diesel::update(threads_t::table.filter(threads_t::id.eq(t.id.as_str())))
+    diesel::update(threads_t::table.filter(threads_t::id.eq(t.id().as_str())))
         .set((
             threads_t::created_at.eq(created.naive_utc()),
             threads_t::updated_at.eq(updated.naive_utc()),
@@ -99,8 +99,8 @@ fn set_times(conn: &mut DbConnection, t: &Thread, created: DateTime<Utc>, update
 
 fn exists(conn: &mut DbConnection, t: &Thread) -> bool {
     threads_t::table
-        .filter(threads_t::organization_id.eq(t.organization_id.as_str()))
-        .filter(threads_t::id.eq(t.id.as_str()))
+        .filter(threads_t::organization_id.eq(t.organization_id().as_str()))
+        .filter(threads_t::id.eq(t.id().as_str()))
         .count()
         .get_result::<i64>(conn)
         .unwrap()
@@ -109,8 +109,8 @@ fn exists(conn: &mut DbConnection, t: &Thread) -> bool {
 
 fn pk_of(conn: &mut DbConnection, t: &Thread) -> i64 {
     threads_t::table
-        .filter(threads_t::organization_id.eq(t.organization_id.as_str()))
-        .filter(threads_t::id.eq(t.id.as_str()))
+        .filter(threads_t::organization_id.eq(t.organization_id().as_str()))
+        .filter(threads_t::id.eq(t.id().as_str()))
         .select(threads_t::pk)
         .first(conn)
         .unwrap()
@@ -126,8 +126,8 @@ fn messages_of(conn: &mut DbConnection, pk: i64) -> i64 {
 
 fn responses_of(conn: &mut DbConnection, t: &Thread) -> i64 {
     responses_t::table
-        .filter(responses_t::organization_id.eq(t.organization_id.as_str()))
-        .filter(responses_t::thread_id.eq(t.id.as_str()))
+        .filter(responses_t::organization_id.eq(t.organization_id().as_str()))
+        .filter(responses_t::thread_id.eq(t.id().as_str()))
         .count()
         .get_result(conn)
         .unwrap()
@@ -168,13 +168,13 @@ fn a_deleted_thread_is_kept_29_days_and_gone_on_day_31_with_everything(backend: 
     let t0 = clock::now();
     let doomed = thread(&mut conn, &s, t0);
     add_messages(&mut conn, &s, &doomed, 3);
-    response(&mut conn, &s, Some(doomed.id.as_str()), t0);
-    response(&mut conn, &s, Some(doomed.id.as_str()), t0);
+    response(&mut conn, &s, Some(doomed.id().as_str()), t0);
+    response(&mut conn, &s, Some(doomed.id().as_str()), t0);
     // The same thread id in another organization is another thread.
     let other_org = scope("org_b", "usr_1");
     let twin = Thread::new(
         NewThread {
-            id: doomed.id.clone(),
+            id: doomed.id().clone(),
             organization_id: other_org.organization_id.clone(),
             user_id: other_org.user_id.clone(),
             title: None,
@@ -188,14 +188,14 @@ fn a_deleted_thread_is_kept_29_days_and_gone_on_day_31_with_everything(backend: 
     );
     threads::insert(&mut conn, &twin).unwrap();
     add_messages(&mut conn, &other_org, &twin, 1);
-    response(&mut conn, &other_org, Some(twin.id.as_str()), t0);
+    response(&mut conn, &other_org, Some(twin.id().as_str()), t0);
     let live = thread(&mut conn, &s, t0);
     add_messages(&mut conn, &s, &live, 2);
     let foreign = thread(&mut conn, &scope("org_a", "usr_2"), t0);
     let lone = response(&mut conn, &s, None, t0);
     let doomed_pk = pk_of(&mut conn, &doomed);
 
-    threads::soft_delete(&mut conn, &s, doomed.id.as_str(), t0).unwrap();
+    threads::soft_delete(&mut conn, &s, doomed.id().as_str(), t0).unwrap();
 
     assert_eq!(
         purge_at(&mut conn, &policy, t0 + TimeDelta::days(29)),
@@ -241,7 +241,7 @@ fn an_inactive_thread_is_purged_after_inactivity_plus_grace(backend: Backend) {
     let t0 = clock::now();
     let idle = thread(&mut conn, &s, t0);
     add_messages(&mut conn, &s, &idle, 2);
-    response(&mut conn, &s, Some(idle.id.as_str()), t0);
+    response(&mut conn, &s, Some(idle.id().as_str()), t0);
     set_times(&mut conn, &idle, t0, t0);
     let idle_pk = pk_of(&mut conn, &idle);
     // Activity 60 days later restarts the period.
@@ -274,7 +274,7 @@ fn archived_threads_skip_inactivity_but_are_purged_after_a_year_and_grace(backen
     let t0 = clock::now();
     let archived = thread(&mut conn, &s, t0);
     add_messages(&mut conn, &s, &archived, 1);
-    diesel::update(threads_t::table.filter(threads_t::id.eq(archived.id.as_str())))
+    diesel::update(threads_t::table.filter(threads_t::id.eq(archived.id().as_str())))
         .set(threads_t::state.eq("archived"))
         .execute(&mut conn)
         .unwrap();
@@ -315,7 +315,7 @@ fn responses_are_kept_23_hours_and_gone_at_25(backend: Backend) {
     let t0 = clock::now();
     let live = thread(&mut conn, &s, t0);
     let lone = response(&mut conn, &s, None, t0);
-    let in_thread = response(&mut conn, &s, Some(live.id.as_str()), t0);
+    let in_thread = response(&mut conn, &s, Some(live.id().as_str()), t0);
     let newer = response(&mut conn, &s, None, t0 + TimeDelta::hours(2));
 
     assert!(purge_at(&mut conn, &policy, t0 + TimeDelta::hours(23)).is_empty());
@@ -395,10 +395,10 @@ fn a_large_backlog_is_purged_while_a_client_keeps_working(backend: Backend) {
                 let mut conn = store.conn().unwrap();
                 let t = thread(&mut conn, &s, clock::now());
                 add_messages(&mut conn, &s, &t, 1);
-                let back = threads::find(&mut conn, &s, t.id.as_str()).unwrap();
+                let back = threads::find(&mut conn, &s, t.id().as_str()).unwrap();
                 assert!(back.is_some(), "a new thread must read back");
                 let first = &mine.first().cloned().unwrap_or_else(|| t.clone());
-                assert!(threads::find(&mut conn, &s, first.id.as_str())
+                assert!(threads::find(&mut conn, &s, first.id().as_str())
                     .unwrap()
                     .is_some());
                 mine.push(t);
@@ -439,7 +439,7 @@ fn a_large_backlog_is_purged_while_a_client_keeps_working(backend: Backend) {
     assert_eq!(responses_left, 0);
     let s = scope("org_a", "usr_1");
     for t in &mine {
-        assert!(threads::find(&mut conn, &s, t.id.as_str())
+        assert!(threads::find(&mut conn, &s, t.id().as_str())
             .unwrap()
             .is_some());
     }
@@ -508,7 +508,7 @@ fn a_long_thread_is_purged_in_short_transactions_while_writers_keep_writing(back
                         msgs::append(
                             c,
                             &s,
-                            t.id.as_str(),
+                            t.id().as_str(),
                             vec![NewMessage::text(MessageRole::User, "new".into(), 1)],
                             &Limits::default(),
                             clock::now(),

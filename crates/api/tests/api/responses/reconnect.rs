@@ -342,7 +342,7 @@ fn lease_until(app: &TestApp, scope: &Scope) -> chrono::DateTime<chrono::Utc> {
     let mut conn = app.store.conn().unwrap();
     skein_persistence::threads::find(&mut conn, scope, "long")
         .unwrap()
-        .and_then(|t| t.lease)
+        .and_then(|t| t.lease().cloned())
         .map(|l| l.expires_at)
         .expect("the thread holds a lease while the model works")
 }
