@@ -81,7 +81,7 @@ pub fn locate(
         .optional()?;
     let newest = match newest_events {
         Some(id) => Some(id),
-        None => saved_response_of_thread(conn, key.pk)?,
+        None => saved_response_of_thread(conn, key.pk, thread.created_at())?,
     };
     Ok(StreamTarget {
         thread_pk: key.pk,
@@ -90,14 +90,19 @@ pub fn locate(
     })
 }
 
-/// The response of the thread's newest saved message that has one.
+/// The response of the thread's newest saved message that has one, among
+/// the messages saved in this thread (not before it existed: a fork's copies
+/// of its parent's history keep their response ids, and the parent's answer
+/// is not the fork's).
 fn saved_response_of_thread(
     conn: &mut DbConnection,
     thread_pk: i64,
+    created_at: DateTime<Utc>,
 ) -> Result<Option<String>, StoreError> {
     Ok(messages::table
         .filter(messages::thread_pk.eq(thread_pk))
         .filter(messages::response_id.is_not_null())
+        .filter(messages::created_at.ge(crate::rows::to_naive(created_at)))
         .order(messages::seq.desc())
         .select(messages::response_id)
         .first::<Option<String>>(conn)

@@ -325,6 +325,9 @@ pub(crate) fn materialize(conn: &mut DbConnection, pk: i64) -> Result<(), StoreE
         other => q.first(other).optional()?,
     };
     let Some(Some(upto)) = upto else {
+        // Nothing inherited (any segment left is stale): nothing to copy.
+        diesel::delete(thread_segments::table.filter(thread_segments::thread_pk.eq(pk)))
+            .execute(conn)?;
         return Ok(());
     };
     let view = View::load(conn, pk, Some(upto))?;
@@ -384,16 +387,26 @@ pub(crate) fn release(
     from: i64,
     to: i64,
 ) -> Result<(), StoreError> {
-    let dependents: Vec<i64> = thread_segments::table
-        .filter(thread_segments::source_pk.eq(source))
-        .filter(thread_segments::upto_seq.ge(from))
-        .filter(thread_segments::after_seq.lt(to))
-        .select(thread_segments::thread_pk)
-        .load(conn)?;
-    for pk in dependents {
-        materialize(conn, pk)?;
+    // Until none is left: on PostgreSQL a fork of a fork may commit while
+    // this waits for its parent's lock (the new fork names `source` too),
+    // and a later statement sees it. In pk order (a fork's pk is above its
+    // ancestors'), so writers lock threads from ancestor to descendant and
+    // never in a cycle.
+    loop {
+        let dependents: Vec<i64> = thread_segments::table
+            .filter(thread_segments::source_pk.eq(source))
+            .filter(thread_segments::upto_seq.ge(from))
+            .filter(thread_segments::after_seq.lt(to))
+            .order(thread_segments::thread_pk.asc())
+            .select(thread_segments::thread_pk)
+            .load(conn)?;
+        if dependents.is_empty() {
+            return Ok(());
+        }
+        for pk in dependents {
+            materialize(conn, pk)?;
+        }
     }
-    Ok(())
 }
 
 /// Before thread `pk` (seen through `view`) changes or removes the rows of

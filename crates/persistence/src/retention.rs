@@ -187,13 +187,21 @@ pub fn purge_batch(
         // Forks that show history of these threads get their own copy
         // first, one fork per short transaction: a purged parent never
         // takes a live fork's history with it.
-        let dependents: Vec<i64> = thread_segments::table
-            .filter(thread_segments::source_pk.eq_any(&candidates))
-            .select(thread_segments::thread_pk)
-            .distinct()
-            .load(conn)?;
-        for fork in dependents {
-            write_transaction(conn, |conn| crate::forks::materialize(conn, fork))?;
+        // Until none is left (a fork of a fork made meanwhile names these
+        // threads too), in pk order (ancestors before descendants).
+        loop {
+            let dependents: Vec<i64> = thread_segments::table
+                .filter(thread_segments::source_pk.eq_any(&candidates))
+                .select(thread_segments::thread_pk)
+                .distinct()
+                .order(thread_segments::thread_pk.asc())
+                .load(conn)?;
+            if dependents.is_empty() {
+                break;
+            }
+            for fork in dependents {
+                write_transaction(conn, |conn| crate::forks::materialize(conn, fork))?;
+            }
         }
         loop {
             let deleted = write_transaction(conn, |conn| -> Result<u64, StoreError> {
@@ -203,6 +211,7 @@ pub fn purge_batch(
                             threads::table
                                 .filter(threads::pk.eq_any(&candidates))
                                 .filter(purgeable_thread!(c))
+                                .filter(not_shown_by_forks!())
                                 .select(threads::pk),
                         ),
                     )

@@ -194,6 +194,28 @@ async fn a_fork_holds_the_parent_history_then_its_own(backend: Backend) {
     pages_agree(&app, &k.a1, &early, &now).await;
     assert_eq!(messages(&app, &k.a1, "parent").await, parent);
     assert_eq!(count(&app, &k.a1, "parent").await, 6);
+    // A reconnect to the fork finds no response of its own, before and
+    // after a write in the parent copies the shared history into it.
+    let reconnect = |thread: String| {
+        app.get(format!("/v1/model/response/{thread}/stream"))
+            .key(&k.a1)
+            .send()
+    };
+    let before_copy = reconnect(whole.clone()).await;
+    let r = app
+        .patch_message(&k.a1, "parent", &parent[0].0, json!({"metadata": {"x": 1}}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let after_copy = reconnect(whole.clone()).await;
+    assert_eq!(after_copy.status, before_copy.status, "{}", after_copy.body);
+    assert_eq!(
+        after_copy.body["error"]["code"],
+        before_copy.body["error"]["code"]
+    );
+    assert!(
+        !String::from_utf8_lossy(&after_copy.raw).contains(parent[5].0.as_str()),
+        "the parent's answer is not the fork's"
+    );
     // The parent goes on; the fork does not see it.
     turn(
         &app,

@@ -1,6 +1,7 @@
 //! The persistence story, run on SQLite and on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod forks;
 mod replicas;
 mod retention;
 mod turns;
