@@ -315,7 +315,7 @@ impl MessageBody for Tee {
                 // A broken stream is not kept: the key is given back.
                 this.inner = None;
                 if let Some((keeper, _)) = this.answer.take() {
-                    actix_web::rt::spawn(keeper.release());
+                    actix_web::rt::spawn(skein_engine::log_context::inherit(keeper.release()));
                 }
                 Poll::Ready(Some(Err(e)))
             }
@@ -342,7 +342,7 @@ impl Drop for Tee {
             return;
         };
         let mut seen = std::mem::take(&mut self.seen);
-        actix_web::rt::spawn(async move {
+        actix_web::rt::spawn(skein_engine::log_context::inherit(async move {
             match actix_web::body::to_bytes(inner).await {
                 Ok(rest) => {
                     seen.extend_from_slice(&rest);
@@ -355,6 +355,6 @@ impl Drop for Tee {
                 }
                 Err(_) => keeper.release().await,
             }
-        });
+        }));
     }
 }

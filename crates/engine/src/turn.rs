@@ -1448,7 +1448,7 @@ impl Drop for LeaseGuard {
         );
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn(release);
+                runtime.spawn(crate::log_context::inherit(release));
             }
             Err(_) => log::warn!(
                 "the lease of {} could not be released (no runtime); it lapses by itself",

@@ -126,9 +126,11 @@ impl DatabaseUrl {
 /// its own `connect_timeout`.
 pub const PG_CONNECT_TIMEOUT_SECS: u32 = 10;
 
-/// The URL with any password replaced, for logs and error messages.
+/// The URL with any password replaced, for logs and error messages: the
+/// one in `user:password@` and a `password=` query parameter (libpq's
+/// spelling; any case).
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let masked = match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
             match userinfo.find(':') {
@@ -142,6 +144,21 @@ pub fn redact(url: &str) -> String {
             }
         }
         _ => url.to_string(),
+    };
+    match masked.split_once('?') {
+        Some((base, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some((name, _)) if name.eq_ignore_ascii_case("password") => {
+                        format!("{name}=***")
+                    }
+                    _ => param.to_string(),
+                })
+                .collect();
+            format!("{base}?{}", params.join("&"))
+        }
+        None => masked,
     }
 }
 
@@ -366,6 +383,18 @@ mod tests {
     fn in_memory_sqlite_and_unknown_schemes_are_refused() {
         assert!(DatabaseUrl::parse("sqlite://:memory:").is_err());
         assert!(DatabaseUrl::parse("mysql://h/db").is_err());
+    }
+
+    #[test]
+    fn passwords_in_the_query_are_redacted_too() {
+        assert_eq!(
+            redact("postgres://skein@db:5432/skein?sslmode=require&password=hunter2&x=1"),
+            "postgres://skein@db:5432/skein?sslmode=require&password=***&x=1"
+        );
+        assert_eq!(
+            redact("postgres://u:secret@db/s?PASSWORD=two"),
+            "postgres://u:***@db/s?PASSWORD=***"
+        );
     }
 
     #[test]

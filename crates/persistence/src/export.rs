@@ -268,6 +268,14 @@ pub struct Source {
     inherited_upto: Option<i64>,
 }
 
+impl Source {
+    /// The thread's row id (an export's page cursor, which survives the
+    /// thread's purge).
+    pub fn pk(&self) -> i64 {
+        self.pk
+    }
+}
+
 /// A thread of an export page, with where its messages are.
 #[derive(Debug, Clone)]
 pub struct ExportEntry {
@@ -447,7 +455,8 @@ where
             progress(written);
         }
         match entries.last() {
-            Some(last) if has_more => query.after = Some(last.thread.id.clone()),
+            // By row id: the walk goes on if that thread is purged meanwhile.
+            Some(last) if has_more => query.after_pk = Some(last.source.pk()),
             _ => return Ok(()),
         }
     }
@@ -631,12 +640,17 @@ pub fn import_thread(
 ) -> Result<Imported, StoreError> {
     let t = &line.thread;
     write_transaction(conn, |conn| {
-        let existing: Option<i64> = threads::table
+        let by_id = threads::table
             .filter(threads::organization_id.eq(t.organization_id.as_str()))
             .filter(threads::id.eq(t.id.as_str()))
-            .select(threads::pk)
-            .first(conn)
-            .optional()?;
+            .select(threads::pk);
+        // Locked on PostgreSQL (SQLite holds the write lock already): a fork
+        // of the thread made meanwhile waits, then finds it gone, instead of
+        // naming rows this replacement deletes.
+        let existing: Option<i64> = match &mut *conn {
+            DbConnection::Postgresql(c) => by_id.for_update().first(c).optional()?,
+            other => by_id.first(other).optional()?,
+        };
         if let Some(pk) = existing {
             if !replace {
                 return Ok(Imported::Skipped);

@@ -57,6 +57,10 @@ pub struct ThreadQuery {
     pub order: ListOrder,
     /// The page after this thread, in `order`.
     pub after: Option<String>,
+    /// The row id of the thread to continue after, instead of `after`
+    /// (for walks that must go on when that thread is purged meanwhile,
+    /// such as an export; never from a client).
+    pub after_pk: Option<i64>,
     /// The page before this thread, in `order`.
     pub before: Option<String>,
     /// Only threads bound to this assistant.
@@ -825,11 +829,14 @@ pub fn list_across(
     live: Option<Liveness>,
     query: &ThreadQuery,
 ) -> Result<ThreadPage, StoreError> {
-    let after = query
-        .after
-        .as_deref()
-        .map(|id| cursor_pk(conn, user, orgs, id))
-        .transpose()?;
+    let after = match query.after_pk {
+        Some(pk) => Some(pk),
+        None => query
+            .after
+            .as_deref()
+            .map(|id| cursor_pk(conn, user, orgs, id))
+            .transpose()?,
+    };
     let before = query
         .before
         .as_deref()

@@ -73,7 +73,7 @@ fn refuse_paging(q: &ListThreadsQuery) -> Result<()> {
     operation_id = "export_threads",
     params(
         ("organization_id" = Option<String>, Query, description = "Organization (defaults to the caller's only one; a user token in several exports all of them)."),
-        ("order" = inline(Option<OrderDto>), Query, description = "`desc` (newest first, default) or `asc`, by creation time."),
+        ("order" = inline(Option<OrderDto>), Query, description = "`asc` (oldest first, the default here, so that an import keeps the list's order) or `desc`, by creation time."),
         ("assistant_id" = Option<String>, Query, description = "Only threads bound to this assistant."),
         ("visible_in_ui" = Option<bool>, Query, description = "Only visible (true) or hidden (false) threads; default: both."),
         ("is_pinned" = Option<bool>, Query, description = "Only pinned (true) or unpinned (false) threads."),
@@ -100,8 +100,12 @@ pub async fn export_threads(
     request: HttpRequest,
     query: QueryParams<ListThreadsQuery>,
 ) -> Result<HttpResponse> {
-    let q = query.0;
+    let mut q = query.0;
     refuse_paging(&q)?;
+    // Oldest first unless asked otherwise: an import stores the lines in
+    // file order, and the thread list follows the order threads were
+    // stored in, so an export read back keeps the list's order.
+    q.order = Some(q.order.unwrap_or(OrderDto::Asc));
     let (mut query, organization) =
         crate::handlers::threads::thread_query(request.query_string(), q)?;
     query.limit = THREAD_PAGE;
@@ -133,7 +137,12 @@ pub async fn export_threads(
             let Some(e) = failure else {
                 return; // The client went away.
             };
-            request_id::within(trace_id, || e.report());
+            // Logged whatever the status (report() logs 5xx only): the
+            // client sees a cut transfer, the operator the cause.
+            request_id::within(trace_id.clone(), || e.report());
+            if !actix_web::ResponseError::status_code(&e).is_server_error() {
+                log::warn!("request {trace_id}: the export stopped: {e}");
+            }
             // Ends the body unfinished: the client sees a cut transfer.
             let _ = tx
                 .send(Err(actix_web::error::ErrorInternalServerError(
@@ -202,7 +211,9 @@ impl Producer {
                 }
                 match entries.last() {
                     Some(last) if has_more => {
-                        page = self.page(&scope, Some(last.thread.id.clone())).await?;
+                        // By row id: the walk goes on if that thread is
+                        // purged meanwhile.
+                        page = self.page(&scope, Some(last.source.pk())).await?;
                     }
                     _ => break,
                 }
@@ -214,11 +225,11 @@ impl Producer {
     async fn page(
         &self,
         scope: &Scope,
-        after: Option<String>,
+        after_pk: Option<i64>,
     ) -> std::result::Result<(Vec<ExportEntry>, bool), Stop> {
         let scope = scope.clone();
         let query = ThreadQuery {
-            after,
+            after_pk,
             ..self.query.clone()
         };
         Ok(self

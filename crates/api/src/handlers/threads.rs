@@ -207,6 +207,7 @@ pub(crate) fn thread_query(
         limit: q.page_size(),
         order: q.order.unwrap_or_default().into(),
         after: q.after,
+        after_pk: None,
         before: q.before,
         assistant_id: q.assistant_id,
         visible_in_ui: q.visible_in_ui,

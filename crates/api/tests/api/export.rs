@@ -239,8 +239,9 @@ async fn the_export_streams_exactly_the_callers_threads_with_their_whole_history
     assert_eq!(r.status, 200, "{}", r.body);
 
     let all = lines(&export(&app, &k.a1, "").await);
-    // Exactly the caller's threads, in the list's order (newest first).
-    assert_eq!(ids(&all), listed(&app, &k.a1, "").await);
+    // Exactly the caller's threads, oldest first (the list with
+    // `order=asc`), so that an import keeps the list's order.
+    assert_eq!(ids(&all), listed(&app, &k.a1, "order=asc").await);
     assert_eq!(all.len(), 4);
     for line in &all {
         let record = &line["thread"];
@@ -391,7 +392,16 @@ async fn the_export_honours_the_filters_of_the_thread_list(backend: Backend) {
     ];
     for query in &queries {
         let exported = lines(&export(&app, &k.a1, query).await);
-        let want = listed(&app, &k.a1, query).await;
+        // The export's default order is oldest first (the list's is newest
+        // first).
+        let as_listed = if query.contains("order=") {
+            query.clone()
+        } else if query.is_empty() {
+            "order=asc".to_string()
+        } else {
+            format!("{query}&order=asc")
+        };
+        let want = listed(&app, &k.a1, &as_listed).await;
         assert_eq!(ids(&exported), want, "{query}");
         // Threads made in the same millisecond make the time filters' result
         // vary; the others always match something here.

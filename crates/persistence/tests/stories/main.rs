@@ -37,6 +37,7 @@ skein_persistence::on_both_backends!(
     racing_appends_stop_exactly_at_the_cap,
     history_is_read_newest_first_and_only_as_far_as_needed,
     migrations_keep_threads_when_messages_arrive,
+    an_export_walk_goes_on_when_its_cursor_thread_is_purged,
 );
 
 fn scope(org: &str, user: &str) -> Scope {
@@ -863,4 +864,34 @@ fn migrations_keep_threads_when_messages_arrive(backend: Backend) {
         .unwrap();
     assert_eq!(back.status(), skein_domain::ThreadStatus::Inactive);
     assert!(back.lease().is_none());
+}
+
+fn an_export_walk_goes_on_when_its_cursor_thread_is_purged(backend: Backend) {
+    use diesel::prelude::*;
+    use skein_persistence::export::thread_page;
+    let (_db, store) = setup(backend);
+    let mut conn = store.conn().unwrap();
+    let s = scope("org_a", "usr_1");
+    let ids = insert_n(&mut conn, &s, 3);
+    let query = ThreadQuery {
+        limit: 1,
+        order: ListOrder::Asc,
+        ..ThreadQuery::default()
+    };
+    let (first, more) = thread_page(&mut conn, &s, &query).unwrap();
+    assert!(more);
+    assert_eq!(first[0].thread.id, ids[0]);
+    // The page's last thread goes for good (a purge), then the walk goes on.
+    diesel::delete(
+        skein_persistence::schema::threads::table
+            .filter(skein_persistence::schema::threads::id.eq(&ids[0])),
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let next = ThreadQuery {
+        after_pk: Some(first[0].source.pk()),
+        ..query
+    };
+    let (second, _) = thread_page(&mut conn, &s, &next).unwrap();
+    assert_eq!(second[0].thread.id, ids[1]);
 }
