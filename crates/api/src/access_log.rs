@@ -38,10 +38,7 @@ pub async fn middleware(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-")
         .to_string();
-    let route = res
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_string());
+    let route = crate::metrics::route_of(res.request());
     let organization = res
         .request()
         .extensions()

@@ -183,6 +183,26 @@ fn method_label(m: &actix_web::http::Method) -> &'static str {
     }
 }
 
+/// The route template that served a request (`unmatched` when none did),
+/// worked out once per request: the router's match is run again by
+/// `match_pattern`, so the answer is kept in the request's extensions for
+/// the access log.
+pub fn route_of(req: &actix_web::HttpRequest) -> String {
+    use actix_web::HttpMessage;
+    if let Some(RouteTemplate(route)) = req.extensions().get::<RouteTemplate>() {
+        return route.clone();
+    }
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_string());
+    req.extensions_mut().insert(RouteTemplate(route.clone()));
+    route
+}
+
+/// A request's route template, once worked out ([`route_of`]).
+#[derive(Debug, Clone)]
+struct RouteTemplate(String);
+
 /// Middleware counting every answer by method, route template and status,
 /// with its latency to the response head.
 pub async fn middleware(
@@ -192,10 +212,7 @@ pub async fn middleware(
     let started = Instant::now();
     let method = method_label(req.method());
     let res = next.call(req).await?;
-    let route = res
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_string());
+    let route = route_of(res.request());
     let status = res.status().as_str().to_string();
     metrics::counter!("skein_http_requests_total",
         "method" => method, "route" => route.clone(), "status" => status)

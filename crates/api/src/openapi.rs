@@ -122,42 +122,46 @@ fn envelope(e: &ApiError) -> (u16, serde_json::Value) {
     (e.status_code().as_u16(), body)
 }
 
+/// Every sample error rendered once, as (status, body), in one dialect.
+fn rendered(openai: bool) -> Vec<(u16, serde_json::Value)> {
+    samples()
+        .iter()
+        .map(|e| {
+            let (s, body) = envelope(e);
+            if openai {
+                let (s, body) = crate::openai::errors::translate(
+                    actix_web::http::StatusCode::from_u16(s)
+                        .unwrap_or(actix_web::http::StatusCode::BAD_REQUEST),
+                    &body,
+                );
+                (s.as_u16(), body)
+            } else {
+                (s, body)
+            }
+        })
+        .collect()
+}
+
 /// The error a documented answer means: the first code its description
 /// names (`THREAD_NOT_FOUND`, or OpenAI's `conversation_not_found`),
-/// else the usual error of its status.
-fn sample_for(status: u16, description: &str, openai: bool) -> Option<serde_json::Value> {
-    let named: Vec<&str> = description
+/// else the usual error of its status, among the `rendered` samples.
+fn sample_for(
+    rendered: &[(u16, serde_json::Value)],
+    status: u16,
+    description: &str,
+) -> Option<serde_json::Value> {
+    let code_of = |body: &serde_json::Value| body["error"]["code"].as_str().map(str::to_string);
+    description
         .split('`')
         .skip(1)
         .step_by(2)
         .filter(|c| c.chars().all(|ch| ch.is_ascii_alphabetic() || ch == '_'))
-        .collect();
-    let all = samples();
-    let rendered = all.iter().map(|e| {
-        let (s, body) = envelope(e);
-        if openai {
-            let (s, body) = crate::openai::errors::translate(
-                actix_web::http::StatusCode::from_u16(s)
-                    .unwrap_or(actix_web::http::StatusCode::BAD_REQUEST),
-                &body,
-            );
-            (s.as_u16(), body)
-        } else {
-            (s, body)
-        }
-    });
-    let rendered: Vec<(u16, serde_json::Value)> = rendered.collect();
-    let code_of = |body: &serde_json::Value| body["error"]["code"].as_str().map(str::to_string);
-    if let Some(found) = named.iter().find_map(|name| {
-        rendered
-            .iter()
-            .find(|(s, body)| *s == status && code_of(body).as_deref() == Some(name))
-    }) {
-        return Some(found.1.clone());
-    }
-    rendered
-        .iter()
-        .find(|(s, _)| *s == status)
+        .find_map(|name| {
+            rendered
+                .iter()
+                .find(|(s, body)| *s == status && code_of(body).as_deref() == Some(name))
+        })
+        .or_else(|| rendered.iter().find(|(s, _)| *s == status))
         .map(|(_, body)| body.clone())
 }
 
@@ -170,8 +174,15 @@ impl Modify for ErrorExamples {
                 .schema(Some(Ref::from_schema_name(schema)))
                 .build()
         };
+        // Each dialect's samples rendered once for the whole document.
+        let (freddy_samples, openai_samples) = (rendered(false), rendered(true));
         for (path, item) in openapi.paths.paths.iter_mut() {
             let openai = crate::openai::errors::is_openai_path(path);
+            let samples = if openai {
+                &openai_samples
+            } else {
+                &freddy_samples
+            };
             let schema = if openai {
                 "OpenAiError"
             } else {
@@ -254,7 +265,7 @@ impl Modify for ErrorExamples {
                     if code < 400 {
                         continue;
                     }
-                    let Some(example) = sample_for(code, &response.description, openai) else {
+                    let Some(example) = sample_for(samples, code, &response.description) else {
                         continue;
                     };
                     for content in response.content.values_mut() {

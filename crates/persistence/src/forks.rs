@@ -378,6 +378,25 @@ pub(crate) fn materialize(conn: &mut DbConnection, pk: i64) -> Result<(), StoreE
     Ok(())
 }
 
+/// The threads whose segments show rows of any of `sources` with `from <=
+/// seq <= to`, in pk order (a fork's pk is above its ancestors', so
+/// materializing in this order locks ancestors before descendants).
+pub(crate) fn showing(
+    conn: &mut DbConnection,
+    sources: &[i64],
+    from: i64,
+    to: i64,
+) -> Result<Vec<i64>, StoreError> {
+    Ok(thread_segments::table
+        .filter(thread_segments::source_pk.eq_any(sources))
+        .filter(thread_segments::upto_seq.ge(from))
+        .filter(thread_segments::after_seq.lt(to))
+        .select(thread_segments::thread_pk)
+        .distinct()
+        .order(thread_segments::thread_pk.asc())
+        .load(conn)?)
+}
+
 /// Before rows of thread `source` with `from <= seq <= to` change or go:
 /// every thread that shows any of them gets its own copy first (inside the
 /// caller's write transaction).
@@ -393,13 +412,7 @@ pub(crate) fn release(
     // ancestors'), so writers lock threads from ancestor to descendant and
     // never in a cycle.
     loop {
-        let dependents: Vec<i64> = thread_segments::table
-            .filter(thread_segments::source_pk.eq(source))
-            .filter(thread_segments::upto_seq.ge(from))
-            .filter(thread_segments::after_seq.lt(to))
-            .order(thread_segments::thread_pk.asc())
-            .select(thread_segments::thread_pk)
-            .load(conn)?;
+        let dependents = showing(conn, &[source], from, to)?;
         if dependents.is_empty() {
             return Ok(());
         }
@@ -506,34 +519,24 @@ where
         };
         let fork = make(&parent, at)?;
         insert_row(conn, &fork)?;
-        // What a new thread's row does not take at insert: the counters and
-        // times it inherits.
-        diesel::update(
-            threads::table
-                .filter(threads::organization_id.eq(fork.organization_id().as_str()))
-                .filter(threads::id.eq(fork.id().as_str())),
-        )
-        .set((
-            threads::item_count.eq(fork.item_count()),
-            threads::last_message_at.eq(fork.last_message_at().map(to_naive)),
-            threads::last_model_used.eq(fork.last_model_used()),
-        ))
-        .execute(conn)?;
         let fork_pk: i64 = threads::table
             .filter(threads::organization_id.eq(fork.organization_id().as_str()))
             .filter(threads::id.eq(fork.id().as_str()))
             .select(threads::pk)
             .first(conn)?;
-        attach(conn, fork_pk, &view, upto, now)?;
+        attach(conn, fork_pk, &fork, &view, upto, now)?;
         Ok(fork)
     })
 }
 
-/// Stores a new fork's segments and where its own rows start (its row is
-/// already inserted): it shows `parent`'s view up to `upto`.
+/// Stores a new fork's segments and, in one update of its row (already
+/// inserted), what an insert does not write: where its own rows start, the
+/// counters and times it inherits, its read mark. It shows `parent`'s view
+/// up to `upto`.
 pub(crate) fn attach(
     conn: &mut DbConnection,
     fork_pk: i64,
+    fork: &Thread,
     parent: &View,
     upto: i64,
     now: DateTime<Utc>,
@@ -560,6 +563,9 @@ pub(crate) fn attach(
             threads::inherited_upto.eq((!segments.is_empty()).then_some(upto)),
             // What it holds at the fork was read when it was made.
             threads::last_read_at.eq(Some(to_naive(now))),
+            threads::item_count.eq(fork.item_count()),
+            threads::last_message_at.eq(fork.last_message_at().map(to_naive)),
+            threads::last_model_used.eq(fork.last_model_used()),
         ))
         .execute(conn)?;
     Ok(())

@@ -190,12 +190,7 @@ pub fn purge_batch(
         // Until none is left (a fork of a fork made meanwhile names these
         // threads too), in pk order (ancestors before descendants).
         loop {
-            let dependents: Vec<i64> = thread_segments::table
-                .filter(thread_segments::source_pk.eq_any(&candidates))
-                .select(thread_segments::thread_pk)
-                .distinct()
-                .order(thread_segments::thread_pk.asc())
-                .load(conn)?;
+            let dependents = crate::forks::showing(conn, &candidates, i64::MIN, i64::MAX)?;
             if dependents.is_empty() {
                 break;
             }
