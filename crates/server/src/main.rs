@@ -617,9 +617,10 @@ fn serve(config: Config) -> anyhow::Result<()> {
     if !applied.is_empty() {
         log::info!("applied migrations: {}", applied.join(", "));
     }
-    // The token encoder is built before the port opens, not by the first
-    // request that needs it.
-    skein_providers::tokens::warm();
+    // The token counter's pre-tokenizer is built before the port opens, not
+    // by the first request that needs it.
+    skein_providers::tokens::warm()
+        .map_err(|e| anyhow::anyhow!("the token counter cannot start: {e}"))?;
     let listener = std::net::TcpListener::bind(&config.bind).map_err(|e| {
         let hint = match e.kind() {
             std::io::ErrorKind::AddrInUse => {

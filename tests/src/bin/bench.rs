@@ -98,6 +98,7 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
         turns::context_assembly(&base, &key, &|thread, n| seeder.append(thread, n), requests);
     }
     if section("counting") {
+        turns::token_counting();
         turns::reads_while_counting(&base, &key, requests);
     }
     if section("rewind") {
