@@ -746,6 +746,8 @@ pub struct InputTokens {
 /// instructions, the input) without running the model, taking the
 /// conversation's lease or saving anything, and counts it as Skein counts
 /// (o200k_base): the `input_tokens` the echo model reports for that turn.
+/// What the turn would refuse (a locked or archived conversation, one at its
+/// item limit) is refused the same way.
 #[utoipa::path(
     tag = "openai",
     operation_id = "openai_count_input_tokens",
@@ -755,6 +757,7 @@ pub struct InputTokens {
         (status = 400, description = "Invalid request, unsupported field, context too long with truncation disabled", body = super::errors::OpenAiError),
         (status = 401, description = "Missing or invalid credentials", body = super::errors::OpenAiError),
         (status = 404, description = "`conversation_not_found`, `response_not_found`, `model_not_found`", body = super::errors::OpenAiError),
+        (status = 423, description = "The conversation is locked or archived (as for the turn)", body = super::errors::OpenAiError),
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
@@ -769,7 +772,7 @@ pub async fn count_input_tokens(
     caller.before_counting(request.text_bytes()).await?;
     let preview = state
         .engine()
-        .preview(request, scope_of(&caller, org, shape.conversation), false)
+        .preview(request, scope_of(&caller, org, shape.conversation), true)
         .await?;
     Ok(web::Json(InputTokens {
         object: "response.input_tokens".into(),

@@ -552,6 +552,17 @@ async fn input_tokens_counts_what_the_turn_sends_and_changes_nothing(backend: Ba
     let r = respond(&app, &k.a1, json!({"conversation": big, "input": "x"})).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(count(json!({"conversation": big, "input": "x"})).await <= 8192);
+    // A conversation the turn refuses (locked) is refused by counting too.
+    let locked = app
+        .patch_thread(&k.a1, &conv, json!({"state": "locked"}))
+        .await;
+    assert_eq!(locked.status, 200, "{}", locked.body);
+    let body = json!({"conversation": conv, "input": "x"});
+    let turn = respond(&app, &k.a1, body.clone()).await;
+    let counted = count_raw(&app, &k.a1, body).await;
+    assert_eq!(turn.status, 423, "{}", turn.body);
+    assert_eq!(counted.status, turn.status, "{}", counted.body);
+    assert_eq!(counted.body["error"]["code"], turn.body["error"]["code"]);
 }
 
 async fn a_token_in_several_organizations_names_one_with_the_openai_header(backend: Backend) {
