@@ -37,63 +37,77 @@ pub use error::ApiError;
 pub use metrics::Metrics;
 pub use state::AppState;
 
-/// Registers every documented endpoint.
-fn routes(cfg: &mut ServiceConfig) {
-    use handlers::{
-        assistants, messages, read_state, responses, search, service, threads, user_state,
-    };
-    cfg.service(threads::create_thread)
-        .service(threads::list_threads)
-        .service(threads::delete_all_threads)
-        // Before `/v1/threads/{thread_id}`, which would take their paths.
-        .service(read_state::get_unread_threads)
-        .service(read_state::get_thread_changes)
-        .service(handlers::export::export_threads)
-        .service(threads::get_thread)
-        .service(threads::update_thread)
-        .service(threads::delete_thread)
-        .service(threads::fork_thread)
-        .service(threads::pin_thread)
-        .service(threads::unpin_thread)
-        .service(threads::generate_thread_name)
-        .service(read_state::mark_thread_read)
-        .service(user_state::get_thread_user_state)
-        .service(user_state::patch_thread_user_state)
-        .service(search::search_messages)
-        .service(messages::list_messages)
-        .service(messages::create_message)
-        .service(messages::update_message)
-        .service(messages::delete_message)
-        .service(responses::output_modes)
-        .service(responses::reasoning_levels)
-        .service(responses::create_response)
-        .service(responses::preview_response)
-        .service(responses::cancel_response)
-        .service(responses::reconnect_stream)
-        .service(assistants::create_assistant)
-        .service(assistants::list_assistants)
-        .service(assistants::get_assistant)
-        .service(assistants::update_assistant)
-        .service(assistants::delete_assistant)
-        .service(openai::models::list_models)
-        .service(openai::models::retrieve_model)
-        .service(openai::conversations::list_conversations)
-        .service(openai::conversations::create_conversation)
-        .service(openai::conversations::retrieve_conversation)
-        .service(openai::conversations::update_conversation)
-        .service(openai::conversations::delete_conversation)
-        .service(openai::items::create_items)
-        .service(openai::items::list_items)
-        .service(openai::items::retrieve_item)
-        .service(openai::items::delete_item)
-        .service(openai::responses::create_response)
-        .service(openai::responses::count_input_tokens)
-        .service(openai::responses::list_input_items)
-        .service(openai::responses::retrieve_response)
-        .service(openai::responses::delete_response)
-        .service(service::healthz)
-        .service(service::readyz)
-        .service(service::metrics);
+/// Registers every documented endpoint on `$cfg`: utoipa's `ServiceConfig`
+/// (which also collects the OpenAPI document) or actix-web's own.
+macro_rules! register_routes {
+    ($cfg:expr) => {{
+        use handlers::{
+            assistants, messages, read_state, responses, search, service, threads, user_state,
+        };
+        $cfg.service(threads::create_thread)
+            .service(threads::list_threads)
+            .service(threads::delete_all_threads)
+            // Before `/v1/threads/{thread_id}`, which would take their paths.
+            .service(read_state::get_unread_threads)
+            .service(read_state::get_thread_changes)
+            .service(handlers::export::export_threads)
+            .service(threads::get_thread)
+            .service(threads::update_thread)
+            .service(threads::delete_thread)
+            .service(threads::fork_thread)
+            .service(threads::pin_thread)
+            .service(threads::unpin_thread)
+            .service(threads::generate_thread_name)
+            .service(read_state::mark_thread_read)
+            .service(user_state::get_thread_user_state)
+            .service(user_state::patch_thread_user_state)
+            .service(search::search_messages)
+            .service(messages::list_messages)
+            .service(messages::create_message)
+            .service(messages::update_message)
+            .service(messages::delete_message)
+            .service(responses::output_modes)
+            .service(responses::reasoning_levels)
+            .service(responses::create_response)
+            .service(responses::preview_response)
+            .service(responses::cancel_response)
+            .service(responses::reconnect_stream)
+            .service(assistants::create_assistant)
+            .service(assistants::list_assistants)
+            .service(assistants::get_assistant)
+            .service(assistants::update_assistant)
+            .service(assistants::delete_assistant)
+            .service(openai::models::list_models)
+            .service(openai::models::retrieve_model)
+            .service(openai::conversations::list_conversations)
+            .service(openai::conversations::create_conversation)
+            .service(openai::conversations::retrieve_conversation)
+            .service(openai::conversations::update_conversation)
+            .service(openai::conversations::delete_conversation)
+            .service(openai::items::create_items)
+            .service(openai::items::list_items)
+            .service(openai::items::retrieve_item)
+            .service(openai::items::delete_item)
+            .service(openai::responses::create_response)
+            .service(openai::responses::count_input_tokens)
+            .service(openai::responses::list_input_items)
+            .service(openai::responses::retrieve_response)
+            .service(openai::responses::delete_response)
+            .service(service::healthz)
+            .service(service::readyz)
+            .service(service::metrics);
+    }};
+}
+
+/// The endpoints, with their OpenAPI paths (for the document).
+fn documented_routes(cfg: &mut ServiceConfig) {
+    register_routes!(cfg)
+}
+
+/// The endpoints for serving: the same routes without building the
+/// document again in every worker (about 7 MB of memory each).
+fn routes(cfg: &mut web::ServiceConfig) {
+    register_routes!(cfg)
 }
 
 /// The CORS policy for these origins (`*`: any), or `None` when there are
@@ -129,10 +143,32 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, mut api) = App::new()
         .into_utoipa_app()
         .openapi(openapi::ApiDoc::openapi())
-        .configure(routes)
+        .configure(documented_routes)
         .split_for_parts();
     utoipa::Modify::modify(&openapi::ErrorExamples, &mut api);
     api
+}
+
+/// The OpenAPI document as served at `/openapi.json`: built and serialized
+/// once per process (the server does it before its workers start), then
+/// shared by every worker.
+pub fn openapi_json() -> web::Bytes {
+    static DOCUMENT: std::sync::OnceLock<web::Bytes> = std::sync::OnceLock::new();
+    DOCUMENT
+        .get_or_init(|| match serde_json::to_vec(&openapi()) {
+            Ok(json) => web::Bytes::from(json),
+            // Unreachable (the document is plain data); an empty object
+            // rather than a panic in a worker.
+            Err(_) => web::Bytes::from_static(b"{}"),
+        })
+        .clone()
+}
+
+/// `GET /openapi.json`.
+async fn serve_openapi(document: web::Data<web::Bytes>) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document.get_ref().clone())
 }
 
 /// The whole application: routes, `/openapi.json`, Swagger UI at `/docs`,
@@ -153,16 +189,19 @@ pub fn build_app(
     openai::models::mark_start();
     let cors = cors(&state.cors_origins);
     let cors_on = cors.is_some();
-    let (app, api) = App::new()
-        .into_utoipa_app()
-        .openapi(openapi::ApiDoc::openapi())
+    App::new()
         .app_data(web::Data::new(state))
         .app_data(metrics)
         .configure(routes)
-        .split_for_parts();
-    let mut api = api;
-    utoipa::Modify::modify(&openapi::ErrorExamples, &mut api);
-    app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
+        .service(
+            web::resource("/openapi.json")
+                .app_data(web::Data::new(openapi_json()))
+                .route(web::get().to(serve_openapi)),
+        )
+        .service(
+            SwaggerUi::new("/docs/{_:.*}")
+                .config(utoipa_swagger_ui::Config::new(["/openapi.json"])),
+        )
         .service(web::redirect("/docs", "/docs/"))
         .default_service(web::to(handlers::service::not_found))
         // Innermost: only requests the edge admitted claim a key.

@@ -621,6 +621,8 @@ fn serve(config: Config) -> anyhow::Result<()> {
     // by the first request that needs it.
     skein_providers::tokens::warm()
         .map_err(|e| anyhow::anyhow!("the token counter cannot start: {e}"))?;
+    // The OpenAPI document, built once here and shared by every worker.
+    skein_api::openapi_json();
     let listener = std::net::TcpListener::bind(&config.bind).map_err(|e| {
         let hint = match e.kind() {
             std::io::ErrorKind::AddrInUse => {
