@@ -75,7 +75,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// `\u0000` at all (a raw NUL byte is not valid JSON anyway).
 fn reject_nul(text: &[u8]) -> Result<(), ApiError> {
     const ESCAPE: &[u8] = b"\\u0000";
-    if !text.windows(ESCAPE.len()).any(|w| w == ESCAPE) {
+    if memchr::memmem::find(text, ESCAPE).is_none() {
         return Ok(());
     }
     // Not valid JSON: the typed parse says why.
@@ -117,7 +117,12 @@ fn nul_location(value: &Value, loc: &mut Vec<Value>) -> bool {
     }
 }
 
-impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+/// Bodies longer than this are parsed on the blocking pool (behind the same
+/// CPU gate as token counting), so that parsing a large body never holds up
+/// the other requests of an actix worker.
+pub const INLINE_BODY_BYTES: usize = 64 * 1024;
+
+impl<T: DeserializeOwned + Send + 'static> FromRequest for JsonBody<T> {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
@@ -136,7 +141,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             if declared.is_some_and(|n| n > limit) {
                 return Err(ApiError::PayloadTooLarge(limit));
             }
-            let mut body = web::BytesMut::new();
+            let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
             while let Some(chunk) = payload.next().await {
                 let chunk = chunk.map_err(|e| ApiError::InvalidJson(e.to_string()))?;
                 if body.len() + chunk.len() > limit {
@@ -144,7 +149,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 }
                 body.extend_from_slice(&chunk);
             }
-            parse_json(&body).map(JsonBody)
+            if body.len() <= INLINE_BODY_BYTES {
+                return parse_json(&body).map(JsonBody);
+            }
+            let body = body.freeze();
+            skein_engine::cpu::run(move || parse_json::<T>(&body))
+                .await
+                .map_err(ApiError::from)?
+                .map(JsonBody)
         })
     }
 }

@@ -20,6 +20,7 @@ skein_persistence::on_both_backends_async!(
     a_nul_in_any_path_query_or_body_is_refused_on_every_route_and_writes_nothing,
     two_different_credentials_are_ambiguous,
     loc_items_are_strings_or_integers_in_answers_and_in_the_spec,
+    a_large_body_parsed_off_the_worker_is_checked_as_a_small_one,
 );
 
 /// Every await of these tests runs under this limit.
@@ -222,6 +223,49 @@ async fn bytes_after_the_json_value_are_invalid_json(backend: Backend) {
     )
     .await;
     assert_eq!(r.status, 201, "{}", r.body);
+}
+
+/// Bodies above 64 KiB are parsed on the blocking pool: the same answers.
+async fn a_large_body_parsed_off_the_worker_is_checked_as_a_small_one(backend: Backend) {
+    let (_db, _store, app, k) = within(async { setup!(backend) }).await;
+    let thread = within(create_thread(&app, &k.a1, json!({"title": "big"}))).await;
+    let id = thread["id"].as_str().unwrap().to_string();
+    let uri = format!("/v1/threads/{id}/messages");
+    let big = "lorem ipsum ".repeat(20_000);
+    let post = |body: String| {
+        let (app, uri, key) = (&app, uri.clone(), k.a1.clone());
+        async move {
+            call(
+                app,
+                raw(Method::POST, &uri, &key, Some("application/json"), &body),
+            )
+            .await
+        }
+    };
+    let body = json!({"role": "user", "content": big}).to_string();
+    assert!(body.len() > 64 * 1024);
+    let r = post(format!("{body} x")).await;
+    assert_error_on(&uri, &r, 400, "INVALID_JSON");
+    let r = post(json!({"role": 5, "content": big}).to_string()).await;
+    assert_error_on(&uri, &r, 422, "VALIDATION_ERROR");
+    assert_eq!(r.body["detail"][0]["loc"], json!(["body", "role"]));
+    let r = post(json!({"role": "user", "content": big, "metadata": {"k": "a\u{0}"}}).to_string())
+        .await;
+    assert_error_on(&uri, &r, 422, "VALIDATION_ERROR");
+    assert_eq!(r.body["detail"][0]["loc"], json!(["body", "metadata", "k"]));
+    let r = post(body).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["content"].as_str().map(str::len), Some(big.len()));
+    let r = call(
+        &app,
+        raw(Method::GET, &format!("/v1/threads/{id}"), &k.a1, None, ""),
+    )
+    .await;
+    assert_eq!(
+        r.body["message_count"],
+        json!(1),
+        "only the good body was kept"
+    );
 }
 
 async fn a_compressed_body_is_refused(backend: Backend) {
