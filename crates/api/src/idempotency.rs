@@ -33,11 +33,8 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use skein_persistence::idempotency::{self, Claim, StoredAnswer};
 use skein_persistence::{DbConnection, StoreError};
-use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
-use tokio::sync::watch;
 
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
@@ -117,26 +114,19 @@ pub async fn middleware(
     let Ok(caller) = Caller::extract(req.request()).await else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    let claim_once = || {
-        let (k, f, now) = (key.clone(), fingerprint.clone(), state.clock.now());
-        caller.run(move |conn, who| {
+    let now = state.clock.now();
+    let (k, f) = (key.clone(), fingerprint.clone());
+    let claimed = caller
+        .run(move |conn, who| {
             let user = who.user_id.to_string();
             let claim = idempotency::claim(conn, &user, &k, &f, now, HOLD)?;
             Ok((user, claim))
         })
-    };
-    let (user, mut claim) = match claim_once().await {
+        .await;
+    let (user, claim) = match claimed {
         Ok(found) => found,
         Err(e) => return Ok(req.error_response(e)),
     };
-    // The first request's answer is sent while it is kept: a retry that
-    // reaches this process meanwhile waits for it rather than answering 409.
-    if matches!(claim, Claim::InProgress) && Settling::wait(&user, &key).await {
-        claim = match claim_once().await {
-            Ok((_, claim)) => claim,
-            Err(e) => return Ok(req.error_response(e)),
-        };
-    }
     match claim {
         Claim::Replay(answer) => Ok(req.into_response(replay(answer))),
         Claim::Reused => Ok(req.error_response(ApiError::IdempotencyKeyReused)),
@@ -151,77 +141,6 @@ pub async fn middleware(
                 fingerprint,
             };
             keeper.keep(res).await
-        }
-    }
-}
-
-/// The keys whose answers this process is keeping right now, by user and
-/// key: the first request's answer goes out while its row is written, and a
-/// retry that finds the key still running here waits for that write.
-type SettlingKeys = Mutex<HashMap<(String, String), watch::Receiver<()>>>;
-
-fn settling_keys() -> &'static SettlingKeys {
-    static KEYS: OnceLock<SettlingKeys> = OnceLock::new();
-    KEYS.get_or_init(SettlingKeys::default)
-}
-
-/// A key whose answer is being kept (or given back): registered until the
-/// write is done (dropped).
-struct Settling {
-    user: String,
-    key: String,
-    _done: watch::Sender<()>,
-}
-
-impl Settling {
-    /// How long a retry waits for the first request's answer to be kept.
-    const WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
-    fn begin(user: &str, key: &str) -> Self {
-        let (done, waiting) = watch::channel(());
-        settling_keys()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert((user.to_string(), key.to_string()), waiting);
-        Self {
-            user: user.to_string(),
-            key: key.to_string(),
-            _done: done,
-        }
-    }
-
-    /// Waits (at most [`Self::WAIT`]) for the answer of `user`'s `key` if
-    /// this process is keeping it; false when it is not.
-    async fn wait(user: &str, key: &str) -> bool {
-        let waiting = settling_keys()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&(user.to_string(), key.to_string()))
-            .cloned();
-        let Some(mut waiting) = waiting else {
-            return false;
-        };
-        // Ends when the sender is dropped: the write is done.
-        let _ = tokio::time::timeout(Self::WAIT, waiting.changed()).await;
-        true
-    }
-}
-
-impl Drop for Settling {
-    fn drop(&mut self) {
-        let mut keys = settling_keys()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let id = (
-            std::mem::take(&mut self.user),
-            std::mem::take(&mut self.key),
-        );
-        // A later request's registration for the same key stays.
-        if keys
-            .get(&id)
-            .is_some_and(|w| w.same_channel(&self._done.subscribe()))
-        {
-            keys.remove(&id);
         }
     }
 }
@@ -260,7 +179,7 @@ impl Keeper {
     ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
         let status = res.status();
         if !kept(status) {
-            self.later(|keeper| keeper.release());
+            self.release().await;
             return Ok(res);
         }
         let headers: Vec<(String, String)> = KEPT_HEADERS
@@ -294,38 +213,22 @@ impl Keeper {
         let bytes = match actix_web::body::to_bytes(body).await {
             Ok(b) => b,
             Err(_) => {
-                self.later(|keeper| keeper.release());
+                self.release().await;
                 return Ok(ServiceResponse::new(
                     req,
                     head.set_body(BoxBody::new(Bytes::new())),
                 ));
             }
         };
-        let kept = StoredAnswer {
+        self.store(StoredAnswer {
             body: bytes.to_vec(),
             ..answer
-        };
-        self.later(|keeper| keeper.store(kept));
+        })
+        .await;
         Ok(ServiceResponse::new(
             req,
             head.set_body(BoxBody::new(bytes)),
         ))
-    }
-
-    /// Writes the key's outcome after the answer goes out (off the
-    /// client's wait); a retry that reaches this process meanwhile waits
-    /// for the write ([`Settling`]).
-    fn later<F, Fut>(self, write: F)
-    where
-        F: FnOnce(Self) -> Fut,
-        Fut: std::future::Future<Output = ()> + 'static,
-    {
-        let settling = Settling::begin(&self.user, &self.key);
-        let writing = write(self);
-        actix_web::rt::spawn(skein_engine::log_context::inherit(async move {
-            writing.await;
-            drop(settling);
-        }));
     }
 
     async fn store(self, answer: StoredAnswer) {
