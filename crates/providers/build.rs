@@ -35,38 +35,23 @@ const ID_BITS: u32 = 18;
 
 type Merges = HashMap<(u32, u32), u32>;
 
-/// The `bpe` crate's test: would BPE, given `t1` then `t2`, keep that pair
-/// (`true`) or merge across their boundary into something else?
-fn is_valid_pair(pairs: &Merges, split: &[(u32, u32)], mut t1: u32, mut t2: u32) -> bool {
-    let mut limit = u32::MAX;
-    loop {
-        if let Some(&merged) = pairs.get(&(t1, t2)) {
-            if merged < limit {
-                return false;
-            }
-        }
-        if t1 > t2 {
-            limit = t1;
-            t1 = split[t1 as usize].1;
-            if t1 == limit {
-                limit = t2 + 1;
-                t2 = split[t2 as usize].0;
-                if t2 + 1 == limit {
-                    return true;
-                }
-            }
-        } else {
-            limit = t2 + 1;
-            t2 = split[t2 as usize].0;
-            if t2 + 1 == limit {
-                limit = t1;
-                t1 = split[t1 as usize].1;
-                if t1 == limit {
-                    return true;
-                }
-            }
-        }
-    }
+/// `bpe`'s pair test, shared with the counter.
+#[path = "src/pair.rs"]
+mod pair;
+
+/// Would BPE, given `t1` then `t2`, keep that pair ([`pair::keeps`])?
+fn is_valid_pair(pairs: &Merges, split: &[(u32, u32)], t1: u32, t2: u32) -> bool {
+    pair::keeps(
+        |a, b| pairs.get(&(a, b)).copied(),
+        |t| {
+            split
+                .get(t as usize)
+                .copied()
+                .unwrap_or((u32::MAX, u32::MAX))
+        },
+        t1,
+        t2,
+    )
 }
 
 fn slot(key: u64, bits: u32) -> usize {

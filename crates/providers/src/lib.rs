@@ -16,6 +16,7 @@
 mod echo;
 mod error;
 mod openai;
+mod pair;
 mod routing;
 mod sse;
 pub mod tokens;

@@ -157,23 +157,21 @@ impl Counter {
         let mut n = 0;
         let mut at = 0;
         while at < text.len() {
-            let Some(m) = self
+            let found = self
                 .pre
-                .find(Input::new(&text[at..]).anchored(Anchored::Yes))
-            else {
-                // The patterns match every non-empty text (`\s+` and the
-                // punctuation class cover what the letter classes leave).
-                n += self.count_piece(&text.as_bytes()[at..], &mut scratch);
-                break;
-            };
-            let mut end = at + m.end();
-            if m.pattern().as_usize() == LOOKAHEAD_PATTERN {
-                end -= text[at..end].chars().next_back().map_or(0, char::len_utf8);
-            }
-            if end <= at {
-                n += self.count_piece(&text.as_bytes()[at..], &mut scratch);
-                break;
-            }
+                .find(Input::new(&text[at..]).anchored(Anchored::Yes));
+            let end = found.map_or(at, |m| {
+                let end = at + m.end();
+                if m.pattern().as_usize() == LOOKAHEAD_PATTERN {
+                    end - text[at..end].chars().next_back().map_or(0, char::len_utf8)
+                } else {
+                    end
+                }
+            });
+            // The patterns match every non-empty text (`\s+` and the
+            // punctuation class cover what the letter classes leave); were
+            // nothing matched, the rest would count as one piece.
+            let end = if end > at { end } else { text.len() };
             n += self.count_piece(&text.as_bytes()[at..end], &mut scratch);
             at = end;
         }
@@ -235,41 +233,17 @@ impl Counter {
         }
     }
 
-    /// Whether BPE keeps `t1` next to `t2` (`bpe`'s `is_valid_token_pair`):
-    /// undo the merges that made them, newest first, and look for a merge
-    /// across their boundary that BPE would have made before.
-    fn valid_pair(&self, mut t1: u32, mut t2: u32) -> bool {
-        let mut limit = u32::MAX;
-        loop {
-            let merged = self.merged(t1, t2);
-            if merged != NONE && merged < limit {
-                return false;
-            }
-            if t1 > t2 {
-                limit = t1;
-                t1 = self.split.get(2 * t1 as usize + 1);
-                if t1 == limit {
-                    limit = t2.saturating_add(1);
-                    t2 = self.split.get(2 * t2 as usize);
-                    if t2.saturating_add(1) == limit {
-                        return true;
-                    }
-                }
-            } else {
-                limit = t2.saturating_add(1);
-                t2 = self.split.get(2 * t2 as usize);
-                if t2.saturating_add(1) == limit {
-                    limit = t1;
-                    t1 = self.split.get(2 * t1 as usize + 1);
-                    if t1 == limit {
-                        return true;
-                    }
-                }
-            }
-            if t1 == NONE || t2 == NONE {
-                return true;
-            }
-        }
+    /// Whether BPE keeps `t1` next to `t2` ([`crate::pair::keeps`]).
+    fn valid_pair(&self, t1: u32, t2: u32) -> bool {
+        crate::pair::keeps(
+            |a, b| Some(self.merged(a, b)).filter(|&m| m != NONE),
+            |t| {
+                let i = 2 * t as usize;
+                (self.split.get(i), self.split.get(i + 1))
+            },
+            t1,
+            t2,
+        )
     }
 
     /// Tokens in one piece of the pre-tokenizer (`bpe`'s backtracking encoder).
