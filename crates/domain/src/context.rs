@@ -117,6 +117,8 @@ pub struct ContextBuilder {
     new_inputs: Vec<ContextItem>,
     history_newest_first: Vec<ContextItem>,
     left: u32,
+    /// What the history taken costs.
+    spent: u64,
     full: bool,
 }
 
@@ -147,6 +149,7 @@ impl ContextBuilder {
             new_inputs,
             history_newest_first: Vec::new(),
             left: window - fixed,
+            spent: 0,
             full: false,
         })
     }
@@ -175,8 +178,29 @@ impl ContextBuilder {
             return false;
         }
         self.left -= item.cost();
+        self.spent += u64::from(item.cost());
         self.history_newest_first.push(item);
         true
+    }
+
+    /// About how many more stored turns the window can take, judged by the
+    /// average cost of those taken so far, with an eighth more and one to
+    /// spare (a reader that fetches this many sees where the window fills
+    /// without another read); 0 once it is full. Before any turn is taken
+    /// the estimate assumes turns of no text.
+    pub fn room_estimate(&self) -> u32 {
+        if self.full {
+            return 0;
+        }
+        let taken = self.history_newest_first.len() as u64;
+        let average = if taken == 0 {
+            u64::from(MESSAGE_OVERHEAD_TOKENS)
+        } else {
+            self.spent.div_ceil(taken)
+        }
+        .max(1);
+        let fits = u64::from(self.left) / average;
+        u32::try_from(fits + fits / 8 + 1).unwrap_or(u32::MAX)
     }
 
     /// How many stored turns were taken.
@@ -252,6 +276,19 @@ mod tests {
         let ctx = b.finish();
         let contents: Vec<_> = ctx.iter().map(|c| c.content.as_str()).collect();
         assert_eq!(contents, ["10", "older", "newest", "10"]);
+    }
+
+    #[test]
+    fn the_room_estimate_follows_the_turns_taken_and_is_zero_once_full() {
+        // 100 tokens for history.
+        let mut b = ContextBuilder::new(100, 0, vec![], vec![]).unwrap();
+        assert!(b.offer(&stored("a", 6))); // costs 10, 90 left
+                                           // 9 more of the same size fit; an eighth more (1) and one to spare.
+        assert_eq!(b.room_estimate(), 11);
+        assert!(b.offer(&stored("b", 26))); // costs 30, 60 left, average 20
+        assert_eq!(b.room_estimate(), 4);
+        assert!(!b.offer(&stored("c", 60)));
+        assert_eq!(b.room_estimate(), 0);
     }
 
     #[test]

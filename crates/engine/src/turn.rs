@@ -749,8 +749,13 @@ fn offer_history(
 ) -> Result<(), EngineError> {
     match mode {
         ContextMode::Full => {
+            // Each read fetches about what the window still has room for,
+            // so a long thread reads hardly more rows than it sends.
             history.newest_first(conn, HISTORY_CHUNK, |item| {
-                !sendable(&item) || builder.offer_item(item)
+                if sendable(&item) && !builder.offer_item(item) {
+                    return 0;
+                }
+                builder.room_estimate()
             })?;
         }
         ContextMode::Off => {}
@@ -758,10 +763,14 @@ fn offer_history(
             let mut taken = 0;
             history.newest_first(conn, RECENT_MESSAGES, |item| {
                 if !sendable(&item) {
-                    return true;
+                    return RECENT_MESSAGES - taken;
                 }
                 taken += 1;
-                builder.offer_item(item) && taken < RECENT_MESSAGES
+                if builder.offer_item(item) {
+                    RECENT_MESSAGES - taken
+                } else {
+                    0
+                }
             })?;
         }
         ContextMode::Smart => {
@@ -772,7 +781,7 @@ fn offer_history(
                 if sendable(&item) {
                     newest.push(item);
                 }
-                newest.len() <= whole as usize
+                (whole + 1).saturating_sub(newest.len() as u32)
             })?;
             if newest.len() <= whole as usize {
                 for item in newest {

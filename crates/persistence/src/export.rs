@@ -338,7 +338,7 @@ pub fn messages_after(
     forks::read(conn, source.pk, source.inherited_upto, |conn, view| {
         view.walk(conn, after_seq, i64::MAX, true, limit.max(1), |row| {
             rows.push(row);
-            Ok(rows.len() < want)
+            Ok(crate::messages::still_wanted(want, rows.len()))
         })
     })?;
     rows.into_iter().map(ExportedMessage::try_from).collect()

@@ -134,8 +134,9 @@ impl View {
     }
 
     /// Visits the view's rows with `above < seq < below`, in ascending or
-    /// descending order, reading each segment in chunks of `chunk` rows
-    /// (doubling up to [`MAX_CHUNK`]) until `visit` returns false.
+    /// descending order, reading `chunk` rows first, then as many as
+    /// `visit` last said it still wants (at most [`MAX_CHUNK`] at a time),
+    /// until it says it wants none.
     pub(crate) fn walk<F>(
         &self,
         conn: &mut DbConnection,
@@ -146,7 +147,7 @@ impl View {
         mut visit: F,
     ) -> Result<(), StoreError>
     where
-        F: FnMut(MessageRow) -> Result<bool, StoreError>,
+        F: FnMut(MessageRow) -> Result<u32, StoreError>,
     {
         let mut chunk = i64::from(chunk.max(1));
         let ordered: Vec<&Segment> = if ascending {
@@ -177,14 +178,15 @@ impl View {
                     } else {
                         hi = row.seq;
                     }
-                    if !visit(row)? {
+                    let wanted = visit(row)?;
+                    if wanted == 0 {
                         return Ok(());
                     }
+                    chunk = next_chunk(wanted);
                 }
                 if !full {
                     break;
                 }
-                chunk = (chunk * 2).min(i64::from(MAX_CHUNK));
             }
         }
         Ok(())
@@ -235,7 +237,12 @@ pub(crate) struct Totals {
 }
 
 /// The largest chunk of a walk.
-pub(crate) const MAX_CHUNK: u32 = 1024;
+const MAX_CHUNK: u32 = 1024;
+
+/// The rows to read next for a reader that still wants about `wanted`.
+pub(crate) fn next_chunk(wanted: u32) -> i64 {
+    i64::from(wanted.clamp(1, MAX_CHUNK))
+}
 
 /// Runs `read` on the view of thread `pk` (whose row said
 /// `inherited_upto`). A thread that inherits nothing is read as it is; a

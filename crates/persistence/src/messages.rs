@@ -270,7 +270,7 @@ fn page_rows(
                 if query.items || row.kind == MESSAGE_KIND {
                     rows.push(row);
                 }
-                Ok(rows.len() < want)
+                Ok(still_wanted(want, rows.len()))
             },
         )?;
         return Ok((rows, keyset));
@@ -430,19 +430,19 @@ pub(crate) fn newest_message(
     view.walk(conn, i64::MIN, i64::MAX, false, 8, |row| {
         if row.kind == MESSAGE_KIND {
             found = Some((row.seq, row.id, row.created_at));
-            return Ok(false);
+            return Ok(0);
         }
-        Ok(true)
+        Ok(8)
     })?;
     Ok(found)
 }
 
 /// The thread's stored turns, newest first, as the items of a model's
-/// context (role, text, token count), reading in chunks of `chunk` (then
-/// twice as many each time) and
-/// handing each to `take` until it returns false. The cost is proportional
-/// to what is taken, not to the length of the thread, and only the columns
-/// a context needs are read.
+/// context (role, text, token count), handed to `take`, which answers how
+/// many more it still wants (an estimate; 0 stops): the first read is of
+/// `chunk` rows, each next one of about as many as `take` last wanted (at
+/// most 1,024). The cost is proportional to what is taken, not to the
+/// length of the thread, and only the columns a context needs are read.
 pub fn history_newest_first<F>(
     conn: &mut DbConnection,
     scope: &Scope,
@@ -451,7 +451,7 @@ pub fn history_newest_first<F>(
     take: F,
 ) -> Result<(), StoreError>
 where
-    F: FnMut(ContextItem) -> bool,
+    F: FnMut(ContextItem) -> u32,
 {
     let key = visible_key(conn, scope, thread_id)?;
     history_at(conn, key.pk, key.inherited_upto, i64::MAX, chunk, take)
@@ -468,7 +468,7 @@ pub(crate) fn history_at<F>(
     mut take: F,
 ) -> Result<(), StoreError>
 where
-    F: FnMut(ContextItem) -> bool,
+    F: FnMut(ContextItem) -> u32,
 {
     if inherited_upto.is_some() {
         return forks::read(conn, pk, inherited_upto, |conn, view| {
@@ -484,16 +484,17 @@ where
         });
     }
     // One statement shape for every chunk (no boxed query), so that it is
-    // prepared once per connection. Chunks double (up to MAX_CHUNK), so a
-    // long history takes few round trips and at most twice what it needs.
+    // prepared once per connection. Each chunk is about what `take` still
+    // wants, so a long history takes few round trips and reads little more
+    // than it uses (doubling chunks read up to twice as many rows).
     let mut below = before;
-    let mut chunk = chunk.max(1);
+    let mut chunk = forks::next_chunk(chunk);
     loop {
         let rows: Vec<(i64, String, String, String, i64, String)> = messages::table
             .filter(messages::thread_pk.eq(pk))
             .filter(messages::seq.lt(below))
             .order(messages::seq.desc())
-            .limit(i64::from(chunk))
+            .limit(chunk)
             .select((
                 messages::seq,
                 messages::id,
@@ -503,17 +504,18 @@ where
                 messages::kind,
             ))
             .load(conn)?;
-        let full = rows.len() as i64 == i64::from(chunk);
+        let full = rows.len() as i64 == chunk;
         for (seq, id, role, content, tokens, kind) in rows {
             below = seq;
-            if !take(context_item(id, role, content, tokens, &kind)?) {
+            let wanted = take(context_item(id, role, content, tokens, &kind)?);
+            if wanted == 0 {
                 return Ok(());
             }
+            chunk = forks::next_chunk(wanted);
         }
         if !full {
             return Ok(());
         }
-        chunk = (chunk * 2).min(MAX_CHUNK);
     }
 }
 
@@ -540,7 +542,7 @@ pub(crate) fn oldest_at(
                         &r.kind,
                     )?);
                 }
-                Ok(items.len() < want)
+                Ok(still_wanted(want, items.len()))
             })
         })?;
         return Ok(items);
@@ -609,5 +611,8 @@ fn context_item(
     })
 }
 
-/// The largest chunk of a history read.
-const MAX_CHUNK: u32 = forks::MAX_CHUNK;
+/// How many rows a reader that wants `want` and holds `have` still
+/// wants.
+pub(crate) fn still_wanted(want: usize, have: usize) -> u32 {
+    u32::try_from(want.saturating_sub(have)).unwrap_or(u32::MAX)
+}

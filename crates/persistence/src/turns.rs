@@ -92,7 +92,7 @@ impl History {
     }
 
     /// The messages newest first, as context items, handed to `take` until
-    /// it returns false (see [`crate::messages::history_newest_first`]).
+    /// it wants no more (see [`crate::messages::history_newest_first`]).
     pub fn newest_first<F>(
         &self,
         conn: &mut DbConnection,
@@ -100,7 +100,7 @@ impl History {
         take: F,
     ) -> Result<(), StoreError>
     where
-        F: FnMut(ContextItem) -> bool,
+        F: FnMut(ContextItem) -> u32,
     {
         history_at(conn, self.pk, self.inherited_upto, self.before, chunk, take)
     }

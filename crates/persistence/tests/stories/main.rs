@@ -838,14 +838,14 @@ fn history_is_read_newest_first_and_only_as_far_as_needed(backend: Backend) {
     let mut seen = Vec::new();
     messages::history_newest_first(&mut conn, &s, t.id().as_str(), 4, |m| {
         seen.push(m.content);
-        seen.len() < 6
+        6 - seen.len() as u32
     })
     .unwrap();
     assert_eq!(seen, ["m24", "m23", "m22", "m21", "m20", "m19"]);
     let mut all = 0;
     messages::history_newest_first(&mut conn, &s, t.id().as_str(), 4, |_| {
         all += 1;
-        true
+        3
     })
     .unwrap();
     assert_eq!(all, 25);
