@@ -231,20 +231,12 @@ pub fn append(
     write_transaction_as(conn, Durability::Relaxed, |conn| {
         if let DbConnection::Postgresql(c) = conn {
             // The row and the wake-up of every replica in one round trip.
-            use diesel::sql_types::{BigInt, Bool, Timestamp};
-            diesel::sql_query(
-                "WITH stored AS (INSERT INTO response_events \
-                 (thread_pk, response_id, first_seq, last_seq, events, terminal, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING thread_pk) \
-                 SELECT pg_notify('skein_events', thread_pk::text) FROM stored",
-            )
-            .bind::<BigInt, _>(thread_pk)
-            .bind::<Text, _>(response_id)
-            .bind::<BigInt, _>(run.first_seq)
-            .bind::<BigInt, _>(run.last_seq)
-            .bind::<Text, _>(&run.events)
-            .bind::<Bool, _>(run.terminal)
-            .bind::<Timestamp, _>(to_naive(now))
+            StoreRun {
+                thread_pk,
+                response_id,
+                run,
+                created_at: to_naive(now),
+            }
             .execute(c)?;
             return Ok(());
         }
@@ -262,6 +254,54 @@ pub fn append(
         notify(conn, EVENTS_CHANNEL, &thread_pk.to_string())
     })
 }
+
+/// [`append`]'s statement on PostgreSQL: the row and `pg_notify` in one
+/// statement, written out so that the connection keeps it prepared (diesel
+/// compiles a `sql_query` on every execution).
+struct StoreRun<'a> {
+    thread_pk: i64,
+    response_id: &'a str,
+    run: &'a NewEvents,
+    created_at: chrono::NaiveDateTime,
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for StoreRun<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> diesel::QueryResult<()> {
+        use diesel::sql_types::{BigInt, Bool, Timestamp};
+        out.push_sql(
+            "WITH stored AS (INSERT INTO response_events \
+             (thread_pk, response_id, first_seq, last_seq, events, terminal, created_at) VALUES (",
+        );
+        out.push_bind_param::<BigInt, _>(&self.thread_pk)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&self.response_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&self.run.first_seq)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&self.run.last_seq)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&self.run.events)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Bool, _>(&self.run.terminal)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Timestamp, _>(&self.created_at)?;
+        out.push_sql(
+            ") RETURNING thread_pk) \
+             SELECT pg_notify('skein_events', thread_pk::text) FROM stored",
+        );
+        Ok(())
+    }
+}
+
+impl diesel::query_builder::QueryId for StoreRun<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Conn> RunQueryDsl<Conn> for StoreRun<'_> {}
 
 /// Asks every replica to cancel the response running in `thread_id` of
 /// `organization` (PostgreSQL; nothing to do on SQLite, one process).

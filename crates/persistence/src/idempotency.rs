@@ -4,6 +4,7 @@
 //! across replicas and restarts.
 
 use crate::connection::{write_transaction, write_transaction_as, Durability};
+use crate::prepared;
 use crate::rows::to_naive;
 use crate::schema::idempotency_keys as keys;
 use crate::{DbConnection, StoreError};
@@ -79,26 +80,24 @@ pub fn claim(
         if inserted == 1 {
             return Ok(Claim::New);
         }
-        let this = keys::table
-            .filter(keys::user_id.eq(user))
-            .filter(keys::key.eq(key));
         // Expired, or abandoned by a request that died: taken over.
-        let taken = diesel::update(
-            this.filter(
+        let taken = prepared::update(
+            keys::table,
+            keys::user_id.eq(user).and(keys::key.eq(key)).and(
                 keys::created_at.lt(to_naive(now - KEY_TTL)).or(keys::state
                     .eq("running")
                     .and(keys::locked_until.lt(to_naive(now)))),
             ),
+            (
+                keys::fingerprint.eq(fingerprint),
+                keys::state.eq("running"),
+                keys::status.eq(None::<i32>),
+                keys::headers.eq(None::<String>),
+                keys::body.eq(None::<Vec<u8>>),
+                keys::created_at.eq(to_naive(now)),
+                keys::locked_until.eq(to_naive(now + hold)),
+            ),
         )
-        .set((
-            keys::fingerprint.eq(fingerprint),
-            keys::state.eq("running"),
-            keys::status.eq(None::<i32>),
-            keys::headers.eq(None::<String>),
-            keys::body.eq(None::<Vec<u8>>),
-            keys::created_at.eq(to_naive(now)),
-            keys::locked_until.eq(to_naive(now + hold)),
-        ))
         .execute(conn)?;
         if taken == 1 {
             return Ok(Claim::New);
@@ -190,19 +189,20 @@ pub fn finish(
     let headers = serde_json::to_string(&answer.headers)
         .map_err(|e| StoreError::Corrupt(format!("idempotency headers: {e}")))?;
     write_transaction(conn, |conn| {
-        diesel::update(
-            keys::table
-                .filter(keys::user_id.eq(user))
-                .filter(keys::key.eq(key))
-                .filter(keys::fingerprint.eq(fingerprint))
-                .filter(keys::state.eq("running")),
+        prepared::update(
+            keys::table,
+            keys::user_id
+                .eq(user)
+                .and(keys::key.eq(key))
+                .and(keys::fingerprint.eq(fingerprint))
+                .and(keys::state.eq("running")),
+            (
+                keys::state.eq("done"),
+                keys::status.eq(i32::from(answer.status)),
+                keys::headers.eq(&headers),
+                keys::body.eq(&answer.body),
+            ),
         )
-        .set((
-            keys::state.eq("done"),
-            keys::status.eq(i32::from(answer.status)),
-            keys::headers.eq(&headers),
-            keys::body.eq(&answer.body),
-        ))
         .execute(conn)?;
         Ok(())
     })

@@ -125,10 +125,13 @@ pub fn authenticate(
         .is_none_or(|t| now_naive - t >= LAST_USED_RESOLUTION);
     if stale {
         crate::connection::write_transaction(conn, |conn| {
-            diesel::update(api_keys::table.filter(api_keys::id.eq(&row.id)))
-                .set(api_keys::last_used_at.eq(now_naive))
-                .execute(conn)
-                .map_err(StoreError::from)
+            crate::prepared::update(
+                api_keys::table,
+                api_keys::id.eq(&row.id),
+                api_keys::last_used_at.eq(now_naive),
+            )
+            .execute(conn)
+            .map_err(StoreError::from)
         })?;
     }
     let corrupt = |e: skein_domain::IdError| StoreError::Corrupt(format!("api key row: {e}"));

@@ -18,6 +18,7 @@ mod keyset;
 pub mod locks;
 pub mod messages;
 pub mod migrations;
+mod prepared;
 pub mod ratelimits;
 pub mod responses;
 pub mod retention;

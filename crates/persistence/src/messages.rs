@@ -4,6 +4,7 @@
 use crate::connection::write_transaction;
 use crate::forks::{self, View};
 use crate::keyset::{with_keyset, Bound, Keyset};
+use crate::prepared;
 use crate::rows::{to_naive, to_utc, MessageRow, NewMessageRow, ThreadChangeset, MESSAGE_KIND};
 use crate::schema::{messages, threads};
 use crate::threads::{load_locked, save, visible_key, ThreadKey};
@@ -43,6 +44,9 @@ pub struct MessagePage {
 /// Rows per insert statement (12 columns each: 6,000 bound parameters).
 const INSERT_CHUNK: usize = 500;
 
+/// Up to this many rows are inserted one prepared statement each.
+const PREPARED_ROWS: usize = 4;
+
 /// Inserts messages after position `key.last_seq` and saves the thread
 /// (`next`, which already accounts for them) with the new sequence, in one
 /// update. Runs inside the caller's write transaction.
@@ -68,18 +72,17 @@ pub(crate) fn append_and_save(
         .collect();
     insert_rows(conn, &rows)?;
     let last_seq = stored.last().map_or(key.last_seq, |m| m.seq);
-    let target = threads::table.filter(threads::pk.eq(key.pk));
+    let target = threads::pk.eq(key.pk);
     let saved = (ThreadChangeset::from(next), threads::last_seq.eq(last_seq));
     // A new assistant message makes the thread unread for its owner.
     if stored
         .iter()
         .any(|m| m.role == MessageRole::Assistant && m.item.is_none())
     {
-        diesel::update(target)
-            .set((saved, threads::unread.eq(true)))
+        prepared::update(threads::table, target, (saved, threads::unread.eq(true)))
             .execute(conn)?;
     } else {
-        diesel::update(target).set(saved).execute(conn)?;
+        prepared::update(threads::table, target, saved).execute(conn)?;
     }
     Ok(stored)
 }
@@ -91,6 +94,17 @@ pub(crate) fn insert_rows(
     conn: &mut DbConnection,
     rows: &[NewMessageRow],
 ) -> Result<(), StoreError> {
+    // A turn's few rows go one single-row statement each, which the
+    // connection keeps prepared (diesel compiles a multi-row insert, and on
+    // SQLite the triggers it fires, every time); larger batches are rare.
+    if rows.len() <= PREPARED_ROWS {
+        for row in rows {
+            diesel::insert_into(messages::table)
+                .values(row)
+                .execute(conn)?;
+        }
+        return Ok(());
+    }
     for chunk in rows.chunks(INSERT_CHUNK) {
         match conn {
             DbConnection::Postgresql(c) => diesel::insert_into(messages::table)
@@ -350,14 +364,17 @@ where
         let pk = row.pk;
         let current = row.into_message(thread.id().clone())?;
         let next = change(&current)?;
-        diesel::update(messages::table.filter(messages::pk.eq(pk)))
-            .set((
+        prepared::update(
+            messages::table,
+            messages::pk.eq(pk),
+            (
                 messages::content.eq(&next.content),
                 messages::token_count.eq(i64::from(next.token_count)),
                 messages::metadata.eq(next.metadata.to_value().to_string()),
                 messages::updated_at.eq(to_naive(next.updated_at)),
-            ))
-            .execute(conn)?;
+            ),
+        )
+        .execute(conn)?;
         Ok(next)
     })
 }

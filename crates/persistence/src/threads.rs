@@ -2,6 +2,7 @@
 
 use crate::connection::write_transaction;
 use crate::keyset::{with_keyset, Keyset};
+use crate::prepared;
 use crate::rows::{to_naive, NewThreadRow, ThreadChangeset, ThreadRow};
 use crate::schema::{memberships, threads};
 use crate::{DbConnection, ListKind, Missing, StoreError};
@@ -604,9 +605,12 @@ pub(crate) fn insert_if_absent(
 }
 
 pub(crate) fn save(conn: &mut DbConnection, pk: i64, thread: &Thread) -> Result<(), StoreError> {
-    diesel::update(threads::table.filter(threads::pk.eq(pk)))
-        .set(ThreadChangeset::from(thread))
-        .execute(conn)?;
+    prepared::update(
+        threads::table,
+        threads::pk.eq(pk),
+        ThreadChangeset::from(thread),
+    )
+    .execute(conn)?;
     Ok(())
 }
 
@@ -699,9 +703,12 @@ where
     write_transaction(conn, |conn| {
         let (key, current) = load_locked(conn, scope, id)?;
         check(&current)?;
-        diesel::update(threads::table.filter(threads::pk.eq(key.pk)))
-            .set(threads::deleted_at.eq(to_naive(now)))
-            .execute(conn)?;
+        prepared::update(
+            threads::table,
+            threads::pk.eq(key.pk),
+            threads::deleted_at.eq(to_naive(now)),
+        )
+        .execute(conn)?;
         Ok(())
     })
 }
@@ -1040,12 +1047,15 @@ pub fn mark_read(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     on_locked_row(conn, scope, id, |conn, pk| {
-        diesel::update(threads::table.filter(threads::pk.eq(pk)))
-            .set((
+        prepared::update(
+            threads::table,
+            threads::pk.eq(pk),
+            (
                 threads::unread.eq(false),
                 threads::last_read_at.eq(to_naive(now)),
-            ))
-            .execute(conn)
+            ),
+        )
+        .execute(conn)
     })
 }
 

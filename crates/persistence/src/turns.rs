@@ -6,6 +6,7 @@
 
 use crate::connection::{write_transaction, write_transaction_as, Durability};
 use crate::messages::{append_and_save, history_at, oldest_at};
+use crate::prepared;
 use crate::responses::{self, StoredResponse};
 use crate::rows::to_naive;
 use crate::schema::threads;
@@ -183,10 +184,13 @@ where
         if created {
             // Unlisted until the turn is saved; removed by the sweeper if
             // the process dies first (see `retention`).
-            diesel::update(threads::table.filter(threads::pk.eq(key.pk)))
-                .set(threads::provisional.eq(true))
-                .execute(conn)
-                .map_err(StoreError::from)?;
+            prepared::update(
+                threads::table,
+                threads::pk.eq(key.pk),
+                threads::provisional.eq(true),
+            )
+            .execute(conn)
+            .map_err(StoreError::from)?;
         }
         Ok(OpenedTurn {
             thread: leased,
@@ -456,9 +460,12 @@ pub fn commit(
                 // The commit's own read of the row says whether it is still
                 // provisional: only then one more statement.
                 if key.provisional {
-                    diesel::update(threads::table.filter(threads::pk.eq(key.pk)))
-                        .set(threads::provisional.eq(false))
-                        .execute(conn)?;
+                    prepared::update(
+                        threads::table,
+                        threads::pk.eq(key.pk),
+                        threads::provisional.eq(false),
+                    )
+                    .execute(conn)?;
                 }
                 (Some(next), stored)
             }
@@ -507,13 +514,14 @@ pub fn renew(
     until: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     write_transaction_as(conn, Durability::Relaxed, |conn| {
-        let renewed = diesel::update(
-            threads::table
-                .filter(threads::organization_id.eq(scope.organization_id.as_str()))
-                .filter(threads::id.eq(thread_id.as_str()))
-                .filter(threads::lease_id.eq(lease_id)),
+        let renewed = prepared::update(
+            threads::table,
+            threads::organization_id
+                .eq(scope.organization_id.as_str())
+                .and(threads::id.eq(thread_id.as_str()))
+                .and(threads::lease_id.eq(lease_id)),
+            threads::lease_expires_at.eq(to_naive(until)),
         )
-        .set(threads::lease_expires_at.eq(to_naive(until)))
         .execute(conn)?;
         Ok(renewed > 0)
     })

@@ -15,6 +15,7 @@ skein_persistence::on_both_backends!(
     delete_all_reaches_more_threads_than_a_statement_can_bind,
     a_burst_waits_for_connections_without_holding_threads,
     a_lease_renewal_is_not_a_change_but_its_release_is,
+    a_turns_statements_are_prepared_once_per_connection,
 );
 
 const RACERS: usize = 8;
@@ -224,4 +225,173 @@ fn a_lease_renewal_is_not_a_change_but_its_release_is(backend: Backend) {
     assert_eq!(stamp(&mut conn), before, "a renewal is not a change");
     turns::release(&mut conn, &who, &id, "resp_renew", false).unwrap();
     assert!(stamp(&mut conn) > before, "giving the lease back is");
+}
+
+/// What a connection ran and what it kept prepared, by SQL text.
+#[derive(Default)]
+struct Statements {
+    ran: Vec<String>,
+    cached: Vec<String>,
+}
+
+struct Recorder(Arc<std::sync::Mutex<Statements>>);
+
+impl diesel::connection::Instrumentation for Recorder {
+    fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
+        use diesel::connection::InstrumentationEvent as E;
+        let mut seen = self.0.lock().unwrap();
+        match event {
+            E::StartQuery { query, .. } => {
+                let text = query.to_string();
+                let sql = text.split(" -- binds:").next().unwrap_or_default().trim();
+                seen.ran.push(sql.to_string());
+            }
+            E::CacheQuery { sql, .. } => seen.cached.push(sql.trim().to_string()),
+            _ => {}
+        }
+    }
+}
+
+/// Every statement of a turn's storage (its Idempotency-Key claimed and
+/// answered, open, history, events, commit with its messages) and of an
+/// append is compiled once per
+/// connection and then kept: the second turn prepares nothing. SQLite
+/// compiles an uncached statement (with the triggers it fires) on every
+/// execution, and diesel never keeps an UPDATE, a multi-row INSERT or an
+/// upsert unless told that its SQL is fixed.
+fn a_turns_statements_are_prepared_once_per_connection(backend: Backend) {
+    use skein_domain::{MessageRole, NewMessage};
+    use skein_persistence::messages;
+    let (_db, store) = setup(backend);
+    let mut conn = store.conn().unwrap();
+    let who = scope("org_a", "usr_1");
+    let seen = Arc::new(std::sync::Mutex::new(Statements::default()));
+    conn.set_instrumentation(Recorder(Arc::clone(&seen)));
+    let turn = |conn: &mut DbConnection, thread: &str, n: usize| {
+        let id = ThreadId::parse(thread).unwrap();
+        let lease = format!("resp_{thread}_{n}");
+        let start = TurnStart {
+            create: true,
+            workflow_id: None,
+            incognito_ttl: None,
+            thread_id: id.clone(),
+            metadata: Default::default(),
+            assistant: None,
+            lease_id: lease.clone(),
+            lease_ttl: chrono::TimeDelta::seconds(60),
+            new_messages: 2,
+            rewind: None,
+        };
+        let limits = Limits::default();
+        let opened = turns::open(conn, &who, &start, &limits, clock::now(), |_, _| {
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+        // A write with an Idempotency-Key claims it first.
+        let key = format!("key-{n}");
+        let claim = skein_persistence::idempotency::claim(
+            conn,
+            "usr_1",
+            &key,
+            "fingerprint",
+            clock::now(),
+            chrono::TimeDelta::seconds(60),
+        )
+        .unwrap();
+        assert_eq!(claim, skein_persistence::idempotency::Claim::New);
+        opened.history.newest_first(conn, 8, |_| 8).unwrap();
+        skein_persistence::events::append(
+            conn,
+            opened.history.thread_pk(),
+            &lease,
+            &skein_persistence::events::NewEvents {
+                first_seq: 0,
+                last_seq: 3,
+                events: "[]".into(),
+                terminal: true,
+            },
+            clock::now(),
+        )
+        .unwrap();
+        let finished = turns::FinishedTurn {
+            messages: vec![
+                NewMessage::text(MessageRole::User, format!("question {n}"), 2),
+                NewMessage::text(MessageRole::Assistant, format!("answer {n}"), 2),
+            ],
+            model: "m".into(),
+            thread_state: None,
+            response: None,
+            rewind_from: None,
+        };
+        turns::commit(
+            conn,
+            &who,
+            Some(&id),
+            &lease,
+            finished,
+            &limits,
+            clock::now(),
+        )
+        .unwrap();
+        skein_persistence::idempotency::finish(
+            conn,
+            "usr_1",
+            &key,
+            "fingerprint",
+            &skein_persistence::idempotency::StoredAnswer {
+                status: 200,
+                headers: vec![],
+                body: b"{}".to_vec(),
+            },
+        )
+        .unwrap();
+        messages::append(
+            conn,
+            &who,
+            thread,
+            vec![NewMessage::text(MessageRole::User, format!("more {n}"), 2)],
+            &limits,
+            clock::now(),
+        )
+        .unwrap();
+    };
+    // The first turn creates its thread; the next ones find it.
+    turn(&mut conn, "prepared", 0);
+    turn(&mut conn, "prepared", 1);
+    let first_cached = seen.lock().unwrap().cached.len();
+    seen.lock().unwrap().ran.clear();
+    turn(&mut conn, "prepared", 2);
+    let seen = seen.lock().unwrap();
+    let control = |sql: &str| {
+        let upper = sql.to_ascii_uppercase();
+        [
+            "BEGIN",
+            "COMMIT",
+            "ROLLBACK",
+            "SAVEPOINT",
+            "RELEASE",
+            "SET ",
+        ]
+        .iter()
+        .any(|c| upper.starts_with(c))
+    };
+    let unprepared: Vec<&String> = seen
+        .ran
+        .iter()
+        .filter(|sql| !control(sql) && !seen.cached.contains(sql))
+        .collect();
+    assert!(
+        seen.ran.len() > 6,
+        "the turn ran its statements: {:?}",
+        seen.ran
+    );
+    assert!(
+        unprepared.is_empty(),
+        "compiled on every run: {unprepared:#?}"
+    );
+    assert_eq!(
+        seen.cached.len(),
+        first_cached,
+        "the third turn prepared nothing new"
+    );
 }
