@@ -282,8 +282,9 @@ mod tests {
     fn the_room_estimate_follows_the_turns_taken_and_is_zero_once_full() {
         // 100 tokens for history.
         let mut b = ContextBuilder::new(100, 0, vec![], vec![]).unwrap();
-        assert!(b.offer(&stored("a", 6))); // costs 10, 90 left
-                                           // 9 more of the same size fit; an eighth more (1) and one to spare.
+        // Costs 10, 90 left: 9 more of the same size fit, an eighth more
+        // (1) and one to spare.
+        assert!(b.offer(&stored("a", 6)));
         assert_eq!(b.room_estimate(), 11);
         assert!(b.offer(&stored("b", 26))); // costs 30, 60 left, average 20
         assert_eq!(b.room_estimate(), 4);

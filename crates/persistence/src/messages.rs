@@ -444,12 +444,15 @@ pub(crate) fn newest_message(
             .optional()?);
     }
     let mut found = None;
+    // Past a run of other items, reads grow as far as they have gone.
+    let mut passed = 0u32;
     view.walk(conn, i64::MIN, i64::MAX, false, 8, |row| {
         if row.kind == MESSAGE_KIND {
             found = Some((row.seq, row.id, row.created_at));
             return Ok(0);
         }
-        Ok(8)
+        passed += 1;
+        Ok(passed.max(8))
     })?;
     Ok(found)
 }
