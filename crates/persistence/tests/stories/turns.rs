@@ -20,6 +20,23 @@ skein_persistence::on_both_backends!(
 
 const RACERS: usize = 8;
 
+/// A turn in `thread` (created on first use) under `lease`, adding two
+/// messages.
+fn start_in(thread: &ThreadId, lease: &str) -> TurnStart {
+    TurnStart {
+        create: true,
+        workflow_id: None,
+        incognito_ttl: None,
+        thread_id: thread.clone(),
+        metadata: Default::default(),
+        assistant: None,
+        lease_id: lease.into(),
+        lease_ttl: chrono::TimeDelta::seconds(60),
+        new_messages: 2,
+        rewind: None,
+    }
+}
+
 fn concurrent_first_use_of_a_thread_id_is_busy_never_missing(backend: Backend) {
     let (db, _) = setup(backend);
     let store = Store::open(
@@ -37,18 +54,10 @@ fn concurrent_first_use_of_a_thread_id_is_busy_never_missing(backend: Backend) {
             std::thread::spawn(move || {
                 let mut conn = store.conn().unwrap();
                 conn.batch_execute("SELECT 1").unwrap();
-                let start = TurnStart {
-                    create: true,
-                    workflow_id: None,
-                    incognito_ttl: None,
-                    thread_id: ThreadId::parse("support_user123").unwrap(),
-                    metadata: Default::default(),
-                    assistant: None,
-                    lease_id: format!("resp_{i}"),
-                    lease_ttl: chrono::TimeDelta::seconds(60),
-                    new_messages: 2,
-                    rewind: None,
-                };
+                let start = start_in(
+                    &ThreadId::parse("support_user123").unwrap(),
+                    &format!("resp_{i}"),
+                );
                 // Every racer holds its connection before any starts.
                 barrier.wait();
                 turns::begin(
@@ -198,18 +207,7 @@ fn a_lease_renewal_is_not_a_change_but_its_release_is(backend: Backend) {
     let mut conn = store.conn().unwrap();
     let who = scope("org_a", "usr_1");
     let id = ThreadId::parse("renewed").unwrap();
-    let start = TurnStart {
-        create: true,
-        workflow_id: None,
-        incognito_ttl: None,
-        thread_id: id.clone(),
-        metadata: Default::default(),
-        assistant: None,
-        lease_id: "resp_renew".into(),
-        lease_ttl: chrono::TimeDelta::seconds(60),
-        new_messages: 2,
-        rewind: None,
-    };
+    let start = start_in(&id, "resp_renew");
     turns::begin(&mut conn, &who, &start, &Limits::default(), clock::now()).unwrap();
     let stamp = |conn: &mut DbConnection| -> i64 {
         t::table
@@ -270,18 +268,7 @@ fn a_turns_statements_are_prepared_once_per_connection(backend: Backend) {
     let turn = |conn: &mut DbConnection, thread: &str, n: usize| {
         let id = ThreadId::parse(thread).unwrap();
         let lease = format!("resp_{thread}_{n}");
-        let start = TurnStart {
-            create: true,
-            workflow_id: None,
-            incognito_ttl: None,
-            thread_id: id.clone(),
-            metadata: Default::default(),
-            assistant: None,
-            lease_id: lease.clone(),
-            lease_ttl: chrono::TimeDelta::seconds(60),
-            new_messages: 2,
-            rewind: None,
-        };
+        let start = start_in(&id, &lease);
         let limits = Limits::default();
         let opened = turns::open(conn, &who, &start, &limits, clock::now(), |_, _| {
             Ok::<_, StoreError>(())
