@@ -99,16 +99,26 @@ pub fn authenticate(
         return Ok(None);
     };
     // A key works only while its owner is a member of its organization.
-    let member = memberships::table
-        .filter(memberships::organization_id.eq(api_keys::organization_id))
-        .filter(memberships::user_id.eq(api_keys::user_id));
-    let row: Option<ApiKeyRow> = api_keys::table
-        .filter(api_keys::prefix.eq(prefix))
-        .filter(api_keys::revoked_at.is_null())
-        .filter(diesel::dsl::exists(member))
-        .select(ApiKeyRow::as_select())
-        .first(conn)
-        .optional()?;
+    macro_rules! by_prefix {
+        () => {
+            api_keys::table
+                .filter(api_keys::prefix.eq(prefix))
+                .filter(api_keys::revoked_at.is_null())
+                .filter(diesel::dsl::exists(
+                    memberships::table
+                        .filter(memberships::organization_id.eq(api_keys::organization_id))
+                        .filter(memberships::user_id.eq(api_keys::user_id)),
+                ))
+                .select(ApiKeyRow::as_select())
+        };
+    }
+    // On the backend's own connection (every request's first query): the
+    // multi-backend connection writes the statement's SQL out again in
+    // each of diesel's passes, cached or not.
+    let row: Option<ApiKeyRow> = match conn {
+        DbConnection::Postgresql(c) => by_prefix!().first(c).optional()?,
+        DbConnection::Sqlite(c) => by_prefix!().first(c).optional()?,
+    };
     let Some(row) = row else {
         return Ok(None);
     };

@@ -542,9 +542,13 @@ fn load_live(
                 .select(ThreadRow::as_select())
         };
     }
+    // On the backend's own connection: through the multi-backend one,
+    // diesel writes the statement's SQL out again in each of its passes,
+    // cached or not (this read is on almost every request's path).
     let row = match conn {
         DbConnection::Postgresql(c) if lock => by_id!().for_update().first(c).optional()?,
-        other => by_id!().first(other).optional()?,
+        DbConnection::Postgresql(c) => by_id!().first(c).optional()?,
+        DbConnection::Sqlite(c) => by_id!().first(c).optional()?,
     };
     let missing = || StoreError::NotFound(Missing::Thread(id.to_string()));
     let row = row
