@@ -244,6 +244,17 @@ pub fn list(
     })
 }
 
+/// Loads a page's rows on the backend's own connection (the multi-backend
+/// one writes a statement's SQL out again in each of diesel's passes).
+macro_rules! load_rows {
+    ($conn:expr, $q:expr) => {
+        match $conn {
+            DbConnection::Postgresql(c) => $q.select(MessageRow::as_select()).load(c)?,
+            DbConnection::Sqlite(c) => $q.select(MessageRow::as_select()).load(c)?,
+        }
+    };
+}
+
 /// The rows of one page of a view, in reading order, and the page's keyset.
 fn page_rows(
     conn: &mut DbConnection,
@@ -291,15 +302,13 @@ fn page_rows(
     }
     let all = messages::table.filter(messages::thread_pk.eq(view.pk()));
     let rows: Vec<MessageRow> = if query.items {
-        with_keyset!(all, messages::seq, keyset, |q| q
-            .select(MessageRow::as_select())
-            .load(conn)?)
+        with_keyset!(all, messages::seq, keyset, |q| load_rows!(conn, q))
     } else {
         with_keyset!(
             all.filter(messages::kind.eq(MESSAGE_KIND)),
             messages::seq,
             keyset,
-            |q| q.select(MessageRow::as_select()).load(conn)?
+            |q| load_rows!(conn, q)
         )
     };
     Ok((rows, keyset))

@@ -881,7 +881,9 @@ pub fn list_across(
         .transpose()?;
     let rows: Vec<ThreadRow> = match (orgs, live) {
         // The usual page (one organization, live threads, no filter): a
-        // statement of one shape per order, prepared once per connection.
+        // statement of one shape per order, prepared once per connection
+        // and run on the backend's own connection (the multi-backend one
+        // writes its SQL out again in each of diesel's passes).
         ([org], Some(l)) if plain => with_keyset!(
             threads::table
                 .filter(threads::organization_id.eq(org.as_str()))
@@ -891,7 +893,10 @@ pub fn list_across(
                 .filter(admitted_by!(l)),
             threads::pk,
             keyset,
-            |q| q.select(ThreadRow::as_select()).load(conn)?
+            |q| match conn {
+                DbConnection::Postgresql(c) => q.select(ThreadRow::as_select()).load(c)?,
+                DbConnection::Sqlite(c) => q.select(ThreadRow::as_select()).load(c)?,
+            }
         ),
         _ => match search.as_ref().and_then(|s| s.gram.clone()) {
             Some(gram) => {
