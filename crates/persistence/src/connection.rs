@@ -417,3 +417,19 @@ mod search_fn {
         fn skein_search_text(text: Text) -> Text;
     }
 }
+
+/// Evaluates `$body` with `$c` bound to the backend's own connection (the
+/// same expression, compiled once per backend). For what the multi-backend
+/// connection cannot run (batch inserts, upserts) and for the reads on
+/// almost every request's path: through it, diesel writes a statement's
+/// SQL out again in each of its passes (checking whether it may be cached,
+/// collecting its binds), cached or not.
+macro_rules! on_backend {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::DbConnection::Postgresql($c) => $body,
+            $crate::DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;

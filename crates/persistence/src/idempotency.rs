@@ -3,7 +3,7 @@
 //! gets that answer again for 24 hours. In the database, so that it holds
 //! across replicas and restarts.
 
-use crate::connection::{write_transaction, write_transaction_as, Durability};
+use crate::connection::{on_backend, write_transaction, write_transaction_as, Durability};
 use crate::prepared;
 use crate::rows::to_naive;
 use crate::schema::idempotency_keys as keys;
@@ -67,16 +67,10 @@ pub fn claim(
             keys::created_at.eq(to_naive(now)),
             keys::locked_until.eq(to_naive(now + hold)),
         );
-        let inserted = match conn {
-            DbConnection::Postgresql(c) => diesel::insert_into(keys::table)
-                .values(fresh)
-                .on_conflict_do_nothing()
-                .execute(c)?,
-            DbConnection::Sqlite(c) => diesel::insert_into(keys::table)
-                .values(fresh)
-                .on_conflict_do_nothing()
-                .execute(c)?,
-        };
+        let inserted = on_backend!(conn, c => diesel::insert_into(keys::table)
+            .values(fresh)
+            .on_conflict_do_nothing()
+            .execute(c)?);
         if inserted == 1 {
             return Ok(Claim::New);
         }

@@ -6,6 +6,7 @@
 //! high-entropy secret: there is nothing to brute-force). Verification looks
 //! the prefix up on a unique index and compares hashes in constant time.
 
+use crate::connection::on_backend;
 use crate::rows::{to_naive, ApiKeyRow};
 use crate::schema::{api_keys, memberships};
 use crate::{DbConnection, StoreError};
@@ -99,26 +100,19 @@ pub fn authenticate(
         return Ok(None);
     };
     // A key works only while its owner is a member of its organization.
-    macro_rules! by_prefix {
-        () => {
-            api_keys::table
-                .filter(api_keys::prefix.eq(prefix))
-                .filter(api_keys::revoked_at.is_null())
-                .filter(diesel::dsl::exists(
-                    memberships::table
-                        .filter(memberships::organization_id.eq(api_keys::organization_id))
-                        .filter(memberships::user_id.eq(api_keys::user_id)),
-                ))
-                .select(ApiKeyRow::as_select())
-        };
-    }
-    // On the backend's own connection (every request's first query): the
-    // multi-backend connection writes the statement's SQL out again in
-    // each of diesel's passes, cached or not.
-    let row: Option<ApiKeyRow> = match conn {
-        DbConnection::Postgresql(c) => by_prefix!().first(c).optional()?,
-        DbConnection::Sqlite(c) => by_prefix!().first(c).optional()?,
-    };
+    let member = memberships::table
+        .filter(memberships::organization_id.eq(api_keys::organization_id))
+        .filter(memberships::user_id.eq(api_keys::user_id));
+    let by_prefix = api_keys::table
+        .filter(api_keys::prefix.eq(prefix))
+        .filter(api_keys::revoked_at.is_null())
+        .filter(diesel::dsl::exists(member));
+    // On the backend's own connection: every request's first query (see
+    // `on_backend`).
+    let row: Option<ApiKeyRow> = on_backend!(conn, c => by_prefix
+        .select(ApiKeyRow::as_select())
+        .first(c)
+        .optional()?);
     let Some(row) = row else {
         return Ok(None);
     };

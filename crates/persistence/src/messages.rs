@@ -1,7 +1,7 @@
 //! Message queries: append, keyset-paginated list, patch, delete, and the
 //! newest-first history read used to build a model's context.
 
-use crate::connection::write_transaction;
+use crate::connection::{on_backend, write_transaction};
 use crate::forks::{self, View};
 use crate::keyset::{with_keyset, Bound, Keyset};
 use crate::prepared;
@@ -106,14 +106,9 @@ pub(crate) fn insert_rows(
         return Ok(());
     }
     for chunk in rows.chunks(INSERT_CHUNK) {
-        match conn {
-            DbConnection::Postgresql(c) => diesel::insert_into(messages::table)
-                .values(chunk)
-                .execute(c)?,
-            DbConnection::Sqlite(c) => diesel::insert_into(messages::table)
-                .values(chunk)
-                .execute(c)?,
-        };
+        on_backend!(conn, c => diesel::insert_into(messages::table)
+            .values(chunk)
+            .execute(c)?);
     }
     Ok(())
 }
@@ -244,17 +239,6 @@ pub fn list(
     })
 }
 
-/// Loads a page's rows on the backend's own connection (the multi-backend
-/// one writes a statement's SQL out again in each of diesel's passes).
-macro_rules! load_rows {
-    ($conn:expr, $q:expr) => {
-        match $conn {
-            DbConnection::Postgresql(c) => $q.select(MessageRow::as_select()).load(c)?,
-            DbConnection::Sqlite(c) => $q.select(MessageRow::as_select()).load(c)?,
-        }
-    };
-}
-
 /// The rows of one page of a view, in reading order, and the page's keyset.
 fn page_rows(
     conn: &mut DbConnection,
@@ -302,13 +286,18 @@ fn page_rows(
     }
     let all = messages::table.filter(messages::thread_pk.eq(view.pk()));
     let rows: Vec<MessageRow> = if query.items {
-        with_keyset!(all, messages::seq, keyset, |q| load_rows!(conn, q))
+        with_keyset!(
+            all,
+            messages::seq,
+            keyset,
+            |q| on_backend!(conn, c => q.select(MessageRow::as_select()).load(c)?)
+        )
     } else {
         with_keyset!(
             all.filter(messages::kind.eq(MESSAGE_KIND)),
             messages::seq,
             keyset,
-            |q| load_rows!(conn, q)
+            |q| on_backend!(conn, c => q.select(MessageRow::as_select()).load(c)?)
         )
     };
     Ok((rows, keyset))

@@ -1,6 +1,6 @@
 //! Thread queries: create, get, keyset-paginated list, updates, pins, soft delete.
 
-use crate::connection::write_transaction;
+use crate::connection::{on_backend, write_transaction};
 use crate::keyset::{with_keyset, Keyset};
 use crate::prepared;
 use crate::rows::{to_naive, NewThreadRow, ThreadChangeset, ThreadRow};
@@ -533,6 +533,7 @@ fn load_live(
     id: &str,
     lock: bool,
 ) -> Result<(ThreadKey, Thread), StoreError> {
+    // The row (the selection names its backend: written once per use).
     macro_rules! by_id {
         () => {
             threads::table
@@ -542,13 +543,11 @@ fn load_live(
                 .select(ThreadRow::as_select())
         };
     }
-    // On the backend's own connection: through the multi-backend one,
-    // diesel writes the statement's SQL out again in each of its passes,
-    // cached or not (this read is on almost every request's path).
+    // On the backend's own connection (this read is on almost every
+    // request's path, see `on_backend`).
     let row = match conn {
         DbConnection::Postgresql(c) if lock => by_id!().for_update().first(c).optional()?,
-        DbConnection::Postgresql(c) => by_id!().first(c).optional()?,
-        DbConnection::Sqlite(c) => by_id!().first(c).optional()?,
+        other => on_backend!(other, c => by_id!().first(c).optional()?),
     };
     let missing = || StoreError::NotFound(Missing::Thread(id.to_string()));
     let row = row
@@ -595,16 +594,10 @@ pub(crate) fn insert_if_absent(
     thread: &Thread,
 ) -> Result<bool, StoreError> {
     let row = NewThreadRow::from(thread);
-    let n = match conn {
-        DbConnection::Postgresql(c) => diesel::insert_into(threads::table)
-            .values(&row)
-            .on_conflict_do_nothing()
-            .execute(c)?,
-        DbConnection::Sqlite(c) => diesel::insert_into(threads::table)
-            .values(&row)
-            .on_conflict_do_nothing()
-            .execute(c)?,
-    };
+    let n = on_backend!(conn, c => diesel::insert_into(threads::table)
+        .values(&row)
+        .on_conflict_do_nothing()
+        .execute(c)?);
     Ok(n == 1)
 }
 
@@ -882,8 +875,7 @@ pub fn list_across(
     let rows: Vec<ThreadRow> = match (orgs, live) {
         // The usual page (one organization, live threads, no filter): a
         // statement of one shape per order, prepared once per connection
-        // and run on the backend's own connection (the multi-backend one
-        // writes its SQL out again in each of diesel's passes).
+        // and run on the backend's own one (see `on_backend`).
         ([org], Some(l)) if plain => with_keyset!(
             threads::table
                 .filter(threads::organization_id.eq(org.as_str()))
@@ -893,10 +885,7 @@ pub fn list_across(
                 .filter(admitted_by!(l)),
             threads::pk,
             keyset,
-            |q| match conn {
-                DbConnection::Postgresql(c) => q.select(ThreadRow::as_select()).load(c)?,
-                DbConnection::Sqlite(c) => q.select(ThreadRow::as_select()).load(c)?,
-            }
+            |q| on_backend!(conn, c => q.select(ThreadRow::as_select()).load(c)?)
         ),
         _ => match search.as_ref().and_then(|s| s.gram.clone()) {
             Some(gram) => {
