@@ -10,9 +10,12 @@
 //! the caller's rate budget) runs at the start of the handler's own trip to
 //! the blocking pool ([`Caller::run`]), so an authenticated request costs
 //! one trip, not two, and a revoked key or a removed membership takes
-//! effect on the next request, on every replica.
+//! effect on the next request, on every replica. A request with an
+//! `Idempotency-Key` claims its key in that same trip, right after the
+//! caller is known ([`crate::idempotency`]).
 
 use crate::error::ApiError;
+use crate::idempotency::KeyClaim;
 use crate::ratelimit::{self, RateLimiter};
 use crate::state::AppState;
 use crate::tokens::TokenError;
@@ -148,6 +151,8 @@ pub struct Caller {
     state: web::Data<AppState>,
     now: DateTime<Utc>,
     known: Arc<OnceLock<Identity>>,
+    /// The request's `Idempotency-Key`, claimed in its first trip.
+    key_claim: Option<Arc<KeyClaim>>,
 }
 
 impl std::fmt::Debug for Caller {
@@ -204,6 +209,7 @@ impl Caller {
         let live = self.state.retention.liveness(now);
         let limiter = Arc::clone(&self.state.rate_limiter);
         let known = Arc::clone(&self.known);
+        let key_claim = self.key_claim.clone();
         move |conn| {
             let who = match known.get() {
                 Some(who) => who.clone(),
@@ -213,8 +219,18 @@ impl Caller {
                     who
                 }
             };
+            if let Some(key_claim) = &key_claim {
+                key_claim.settle(conn, &who, now)?;
+            }
             f(conn, &who)
         }
+    }
+
+    /// This caller, whose first trip also claims `key_claim` (the
+    /// `Idempotency-Key` middleware's).
+    pub(crate) fn claiming(mut self, key_claim: Arc<KeyClaim>) -> Self {
+        self.key_claim = Some(key_claim);
+        self
     }
 
     /// The caller's organizations (comma-separated) once a trip has
@@ -400,6 +416,7 @@ fn claim_of(req: &HttpRequest) -> Result<Caller, ApiError> {
         now: state.clock.now(),
         state,
         known: Arc::new(OnceLock::new()),
+        key_claim: None,
     })
 }
 

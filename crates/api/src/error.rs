@@ -154,6 +154,11 @@ pub enum ApiError {
     /// The first request with this `Idempotency-Key` is still running.
     #[error("idempotency key in progress")]
     IdempotencyInProgress,
+    /// This request's `Idempotency-Key` already holds its answer: the
+    /// handler stops at its first trip and the idempotency middleware sends
+    /// the kept answer instead (this error itself never reaches a client).
+    #[error("idempotency key already answered")]
+    IdempotentReplay,
     /// The database cannot be reached.
     #[error("service unavailable")]
     Unavailable(#[source] StoreError),
@@ -201,6 +206,7 @@ impl ApiError {
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Self::IdempotencyInProgress => "IDEMPOTENCY_IN_PROGRESS",
+            Self::IdempotentReplay => "IDEMPOTENT_REPLAY",
             Self::Conflict(_) => "CONFLICT",
             Self::Internal(_) => "INTERNAL_ERROR",
         }
@@ -274,6 +280,9 @@ impl ApiError {
             }
             Self::IdempotencyInProgress => {
                 "The first request with this Idempotency-Key is still running: retry after the Retry-After delay".into()
+            }
+            Self::IdempotentReplay => {
+                "This request was answered before under its Idempotency-Key".into()
             }
             Self::Conflict(_) => "A concurrent change conflicted with this one; retry".into(),
             Self::Internal(_) => "Internal server error".into(),
@@ -384,13 +393,17 @@ impl ResponseError for ApiError {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::IdempotencyInProgress => StatusCode::CONFLICT,
+            Self::IdempotencyInProgress | Self::IdempotentReplay => StatusCode::CONFLICT,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let Self::IdempotentReplay = self {
+            // Replaced by the kept answer before it goes out: no envelope.
+            return HttpResponse::new(self.status_code());
+        }
         self.respond(&self.report())
     }
 }

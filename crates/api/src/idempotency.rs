@@ -1,24 +1,38 @@
 //! `Idempotency-Key` on every `POST` and `DELETE` of both dialects
 //! (contract 11.4), as one middleware in front of the handlers.
 //!
-//! A request that carries the header is authenticated here (the handler
-//! then reuses that identity: one authentication, one rate-limit count),
-//! and its key is claimed for the caller's user in the database, under a
-//! fingerprint of the request (method, path, query, body):
+//! A request that carries the header has its key claimed for the caller's
+//! user in the database, under a fingerprint of the request (method, path,
+//! query, body), in the handler's own first trip to the database, right
+//! after authentication ([`Caller::run`]): a keyed write costs no trip more
+//! than the same write without a key. Then:
 //!
 //! - a new key runs the request and keeps its answer (status, the headers
 //!   that matter, the body; a stream's body as it was sent, kept whole even
 //!   when the client leaves before its end) for 24 hours;
-//! - the same key and the same request again: the kept answer, with
-//!   `Idempotent-Replayed: true`, without running anything;
+//! - the same key and the same request again: the handler stops at its
+//!   first trip and the kept answer is sent, with `Idempotent-Replayed:
+//!   true`, without running anything;
 //! - the same key for another request: 422 `IDEMPOTENCY_KEY_REUSED`;
 //! - the same key while the first request still runs: 409
 //!   `IDEMPOTENCY_IN_PROGRESS` with `Retry-After`.
 //!
+//! Nothing a handler does before its first trip is visible (it reads and
+//! checks the request), so claiming there is the same as claiming before
+//! the handler. A handler that answers without any trip (a body refused by
+//! its checks) has the key claimed just after, before its answer is sent:
+//! that refusal is the key's first answer like any other.
+//!
+//! A plain answer is sent while its row is written (a task of its own,
+//! [`Settling`]): a retry that reaches this process meanwhile waits for that
+//! write and is replayed; one that reaches another replica in that instant
+//! gets 409 `IDEMPOTENCY_IN_PROGRESS` with `Retry-After: 1`. A stream ends
+//! only once its answer is kept.
+//!
 //! Answers a retry should not see again are not kept (5xx, 409, 429): the
 //! key is given back and the next request with it runs.
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Identity};
 use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::body::{BodySize, BoxBody, MessageBody};
@@ -28,12 +42,14 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpResponse};
 use bytes::{Bytes, BytesMut};
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use skein_persistence::idempotency::{self, Claim, StoredAnswer};
 use skein_persistence::{DbConnection, StoreError};
+use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 
 /// The request header.
@@ -73,6 +89,44 @@ fn kept(status: StatusCode) -> bool {
         || status == StatusCode::TOO_MANY_REQUESTS)
 }
 
+/// A request's key, claimed in its first trip ([`Caller::run`]).
+#[derive(Debug)]
+pub(crate) struct KeyClaim {
+    key: String,
+    fingerprint: String,
+    /// The caller's user and what claiming found, once claimed.
+    outcome: OnceLock<(String, Claim)>,
+}
+
+impl KeyClaim {
+    /// Claims the key for `who` on `conn` (once per request; a later trip
+    /// finds the same outcome), then lets the handler go on only if the key
+    /// is this request's: a kept answer stops it with
+    /// [`ApiError::IdempotentReplay`] (the middleware sends the answer).
+    pub(crate) fn settle(
+        &self,
+        conn: &mut DbConnection,
+        who: &Identity,
+        now: DateTime<Utc>,
+    ) -> Result<(), ApiError> {
+        let (_, claim) = match self.outcome.get() {
+            Some(found) => found,
+            None => {
+                let user = who.user_id.to_string();
+                let claim =
+                    idempotency::claim(conn, &user, &self.key, &self.fingerprint, now, HOLD)?;
+                self.outcome.get_or_init(|| (user, claim))
+            }
+        };
+        match claim {
+            Claim::New => Ok(()),
+            Claim::Replay(_) => Err(ApiError::IdempotentReplay),
+            Claim::Reused => Err(ApiError::IdempotencyKeyReused),
+            Claim::InProgress => Err(ApiError::IdempotencyInProgress),
+        }
+    }
+}
+
 /// The middleware (see the module's documentation).
 pub async fn middleware(
     mut req: ServiceRequest,
@@ -110,38 +164,123 @@ pub async fn middleware(
         hex::encode(h.finalize())
     };
     req.set_payload(Payload::from(body));
-    // Not authenticated here: the handler answers as it does without a key.
+    // Without a credential: the handler answers as it does without a key.
     let Ok(caller) = Caller::extract(req.request()).await else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    let now = state.clock.now();
-    let (k, f) = (key.clone(), fingerprint.clone());
-    let claimed = caller
-        .run(move |conn, who| {
-            let user = who.user_id.to_string();
-            let claim = idempotency::claim(conn, &user, &k, &f, now, HOLD)?;
-            Ok((user, claim))
-        })
-        .await;
-    let (user, claim) = match claimed {
-        Ok(found) => found,
-        Err(e) => return Ok(req.error_response(e)),
+    // A retry sent right after its first answer waits until this process
+    // has written that answer down.
+    state.settling.wait(&key, &fingerprint).await;
+    let key_claim = Arc::new(KeyClaim {
+        key,
+        fingerprint,
+        outcome: OnceLock::new(),
+    });
+    let caller = caller.claiming(Arc::clone(&key_claim));
+    req.extensions_mut().insert(caller.clone());
+    let res = next.call(req).await?.map_into_boxed_body();
+    if key_claim.outcome.get().is_none() {
+        // Answered before any trip (or its authentication failed): the key
+        // is claimed now, before that answer goes out.
+        match caller.identity().await {
+            Ok(_) | Err(ApiError::IdempotentReplay) => {}
+            Err(e) => return Ok(ServiceResponse::from_err(e, res.into_parts().0)),
+        }
+    }
+    let Some((user, claim)) = key_claim.outcome.get() else {
+        return Ok(res);
     };
     match claim {
-        Claim::Replay(answer) => Ok(req.into_response(replay(answer))),
-        Claim::Reused => Ok(req.error_response(ApiError::IdempotencyKeyReused)),
-        Claim::InProgress => Ok(req.error_response(ApiError::IdempotencyInProgress)),
         Claim::New => {
-            req.extensions_mut().insert(caller);
-            let res = next.call(req).await?.map_into_boxed_body();
+            let KeyClaim {
+                key, fingerprint, ..
+            } = &*key_claim;
             let keeper = Keeper {
                 state,
-                user,
-                key,
-                fingerprint,
+                user: user.clone(),
+                key: key.clone(),
+                fingerprint: fingerprint.clone(),
             };
             keeper.keep(res).await
         }
+        Claim::Replay(answer) => Ok(res.into_response(replay(answer.clone()))),
+        // The handler's first trip refused it, in its own envelope.
+        Claim::Reused | Claim::InProgress => Ok(res),
+    }
+}
+
+/// The answers this process is writing down for their keys right now (by
+/// key and request fingerprint): a plain answer goes out while its row is
+/// written, and a retry that reaches this process meanwhile waits for that
+/// write instead of finding its key still running.
+#[derive(Debug, Default)]
+pub struct Settling {
+    writing: Mutex<HashMap<String, usize>>,
+    written: tokio::sync::Notify,
+}
+
+impl Settling {
+    /// How long a retry waits for the first request's answer to be kept.
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+    fn id(key: &str, fingerprint: &str) -> String {
+        format!("{fingerprint} {key}")
+    }
+
+    fn writing(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.writing.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers an answer being written until the returned guard drops.
+    fn begin(self: &Arc<Self>, key: &str, fingerprint: &str) -> Writing {
+        let id = Self::id(key, fingerprint);
+        *self.writing().entry(id.clone()).or_default() += 1;
+        Writing {
+            settling: Arc::clone(self),
+            id,
+        }
+    }
+
+    /// Waits (at most [`Self::WAIT`]) while an answer for `key` and
+    /// `fingerprint` is being written here.
+    async fn wait(&self, key: &str, fingerprint: &str) {
+        if self.writing().is_empty() {
+            return;
+        }
+        let id = Self::id(key, fingerprint);
+        let deadline = tokio::time::Instant::now() + Self::WAIT;
+        loop {
+            // Made before the check, so a write that ends in between
+            // still wakes it.
+            let written = self.written.notified();
+            if !self.writing().contains_key(&id) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, written).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// An answer being written ([`Settling::begin`]).
+struct Writing {
+    settling: Arc<Settling>,
+    id: String,
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        {
+            let mut writing = self.settling.writing();
+            if let Some(n) = writing.get_mut(&self.id) {
+                *n -= 1;
+                if *n == 0 {
+                    writing.remove(&self.id);
+                }
+            }
+        }
+        self.settling.written.notify_waiters();
     }
 }
 
@@ -171,15 +310,15 @@ struct Keeper {
 }
 
 impl Keeper {
-    /// Keeps `res` for the key (a plain body before it is sent, a stream as
-    /// it ends), or gives the key back when `res` is not to be kept.
+    /// Keeps `res` for the key (a plain body while it is sent, a stream
+    /// before it ends), or gives the key back when `res` is not to be kept.
     async fn keep(
         self,
         res: ServiceResponse<BoxBody>,
     ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
         let status = res.status();
         if !kept(status) {
-            self.release().await;
+            self.later(Self::release);
             return Ok(res);
         }
         let headers: Vec<(String, String)> = KEPT_HEADERS
@@ -213,22 +352,37 @@ impl Keeper {
         let bytes = match actix_web::body::to_bytes(body).await {
             Ok(b) => b,
             Err(_) => {
-                self.release().await;
+                self.later(Self::release);
                 return Ok(ServiceResponse::new(
                     req,
                     head.set_body(BoxBody::new(Bytes::new())),
                 ));
             }
         };
-        self.store(StoredAnswer {
+        let kept = StoredAnswer {
             body: bytes.to_vec(),
             ..answer
-        })
-        .await;
+        };
+        self.later(|keeper| keeper.store(kept));
         Ok(ServiceResponse::new(
             req,
             head.set_body(BoxBody::new(bytes)),
         ))
+    }
+
+    /// Writes the key's outcome after the answer goes out (off the
+    /// client's wait), registered in [`Settling`] until it is written.
+    fn later<F, Fut>(self, write: F)
+    where
+        F: FnOnce(Self) -> Fut,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        let writing = self.state.settling.begin(&self.key, &self.fingerprint);
+        let done = write(self);
+        actix_web::rt::spawn(skein_engine::log_context::inherit(async move {
+            done.await;
+            drop(writing);
+        }));
     }
 
     async fn store(self, answer: StoredAnswer) {
@@ -356,5 +510,33 @@ impl Drop for Tee {
                 Err(_) => keeper.release().await,
             }
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_retry_waits_for_its_answer_being_written_and_no_other() {
+        let settling = Arc::new(Settling::default());
+        let first = settling.begin("key-1", "fp-1");
+        let second = settling.begin("key-1", "fp-1");
+        // Another request's key, or the same key under another request,
+        // does not wait.
+        assert!(settling.wait("key-2", "fp-1").now_or_never().is_some());
+        assert!(settling.wait("key-1", "fp-2").now_or_never().is_some());
+        // The retry waits while either write of its key runs.
+        let mut retry = Box::pin(settling.wait("key-1", "fp-1"));
+        assert!((&mut retry).now_or_never().is_none());
+        drop(first);
+        assert!((&mut retry).now_or_never().is_none());
+        drop(second);
+        tokio::time::timeout(Duration::from_secs(5), retry)
+            .await
+            .expect("the retry goes on once the answer is written");
+        assert!(settling.writing().is_empty());
     }
 }

@@ -60,6 +60,9 @@ pub struct AppState {
     /// Origins browsers may call from (CORS); empty (the default): no
     /// CORS headers, so browsers on other origins are refused. `*`: any.
     pub cors_origins: Vec<String>,
+    /// `Idempotency-Key` answers this process is writing down right now
+    /// (see [`crate::idempotency`]).
+    pub settling: Arc<crate::idempotency::Settling>,
 }
 
 impl AppState {
@@ -99,6 +102,7 @@ impl AppState {
             rate_limiter: Arc::new(RateLimiter::off()),
             store_stream_events: true,
             cors_origins: Vec::new(),
+            settling: Arc::default(),
         }
     }
 }

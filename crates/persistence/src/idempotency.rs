@@ -123,7 +123,8 @@ fn settled(
         chrono::NaiveDateTime,
         chrono::NaiveDateTime,
     );
-    let found: Option<Row> = keys::table
+    // On the backend's own connection: every keyed request reads it.
+    let found: Option<Row> = on_backend!(conn, c => keys::table
         .filter(keys::user_id.eq(user))
         .filter(keys::key.eq(key))
         .select((
@@ -135,8 +136,8 @@ fn settled(
             keys::created_at,
             keys::locked_until,
         ))
-        .first(conn)
-        .optional()?;
+        .first(c)
+        .optional()?);
     let Some((held, state, status, headers, body, created_at, locked_until)) = found else {
         return Ok(None);
     };

@@ -710,6 +710,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         rate_limiter: std::sync::Arc::new(rate_limiter),
         store_stream_events: config.store_stream_events,
         cors_origins: config.cors_origins.clone(),
+        settling: Default::default(),
     };
     let metrics = actix_web::web::Data::new(Metrics::default());
     let sweeper = config.retention.sweep_every().map(|every| {

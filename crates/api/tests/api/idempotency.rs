@@ -43,6 +43,7 @@ async fn a_retried_create_gets_the_first_answer_and_creates_nothing_more(backend
     let handle = clock.clone();
     let app = TestApp::with(backend, |s: &mut AppState| s.clock = handle).await;
     let k = &app.keys;
+    let too_long = "x".repeat(300);
     let first = create(&app, &k.a1, "create-1", "once").await;
     assert_eq!(first.status, 201, "{}", first.body);
     assert!(!replayed(&first));
@@ -55,6 +56,10 @@ async fn a_retried_create_gets_the_first_answer_and_creates_nothing_more(backend
     // The key names that request: another body under it is refused.
     let other = create(&app, &k.a1, "create-1", "twice").await;
     assert_error(&other, 422, "IDEMPOTENCY_KEY_REUSED");
+    // Even when the other body is one the handler refuses before it
+    // reaches the database.
+    let refused = create(&app, &k.a1, "create-1", &too_long).await;
+    assert_error(&refused, 422, "IDEMPOTENCY_KEY_REUSED");
     assert_eq!(thread_count(&app, &k.a1).await, 1);
     // Keys are the caller's: another user's same key is its own.
     let theirs = create(&app, &k.a2, "create-1", "once").await;
@@ -74,14 +79,14 @@ async fn a_retried_create_gets_the_first_answer_and_creates_nothing_more(backend
     assert_eq!(again.status, 204);
     assert!(replayed(&again));
     // A refusal is an answer too (kept): a 4xx replays as it was.
-    let bad = app
-        .post("/v1/threads")
-        .key(&k.a1)
-        .header("Idempotency-Key", "bad-1")
-        .json(json!({"title": "x".repeat(300)}))
-        .send()
-        .await;
+    let bad = create(&app, &k.a1, "bad-1", &too_long).await;
     assert_error(&bad, 422, "VALIDATION_ERROR");
+    assert!(!replayed(&bad));
+    let again = create(&app, &k.a1, "bad-1", &too_long).await;
+    // The kept refusal as it was (its body names the first request's id).
+    assert_eq!(again.status, 422);
+    assert!(replayed(&again), "the refusal is the key's kept answer");
+    assert_eq!(again.body, bad.body);
     // Malformed keys are refused before anything runs.
     for bad in ["", &"k".repeat(256), "with space", "naïve"] {
         let r = app
