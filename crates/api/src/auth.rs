@@ -219,10 +219,17 @@ impl Caller {
                     who
                 }
             };
-            if let Some(key_claim) = &key_claim {
-                key_claim.settle(conn, &who, now)?;
-            }
-            f(conn, &who)
+            let Some(key_claim) = &key_claim else {
+                return f(conn, &who);
+            };
+            let Some(deferred) = key_claim.start(conn, &who, now)? else {
+                return f(conn, &who);
+            };
+            let done = f(conn, &who);
+            // A key that turned out taken outranks what the step did (it
+            // wrote nothing: its write transaction rolled back).
+            key_claim.finish(conn, &who, &deferred)?;
+            done
         }
     }
 

@@ -330,6 +330,8 @@ impl From<StoreError> for ApiError {
             StoreError::Rule(rule) => Self::Rule(rule),
             StoreError::Conflict(what) => Self::Conflict(what),
             e @ StoreError::Unavailable(_) => Self::Unavailable(e),
+            // The key's own answer (409, 422, or its replay) replaces it.
+            StoreError::KeyTaken => Self::IdempotencyInProgress,
             other => Self::Internal(Box::new(other)),
         }
     }

@@ -4,8 +4,10 @@
 //! A request that carries the header has its key claimed for the caller's
 //! user in the database, under a fingerprint of the request (method, path,
 //! query, body), in the handler's own first trip to the database, right
-//! after authentication ([`Caller::run`]): a keyed write costs no trip more
-//! than the same write without a key. Then:
+//! after authentication ([`Caller::run`]); a free key is written with the
+//! trip's first write, in the same transaction ([`Deferred`]): a keyed
+//! write costs no trip and no transaction more than the same write without
+//! a key. Then:
 //!
 //! - a new key runs the request and keeps its answer (status, the headers
 //!   that matter, the body; a stream's body as it was sent, kept whole even
@@ -45,7 +47,7 @@ use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
-use skein_persistence::idempotency::{self, Claim, StoredAnswer};
+use skein_persistence::idempotency::{self, Claim, Deferred, KeyRequest, StoredAnswer};
 use skein_persistence::{DbConnection, StoreError};
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -99,25 +101,55 @@ pub(crate) struct KeyClaim {
 }
 
 impl KeyClaim {
-    /// Claims the key for `who` on `conn` (once per request; a later trip
-    /// finds the same outcome), then lets the handler go on only if the key
-    /// is this request's: a kept answer stops it with
-    /// [`ApiError::IdempotentReplay`] (the middleware sends the answer).
-    pub(crate) fn settle(
+    /// Starts the claim of the key for `who` in a trip on `conn`: a key
+    /// already claimed by this request lets the handler go on (or stops it,
+    /// as below); one that a read settles (a kept answer, another request's
+    /// key, a running request) stops it; a free key is claimed with the
+    /// trip's first write (the returned [`Deferred`], which
+    /// [`KeyClaim::finish`] ends after the handler's step).
+    pub(crate) fn start(
         &self,
         conn: &mut DbConnection,
         who: &Identity,
         now: DateTime<Utc>,
-    ) -> Result<(), ApiError> {
-        let (_, claim) = match self.outcome.get() {
-            Some(found) => found,
-            None => {
-                let user = who.user_id.to_string();
-                let claim =
-                    idempotency::claim(conn, &user, &self.key, &self.fingerprint, now, HOLD)?;
-                self.outcome.get_or_init(|| (user, claim))
-            }
+    ) -> Result<Option<Arc<Deferred>>, ApiError> {
+        if let Some((_, claim)) = self.outcome.get() {
+            return Self::go_on(claim).map(|()| None);
+        }
+        let user = who.user_id.to_string();
+        let request = KeyRequest {
+            user: user.clone(),
+            key: self.key.clone(),
+            fingerprint: self.fingerprint.clone(),
+            now,
+            hold: HOLD,
         };
+        match Deferred::read(conn, request)? {
+            Ok(deferred) => Ok(Some(deferred)),
+            Err(found) => Self::go_on(&self.outcome.get_or_init(|| (user, found)).1).map(|()| None),
+        }
+    }
+
+    /// Ends the trip that [`KeyClaim::start`] began: the claim is final
+    /// (made now if the trip wrote nothing); the handler's step counts only
+    /// if the key is this request's.
+    pub(crate) fn finish(
+        &self,
+        conn: &mut DbConnection,
+        who: &Identity,
+        deferred: &Deferred,
+    ) -> Result<(), ApiError> {
+        let claim = deferred.finish(conn)?;
+        let (_, claim) = self
+            .outcome
+            .get_or_init(|| (who.user_id.to_string(), claim));
+        Self::go_on(claim)
+    }
+
+    /// Whether the handler goes on with `claim`: only if the key is its
+    /// own. A kept answer stops it with [`ApiError::IdempotentReplay`] (the
+    /// middleware sends the answer).
+    fn go_on(claim: &Claim) -> Result<(), ApiError> {
         match claim {
             Claim::New => Ok(()),
             Claim::Replay(_) => Err(ApiError::IdempotentReplay),

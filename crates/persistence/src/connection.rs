@@ -258,6 +258,47 @@ impl WriteGate {
 
 thread_local! {
     static CURRENT_GATE: RefCell<Option<Arc<WriteGate>>> = const { RefCell::new(None) };
+    /// Work that joins the next write transaction on one connection, by
+    /// the connection's address ([`join_next_write`]).
+    static JOINING: RefCell<Option<(usize, Arc<dyn Joining>)>> = const { RefCell::new(None) };
+}
+
+/// Work that runs first in the next write transaction on a connection, so
+/// that it commits or rolls back with that transaction's own writes (an
+/// `Idempotency-Key` claim: [`crate::idempotency::Deferred`]).
+pub(crate) trait Joining {
+    /// Runs at the start of the transaction; an error rolls it back.
+    fn run(&self, conn: &mut DbConnection) -> Result<(), StoreError>;
+    /// The transaction ended (committed or not); whether the work is still
+    /// to do, in the next write transaction.
+    fn ended(&self, committed: bool) -> bool;
+}
+
+fn address(conn: &DbConnection) -> usize {
+    std::ptr::from_ref(conn) as usize
+}
+
+/// Makes `work` run first in the next write transaction on `conn` on this
+/// thread, until [`leave_next_write`].
+pub(crate) fn join_next_write(conn: &DbConnection, work: Arc<dyn Joining>) {
+    JOINING.with(|j| *j.borrow_mut() = Some((address(conn), work)));
+}
+
+/// Takes back what [`join_next_write`] left, if no write transaction took
+/// it for good.
+pub(crate) fn leave_next_write() {
+    JOINING.with(|j| j.borrow_mut().take());
+}
+
+/// The work that joins this write transaction on `conn`, if any.
+fn joining(conn: &DbConnection) -> Option<Arc<dyn Joining>> {
+    JOINING.with(|j| {
+        let mut j = j.borrow_mut();
+        match &*j {
+            Some((at, _)) if *at == address(conn) => j.take().map(|(_, work)| work),
+            _ => None,
+        }
+    })
 }
 
 /// Runs `f` in a transaction that takes the write lock up front: `BEGIN
@@ -272,6 +313,21 @@ where
     E: From<StoreError>,
 {
     write_transaction_as(conn, Durability::Full, f)
+}
+
+/// Runs `f`, a single statement that is atomic on its own, as a write: on
+/// PostgreSQL as it is (autocommit: one round trip, not three), on SQLite
+/// in a [`write_transaction`] (behind the database's write gate, so that it
+/// never waits in `busy_timeout`). Not for use inside a transaction.
+pub(crate) fn write_statement<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<StoreError>,
+{
+    match conn {
+        DbConnection::Postgresql(_) => f(conn),
+        DbConnection::Sqlite(_) => write_transaction(conn, f),
+    }
 }
 
 /// How a write transaction's commit reaches the disk.
@@ -323,13 +379,22 @@ where
         DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c),
     };
     begun.map_err(|e| E::from(e.into()))?;
-    let result = f(conn);
+    let joined = joining(conn);
+    let result = match &joined {
+        Some(work) => work.run(conn).map_err(E::from).and_then(|()| f(conn)),
+        None => f(conn),
+    };
     let end = match (&result, &mut *conn) {
         (Ok(_), DbConnection::Sqlite(c)) => AnsiTransactionManager::commit_transaction(c),
         (Ok(_), DbConnection::Postgresql(c)) => AnsiTransactionManager::commit_transaction(c),
         (Err(_), DbConnection::Sqlite(c)) => AnsiTransactionManager::rollback_transaction(c),
         (Err(_), DbConnection::Postgresql(c)) => AnsiTransactionManager::rollback_transaction(c),
     };
+    if let Some(work) = joined {
+        if work.ended(result.is_ok() && end.is_ok()) {
+            join_next_write(conn, work);
+        }
+    }
     match (result, end) {
         (Ok(v), Ok(())) => Ok(v),
         (Ok(_), Err(e)) => Err(E::from(e.into())),

@@ -77,6 +77,11 @@ pub enum StoreError {
     /// A blocking task failed to complete (it panicked).
     #[error("blocking task failed")]
     Task(#[source] Arc<tokio::task::JoinError>),
+    /// The `Idempotency-Key` claimed with this write belongs to another
+    /// request, or holds an answer already: nothing was written (see
+    /// [`crate::idempotency::Deferred`], which says what the key holds).
+    #[error("idempotency key taken")]
+    KeyTaken,
 }
 
 impl From<diesel::result::Error> for StoreError {

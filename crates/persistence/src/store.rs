@@ -233,6 +233,8 @@ impl Store {
         E: From<StoreError>,
     {
         let mut conn = self.pool.get().map_err(StoreError::from)?;
+        // Nothing left over from a trip on this thread that panicked.
+        crate::connection::leave_next_write();
         WriteGate::install(self.writer.as_ref(), || f(&mut conn))
     }
 

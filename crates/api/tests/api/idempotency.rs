@@ -16,6 +16,7 @@ skein_persistence::on_both_backends_async!(
     a_retried_create_gets_the_first_answer_and_creates_nothing_more,
     a_retried_model_response_never_runs_the_model_twice,
     a_retried_stream_replays_its_events_and_a_running_key_answers_409,
+    concurrent_requests_with_one_key_create_one_thread,
 );
 
 fn replayed(r: &Resp) -> bool {
@@ -229,4 +230,30 @@ async fn a_retried_stream_replays_its_events_and_a_running_key_answers_409(backe
         "text/event-stream"
     );
     assert!(upstream.nothing_received());
+}
+
+async fn concurrent_requests_with_one_key_create_one_thread(backend: Backend) {
+    use futures_util::future::join_all;
+    let app = TestApp::spawn(backend).await;
+    let k = &app.keys;
+    let racers = (0..8).map(|_| create(&app, &k.a1, "race-1", "once"));
+    let answers = bounded("eight requests with one key", 30, join_all(racers)).await;
+    // One ran; the others got its answer or were told it still runs.
+    let ran: Vec<&Resp> = answers
+        .iter()
+        .filter(|r| r.status == 201 && !replayed(r))
+        .collect();
+    assert_eq!(ran.len(), 1, "exactly one request ran");
+    for r in &answers {
+        if r.status == 201 {
+            assert_eq!(r.body["id"], ran[0].body["id"]);
+        } else {
+            assert_error(r, 409, "IDEMPOTENCY_IN_PROGRESS");
+        }
+    }
+    assert_eq!(thread_count(&app, &k.a1).await, 1);
+    // Once settled, the key replays that one thread.
+    let later = create(&app, &k.a1, "race-1", "once").await;
+    assert!(replayed(&later));
+    assert_eq!(later.body["id"], ran[0].body["id"]);
 }

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod forks;
+mod idempotency;
 mod replicas;
 mod retention;
 mod turns;

@@ -270,22 +270,25 @@ fn a_turns_statements_are_prepared_once_per_connection(backend: Backend) {
         let lease = format!("resp_{thread}_{n}");
         let start = start_in(&id, &lease);
         let limits = Limits::default();
+        // A turn with an Idempotency-Key reads the key, then claims it
+        // with the open's write.
+        let key = format!("key-{n}");
+        let request = skein_persistence::idempotency::KeyRequest {
+            user: "usr_1".into(),
+            key: key.clone(),
+            fingerprint: "fingerprint".into(),
+            now: clock::now(),
+            hold: chrono::TimeDelta::seconds(60),
+        };
+        let claim = skein_persistence::idempotency::Deferred::read(conn, request)
+            .unwrap()
+            .unwrap();
         let opened = turns::open(conn, &who, &start, &limits, clock::now(), |_, _| {
             Ok::<_, StoreError>(())
         })
         .unwrap();
-        // A write with an Idempotency-Key claims it first.
-        let key = format!("key-{n}");
-        let claim = skein_persistence::idempotency::claim(
-            conn,
-            "usr_1",
-            &key,
-            "fingerprint",
-            clock::now(),
-            chrono::TimeDelta::seconds(60),
-        )
-        .unwrap();
-        assert_eq!(claim, skein_persistence::idempotency::Claim::New);
+        let claimed = claim.finish(conn).unwrap();
+        assert_eq!(claimed, skein_persistence::idempotency::Claim::New);
         opened.history.newest_first(conn, 8, |_| 8).unwrap();
         skein_persistence::events::append(
             conn,
