@@ -120,3 +120,51 @@ fn concurrent_requests_on_three_replicas_share_one_budget() {
         replicas.logs()
     );
 }
+
+#[test]
+fn a_retry_that_reaches_another_replica_gets_the_first_answer() {
+    let db = TestDb::new(Backend::Postgres);
+    let dir = tempfile::tempdir().unwrap();
+    let replicas = Replicas::start(2, &db.url, dir.path(), &[]);
+    let http = client();
+    let create = |replica: usize, title: &str| {
+        http.post(replicas.pick(replica).url("/v1/threads"))
+            .header("X-API-Key", &replicas.key)
+            .header("Idempotency-Key", "across-replicas-1")
+            .json(&serde_json::json!({ "title": title }))
+            .send()
+            .unwrap()
+    };
+    let replayed = |r: &reqwest::blocking::Response| {
+        r.headers()
+            .get("idempotent-replayed")
+            .is_some_and(|v| v == "true")
+    };
+    let first = create(0, "once");
+    assert_eq!(first.status(), 201, "{}", replicas.logs());
+    assert!(!replayed(&first));
+    let first: Value = first.json().unwrap();
+    // The same replica again: it waits until the first answer is written
+    // down, so once this returns the answer is in the database.
+    let again = create(0, "once");
+    assert!(replayed(&again), "{}", replicas.logs());
+    // The other replica replays it from the database and runs nothing.
+    let elsewhere = create(1, "once");
+    assert_eq!(elsewhere.status(), 201);
+    assert!(replayed(&elsewhere), "{}", replicas.logs());
+    let elsewhere: Value = elsewhere.json().unwrap();
+    assert_eq!(elsewhere["id"], first["id"]);
+    // The key names that request on every replica.
+    let other = create(1, "twice");
+    assert_eq!(other.status(), 422);
+    let other: Value = other.json().unwrap();
+    assert_eq!(other["error"]["code"], "IDEMPOTENCY_KEY_REUSED", "{other}");
+    let list: Value = http
+        .get(replicas.pick(1).url("/v1/threads"))
+        .header("X-API-Key", &replicas.key)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(list["data"].as_array().unwrap().len(), 1, "{list}");
+}
