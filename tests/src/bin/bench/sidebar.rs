@@ -88,7 +88,9 @@ pub fn search_and_unread(backend: Backend, total: u64, own: u64, samples: usize)
                      SELECT 'thread_side' || (t.n + {from}), '{org}', '{owner}', \
                      'Chat ' || (t.n + {from}) || ' on topic-' || ((t.n + {from}) % 500) || ' notes', \
                      'chat ' || (t.n + {from}) || ' on topic-' || ((t.n + {from}) % 500) || ' notes', \
-                     '{{}}', 'inactive', 'open', 0, {yes}, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0, \
+                     CASE WHEN t.n % 500 = 7 THEN '{{\"topic\": \"rare\"}}' ELSE '{{}}' END, 'inactive', \
+                     CASE WHEN t.n % 1000 = 3 THEN 'archived' ELSE 'open' END, 0, {yes}, \
+                     CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0, \
                      CASE WHEN t.n % 100 = 0 THEN {yes} ELSE {no} END FROM {}",
                     series(sqlite, count, "t")
                 ))
@@ -126,6 +128,14 @@ pub fn search_and_unread(backend: Backend, total: u64, own: u64, samples: usize)
             "/v1/threads?limit=20&search=chat",
         ),
         ("GET /v1/threads/unread (1,000 ids)", "/v1/threads/unread"),
+        (
+            "GET /v1/threads?state=archived (0.1% of threads)",
+            "/v1/threads?limit=20&state=archived",
+        ),
+        (
+            "GET /v1/threads?metadata[topic]=rare (0.2% of threads)",
+            "/v1/threads?limit=20&metadata%5Btopic%5D=rare",
+        ),
     ];
     // Warm every statement and page first.
     for (_, path) in rows {
