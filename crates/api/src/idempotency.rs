@@ -224,14 +224,10 @@ pub async fn middleware(
     };
     match claim {
         Claim::New => {
-            let KeyClaim {
-                key, fingerprint, ..
-            } = &*key_claim;
             let keeper = Keeper {
                 state,
                 user: user.clone(),
-                key: key.clone(),
-                fingerprint: fingerprint.clone(),
+                claim: Arc::clone(&key_claim),
             };
             keeper.keep(res).await
         }
@@ -337,8 +333,8 @@ fn replay(answer: StoredAnswer) -> HttpResponse {
 struct Keeper {
     state: web::Data<AppState>,
     user: String,
-    key: String,
-    fingerprint: String,
+    /// The request's key and fingerprint.
+    claim: Arc<KeyClaim>,
 }
 
 impl Keeper {
@@ -409,7 +405,10 @@ impl Keeper {
         F: FnOnce(Self) -> Fut,
         Fut: std::future::Future<Output = ()> + 'static,
     {
-        let writing = self.state.settling.begin(&self.key, &self.fingerprint);
+        let writing = self
+            .state
+            .settling
+            .begin(&self.claim.key, &self.claim.fingerprint);
         let done = write(self);
         actix_web::rt::spawn(skein_engine::log_context::inherit(async move {
             done.await;
@@ -440,15 +439,10 @@ impl Keeper {
     where
         F: FnOnce(&mut DbConnection, &str, &str, &str) -> Result<(), StoreError> + Send + 'static,
     {
-        let Self {
-            state,
-            user,
-            key,
-            fingerprint,
-        } = self;
+        let Self { state, user, claim } = self;
         let done = state
             .store
-            .run(move |conn| write(conn, &user, &key, &fingerprint))
+            .run(move |conn| write(conn, &user, &claim.key, &claim.fingerprint))
             .await;
         if let Err(e) = done {
             log::warn!("{failure}: {e}");
