@@ -87,22 +87,28 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
         load::load(&base, &key, threads, secs, &|thread, n| {
             seeder.append(thread, n)
         });
+        trace_memory(&server, "load");
     }
     if section("history") {
         responses_by_history_length(&server, &key, &seeder, requests, conns);
+        trace_memory(&server, "history");
     }
     if section("gateway") {
         turns::gateway_overhead(&base, &key, &upstream, requests);
+        trace_memory(&server, "gateway");
     }
     if section("context") {
         turns::context_assembly(&base, &key, &|thread, n| seeder.append(thread, n), requests);
+        trace_memory(&server, "context");
     }
     if section("counting") {
         turns::token_counting();
         turns::reads_while_counting(&base, &key, requests);
+        trace_memory(&server, "counting");
     }
     if section("rewind") {
         sidebar::rewind(&base, &key, &|thread, n| seeder.append(thread, n), 200);
+        trace_memory(&server, "rewind");
     }
     if section("openai") {
         openai::dialect(
@@ -112,9 +118,11 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
             (requests / 20).max(100),
             env_num("BENCH_SECONDS", 10) as u64,
         );
+        trace_memory(&server, "openai");
     }
     if section("retries") {
         retries::idempotency(&base, &key, requests.min(2_000));
+        trace_memory(&server, "retries");
     }
     if section("forks") {
         forks::forks(
@@ -124,6 +132,7 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
             &|| seeder.analyze(),
             200,
         );
+        trace_memory(&server, "forks");
     }
     let (rss, peak) = server.memory_kib();
     println!(
@@ -170,6 +179,17 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
 /// Whether `BENCH_SECTIONS` (a comma-separated list; all when unset) names
 /// this section: load, history, gateway, context, counting, rewind, openai,
 /// retries, forks, reconnect, events, replicas (PostgreSQL only), sidebar, search, idle.
+/// The server's memory after a section, on stderr (the tables go to stdout):
+/// which section sets the peak.
+fn trace_memory(server: &Server, section: &str) {
+    let (rss, peak) = server.memory_kib();
+    eprintln!(
+        "memory after {section}: RSS {:.1} MiB, peak {:.1} MiB",
+        rss as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
+}
+
 fn section(name: &str) -> bool {
     std::env::var("BENCH_SECTIONS")
         .map(|v| v.split(',').any(|s| s.trim() == name))
