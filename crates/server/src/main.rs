@@ -6,6 +6,7 @@ mod logging;
 mod transfer;
 
 use anyhow::Context;
+
 use clap::{Parser, Subcommand};
 use config::Config;
 use skein_api::{AppState, Metrics};
@@ -17,6 +18,11 @@ use skein_persistence::retention::{self, PurgeCounts};
 use skein_persistence::{keys, migrations, tenancy, DbConnection, PoolOptions, Store};
 use skein_providers::Router;
 use std::path::PathBuf;
+
+/// jemalloc, one arena, also behind the C libraries' `malloc` (settings and
+/// why: `.cargo/config.toml`).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Skein: a self-hosted server for stateful LLM conversation threads.
 #[derive(Debug, Parser)]
