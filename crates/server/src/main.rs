@@ -6,7 +6,6 @@ mod logging;
 mod transfer;
 
 use anyhow::Context;
-
 use clap::{Parser, Subcommand};
 use config::Config;
 use skein_api::{AppState, Metrics};

@@ -176,9 +176,6 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
     }
 }
 
-/// Whether `BENCH_SECTIONS` (a comma-separated list; all when unset) names
-/// this section: load, history, gateway, context, counting, rewind, openai,
-/// retries, forks, reconnect, events, replicas (PostgreSQL only), sidebar, search, idle.
 /// The server's memory after a section, on stderr (the tables go to stdout):
 /// which section sets the peak.
 fn trace_memory(server: &Server, section: &str) {
@@ -190,6 +187,9 @@ fn trace_memory(server: &Server, section: &str) {
     );
 }
 
+/// Whether `BENCH_SECTIONS` (a comma-separated list; all when unset) names
+/// this section: load, history, gateway, context, counting, rewind, openai,
+/// retries, forks, reconnect, events, replicas (PostgreSQL only), sidebar, search, idle.
 fn section(name: &str) -> bool {
     std::env::var("BENCH_SECTIONS")
         .map(|v| v.split(',').any(|s| s.trim() == name))
