@@ -82,35 +82,36 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
         backend.name()
     );
     let seeder = Seeder::new(&server, &url, dir.path());
-    if section("load") {
+    // A section of this server, then its memory after it.
+    let traced = |name: &str, run: &dyn Fn()| {
+        if section(name) {
+            run();
+            trace_memory(&server, name);
+        }
+    };
+    traced("load", &|| {
         let secs = env_num("BENCH_SECONDS", 10) as u64;
         load::load(&base, &key, threads, secs, &|thread, n| {
             seeder.append(thread, n)
         });
-        trace_memory(&server, "load");
-    }
-    if section("history") {
+    });
+    traced("history", &|| {
         responses_by_history_length(&server, &key, &seeder, requests, conns);
-        trace_memory(&server, "history");
-    }
-    if section("gateway") {
+    });
+    traced("gateway", &|| {
         turns::gateway_overhead(&base, &key, &upstream, requests);
-        trace_memory(&server, "gateway");
-    }
-    if section("context") {
+    });
+    traced("context", &|| {
         turns::context_assembly(&base, &key, &|thread, n| seeder.append(thread, n), requests);
-        trace_memory(&server, "context");
-    }
-    if section("counting") {
+    });
+    traced("counting", &|| {
         turns::token_counting();
         turns::reads_while_counting(&base, &key, requests);
-        trace_memory(&server, "counting");
-    }
-    if section("rewind") {
+    });
+    traced("rewind", &|| {
         sidebar::rewind(&base, &key, &|thread, n| seeder.append(thread, n), 200);
-        trace_memory(&server, "rewind");
-    }
-    if section("openai") {
+    });
+    traced("openai", &|| {
         openai::dialect(
             &base,
             &key,
@@ -118,13 +119,11 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
             (requests / 20).max(100),
             env_num("BENCH_SECONDS", 10) as u64,
         );
-        trace_memory(&server, "openai");
-    }
-    if section("retries") {
+    });
+    traced("retries", &|| {
         retries::idempotency(&base, &key, requests.min(2_000));
-        trace_memory(&server, "retries");
-    }
-    if section("forks") {
+    });
+    traced("forks", &|| {
         forks::forks(
             &base,
             &key,
@@ -132,8 +131,7 @@ fn run(backend: Backend, threads: usize, requests: usize, conns: usize) {
             &|| seeder.analyze(),
             200,
         );
-        trace_memory(&server, "forks");
-    }
+    });
     let (rss, peak) = server.memory_kib();
     println!(
         "\nServer memory at the end of the {} run: RSS {:.1} MiB, peak (VmHWM) **{:.1} MiB**.\n",
