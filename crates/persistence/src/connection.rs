@@ -205,31 +205,48 @@ impl r2d2::ManageConnection for Manager {
     }
 }
 
-/// The in-process queue of an SQLite database's writers. SQLite lets one
-/// writer in at a time and makes the others poll for the lock with sleeps
+/// The in-process writer of an SQLite database. SQLite lets one writer in
+/// at a time and makes the others poll for the lock with sleeps
 /// (`busy_timeout`), which is unfair: a writer that commits and begins again
 /// at once (a purge in chunks, a burst of appends) can starve the sleepers
 /// and give them "database is locked". Every write transaction run through a
 /// [`crate::Store`] first takes its database's gate, a fair (FIFO) lock, so
 /// in-process writers take turns in arrival order and reach `BEGIN
-/// IMMEDIATE` when the lock is free. `busy_timeout` still covers other
-/// processes (the CLI).
-#[derive(Debug)]
+/// IMMEDIATE` when the lock is free. The gate also holds the database's
+/// writer connection, on which every such transaction runs: one connection
+/// writes, so its page cache and prepared statements stay warm (a pooled
+/// connection's cache is dropped whenever another connection has written,
+/// and every page the transaction touches is read again). `busy_timeout`
+/// still covers other processes (the CLI).
 pub struct WriteGate {
-    lock: parking_lot::FairMutex<()>,
+    /// The writer connection, opened on first use; taken out while a
+    /// transaction runs on it and put back only when it ended cleanly (a
+    /// panic or a failed rollback drops it, and the next writer opens a
+    /// fresh one).
+    lock: parking_lot::FairMutex<Option<DbConnection>>,
     wait: Duration,
+    url: DatabaseUrl,
+}
+
+impl std::fmt::Debug for WriteGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteGate")
+            .field("database", &self.url.target)
+            .field("wait", &self.wait)
+            .finish_non_exhaustive()
+    }
 }
 
 impl WriteGate {
-    /// The gate of the SQLite database at `path` (one per file and process,
+    /// The gate of the SQLite database at `url` (one per file and process,
     /// shared by every store opened on it); waiting for it gives up after
-    /// `wait`.
-    pub(crate) fn for_database(path: &str, wait: Duration) -> Arc<WriteGate> {
+    /// `wait`, which is also the writer connection's `busy_timeout`.
+    pub(crate) fn for_database(url: &DatabaseUrl, wait: Duration) -> Arc<WriteGate> {
         static GATES: std::sync::OnceLock<Mutex<HashMap<String, Weak<WriteGate>>>> =
             std::sync::OnceLock::new();
-        let key = std::fs::canonicalize(path)
+        let key = std::fs::canonicalize(&url.target)
             .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| path.to_string());
+            .unwrap_or_else(|_| url.target.clone());
         let mut gates = GATES
             .get_or_init(Default::default)
             .lock()
@@ -239,8 +256,9 @@ impl WriteGate {
             return gate;
         }
         let gate = Arc::new(WriteGate {
-            lock: parking_lot::FairMutex::new(()),
+            lock: parking_lot::FairMutex::new(None),
             wait,
+            url: url.clone(),
         });
         gates.insert(key, Arc::downgrade(&gate));
         gate
@@ -281,7 +299,12 @@ fn address(conn: &DbConnection) -> usize {
 /// Makes `work` run first in the next write transaction on `conn` on this
 /// thread, until [`leave_next_write`].
 pub(crate) fn join_next_write(conn: &DbConnection, work: Arc<dyn Joining>) {
-    JOINING.with(|j| *j.borrow_mut() = Some((address(conn), work)));
+    join_at(address(conn), work);
+}
+
+/// [`join_next_write`] by the connection's address.
+fn join_at(at: usize, work: Arc<dyn Joining>) {
+    JOINING.with(|j| *j.borrow_mut() = Some((at, work)));
 }
 
 /// Takes back what [`join_next_write`] left, if no write transaction took
@@ -356,7 +379,7 @@ where
         DbConnection::Sqlite(_) => CURRENT_GATE.with(|g| g.borrow().clone()),
         DbConnection::Postgresql(_) => None,
     };
-    let _turn = match &gate {
+    let mut turn = match &gate {
         Some(gate) => Some(gate.lock.try_lock_for(gate.wait).ok_or_else(|| {
             E::from(StoreError::Unavailable(format!(
                 "no turn to write within {} ms",
@@ -365,6 +388,63 @@ where
         })?),
         None => None,
     };
+    // The gate's writer connection (opened now if it is not yet, or no
+    // longer, there), else the caller's own.
+    // (A caller already inside a transaction keeps its connection, and
+    // gets diesel's error for a nested one, as without a gate.)
+    let outside = match conn {
+        DbConnection::Sqlite(c) => AnsiTransactionManager::transaction_manager_status_mut(c)
+            .transaction_depth()
+            .is_ok_and(|d| d.is_none()),
+        DbConnection::Postgresql(_) => false,
+    };
+    let mut writer = match (&gate, turn.as_mut()) {
+        (Some(gate), Some(slot)) if outside => match slot.take() {
+            Some(c) => Some(c),
+            None => Some(gate.url.connect(gate.wait).map_err(E::from)?),
+        },
+        _ => None,
+    };
+    let joined = joining(conn);
+    let joined_at = address(conn);
+    let target = writer.as_mut().unwrap_or(conn);
+    let result = transaction_on(target, durability, joined.as_ref(), f);
+    if let Some(work) = joined {
+        if work.ended(result.is_ok()) {
+            join_at(joined_at, work);
+        }
+    }
+    // A writer connection that ended its transaction cleanly goes back to
+    // the gate; one left broken or inside a transaction is dropped.
+    if let (Some(mut c), Some(slot)) = (writer, turn.as_mut()) {
+        let clean = match &mut c {
+            DbConnection::Sqlite(s) => {
+                !s.is_broken()
+                    && AnsiTransactionManager::transaction_manager_status_mut(s)
+                        .transaction_depth()
+                        .is_ok_and(|d| d.is_none())
+            }
+            DbConnection::Postgresql(_) => false,
+        };
+        if clean {
+            **slot = Some(c);
+        }
+    }
+    result
+}
+
+/// Runs `f` in a write transaction on `conn` (after `joined`'s work, if
+/// any): commits on `Ok`, rolls back on `Err`.
+fn transaction_on<T, E, F>(
+    conn: &mut DbConnection,
+    durability: Durability,
+    joined: Option<&Arc<dyn Joining>>,
+    f: F,
+) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<StoreError>,
+{
     let begun = match conn {
         DbConnection::Sqlite(c) => {
             AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
@@ -379,8 +459,7 @@ where
         DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c),
     };
     begun.map_err(|e| E::from(e.into()))?;
-    let joined = joining(conn);
-    let result = match &joined {
+    let result = match joined {
         Some(work) => work.run(conn).map_err(E::from).and_then(|()| f(conn)),
         None => f(conn),
     };
@@ -390,11 +469,6 @@ where
         (Err(_), DbConnection::Sqlite(c)) => AnsiTransactionManager::rollback_transaction(c),
         (Err(_), DbConnection::Postgresql(c)) => AnsiTransactionManager::rollback_transaction(c),
     };
-    if let Some(work) = joined {
-        if work.ended(result.is_ok() && end.is_ok()) {
-            join_next_write(conn, work);
-        }
-    }
     match (result, end) {
         (Ok(v), Ok(())) => Ok(v),
         (Ok(_), Err(e)) => Err(E::from(e.into())),

@@ -139,7 +139,7 @@ impl Store {
             .build(Manager::new(parsed.clone(), options.busy_timeout))?;
         let permits = usize::try_from(options.max_size).unwrap_or(1).max(1);
         let writer = (backend == Backend::Sqlite)
-            .then(|| WriteGate::for_database(&parsed.target, options.busy_timeout));
+            .then(|| WriteGate::for_database(&parsed, options.busy_timeout));
         Ok(Self {
             pool,
             backend,

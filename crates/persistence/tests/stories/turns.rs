@@ -385,3 +385,94 @@ fn a_turns_statements_are_prepared_once_per_connection(backend: Backend) {
         "the third turn prepared nothing new"
     );
 }
+
+/// `PRAGMA data_version` as one connection sees it: it changes when another
+/// connection has committed since this connection last looked.
+fn data_version(conn: &mut DbConnection) -> i64 {
+    #[derive(QueryableByName)]
+    struct Version {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        data_version: i64,
+    }
+    diesel::sql_query("PRAGMA data_version")
+        .get_result::<Version>(conn)
+        .unwrap()
+        .data_version
+}
+
+/// One write transaction that reports the connection's data version.
+fn write_once(conn: &mut DbConnection, n: usize) -> i64 {
+    skein_persistence::connection::write_transaction(conn, |c| {
+        let seen = data_version(c);
+        c.batch_execute(&format!(
+            "INSERT INTO organizations (id, name, created_at) VALUES ('org_w{n}', 'W', '2026-01-01 00:00:00')"
+        ))?;
+        Ok::<_, StoreError>(seen)
+    })
+    .unwrap()
+}
+
+/// On SQLite every write transaction run through a store lands on the
+/// database's one writer connection, whichever pooled connection the
+/// caller holds: that connection never sees another one's commit, so its
+/// data version stays the same across writes made from two pooled
+/// connections (each would see the other's commits on its own).
+#[test]
+fn sqlite_writes_from_any_pooled_connection_run_on_one_writer_connection() {
+    let (db, _) = setup(Backend::Sqlite);
+    let store = db.store();
+    let versions = store
+        .blocking(|first| {
+            let a = write_once(first, 1);
+            // A second pooled connection, held at the same time.
+            let b = store.blocking(|second| Ok::<_, StoreError>(write_once(second, 2)))?;
+            let c = write_once(first, 3);
+            Ok::<_, StoreError>([a, b, c])
+        })
+        .unwrap();
+    assert_eq!(
+        versions, [versions[0]; 3],
+        "data versions seen: {versions:?}"
+    );
+}
+
+/// A write transaction that panics takes the writer connection down with
+/// it (mid-transaction): the next write gets a fresh one, and what the
+/// panicking one wrote is gone.
+#[test]
+fn sqlite_a_write_that_panics_leaves_the_writer_usable() {
+    let (db, _) = setup(Backend::Sqlite);
+    let store = db.store();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store.blocking(|conn| {
+            skein_persistence::connection::write_transaction(conn, |c| {
+                c.batch_execute(
+                    "INSERT INTO organizations (id, name, created_at) VALUES ('org_lost', 'L', '2026-01-01 00:00:00')",
+                )?;
+                panic!("a bug in a write");
+                #[allow(unreachable_code)]
+                Ok::<_, StoreError>(())
+            })
+        })
+    }));
+    assert!(panicked.is_err());
+    store
+        .blocking(|conn| Ok::<_, StoreError>(write_once(conn, 4)))
+        .unwrap();
+    let mut conn = store.conn().unwrap();
+    let names: Vec<String> = diesel::sql_query(
+        "SELECT id AS name FROM organizations WHERE id IN ('org_lost', 'org_w4') ORDER BY id",
+    )
+    .load::<Name>(&mut *conn)
+    .unwrap()
+    .into_iter()
+    .map(|n| n.name)
+    .collect();
+    assert_eq!(names, ["org_w4"]);
+}
+
+#[derive(QueryableByName)]
+struct Name {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+}
