@@ -108,6 +108,7 @@ impl DatabaseUrl {
                     "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {}; PRAGMA synchronous = NORMAL;",
                     busy_timeout.as_millis()
                 ))?;
+                c.batch_execute(&format!("PRAGMA cache_size = -{READER_CACHE_KIB};"))?;
                 // The message index's normalization (see migration 000012's
                 // triggers): every connection that may write a message has it.
                 search_fn::skein_search_text_utils::register_impl(&mut c, |text: String| {
@@ -121,6 +122,20 @@ impl DatabaseUrl {
         }
     }
 }
+
+/// SQLite's page cache per pooled connection, in KiB (SQLite's default is
+/// 2 MiB). A pooled connection's cache is dropped whenever the writer
+/// commits, and the operating system's page cache serves its reads at
+/// about the same speed: with 2 MiB, and with 16 MiB, the reads of the
+/// benchmark (get thread, the pages of threads and of messages, 32
+/// connections) were as fast within the machine's noise, and the server
+/// held 1-2 MiB (16 MiB: 5-7 MiB) more (docs/architecture.md, "Memory").
+pub const READER_CACHE_KIB: u32 = 1024;
+
+/// SQLite's page cache of the writer connection, in KiB: the default,
+/// which its warm cache needs no more of (512 KiB and 8 MiB gave the same
+/// creates and appends a second at 32 connections).
+pub const WRITER_CACHE_KIB: u32 = 2048;
 
 /// Seconds a PostgreSQL connection may take to open, unless the URL names
 /// its own `connect_timeout`.
@@ -401,7 +416,12 @@ where
     let mut writer = match (&gate, turn.as_mut()) {
         (Some(gate), Some(slot)) if outside => match slot.take() {
             Some(c) => Some(c),
-            None => Some(gate.url.connect(gate.wait).map_err(E::from)?),
+            None => {
+                let mut c = gate.url.connect(gate.wait).map_err(E::from)?;
+                c.batch_execute(&format!("PRAGMA cache_size = -{WRITER_CACHE_KIB};"))
+                    .map_err(|e| E::from(e.into()))?;
+                Some(c)
+            }
         },
         _ => None,
     };
