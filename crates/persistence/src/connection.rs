@@ -404,9 +404,9 @@ where
         None => None,
     };
     // The gate's writer connection (opened now if it is not yet, or no
-    // longer, there), else the caller's own.
-    // (A caller already inside a transaction keeps its connection, and
-    // gets diesel's error for a nested one, as without a gate.)
+    // longer, there), else the caller's own: without a gate, and for a
+    // caller already inside a transaction (which gets diesel's error for a
+    // nested one, as it would without a gate).
     let outside = match conn {
         DbConnection::Sqlite(c) => AnsiTransactionManager::transaction_manager_status_mut(c)
             .transaction_depth()
