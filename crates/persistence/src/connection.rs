@@ -407,12 +407,7 @@ where
     // longer, there), else the caller's own: without a gate, and for a
     // caller already inside a transaction (which gets diesel's error for a
     // nested one, as it would without a gate).
-    let outside = match conn {
-        DbConnection::Sqlite(c) => AnsiTransactionManager::transaction_manager_status_mut(c)
-            .transaction_depth()
-            .is_ok_and(|d| d.is_none()),
-        DbConnection::Postgresql(_) => false,
-    };
+    let outside = sqlite_outside_transaction(conn);
     let mut writer = match (&gate, turn.as_mut()) {
         (Some(gate), Some(slot)) if outside => match slot.take() {
             Some(c) => Some(c),
@@ -437,20 +432,22 @@ where
     // A writer connection that ended its transaction cleanly goes back to
     // the gate; one left broken or inside a transaction is dropped.
     if let (Some(mut c), Some(slot)) = (writer, turn.as_mut()) {
-        let clean = match &mut c {
-            DbConnection::Sqlite(s) => {
-                !s.is_broken()
-                    && AnsiTransactionManager::transaction_manager_status_mut(s)
-                        .transaction_depth()
-                        .is_ok_and(|d| d.is_none())
-            }
-            DbConnection::Postgresql(_) => false,
-        };
-        if clean {
+        if !c.is_broken() && sqlite_outside_transaction(&mut c) {
             **slot = Some(c);
         }
     }
     result
+}
+
+/// An SQLite connection that is not inside a transaction (and whose state
+/// is known).
+fn sqlite_outside_transaction(conn: &mut DbConnection) -> bool {
+    match conn {
+        DbConnection::Sqlite(c) => AnsiTransactionManager::transaction_manager_status_mut(c)
+            .transaction_depth()
+            .is_ok_and(|d| d.is_none()),
+        DbConnection::Postgresql(_) => false,
+    }
 }
 
 /// Runs `f` in a write transaction on `conn` (after `joined`'s work, if
