@@ -386,18 +386,23 @@ fn a_turns_statements_are_prepared_once_per_connection(backend: Backend) {
     );
 }
 
+/// An SQLite pragma's value as one connection sees it.
+fn pragma(conn: &mut DbConnection, name: &str) -> i64 {
+    #[derive(QueryableByName)]
+    struct Value {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        value: i64,
+    }
+    diesel::sql_query(format!("SELECT {name} AS value FROM pragma_{name}"))
+        .get_result::<Value>(conn)
+        .unwrap()
+        .value
+}
+
 /// `PRAGMA data_version` as one connection sees it: it changes when another
 /// connection has committed since this connection last looked.
 fn data_version(conn: &mut DbConnection) -> i64 {
-    #[derive(QueryableByName)]
-    struct Version {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        data_version: i64,
-    }
-    diesel::sql_query("PRAGMA data_version")
-        .get_result::<Version>(conn)
-        .unwrap()
-        .data_version
+    pragma(conn, "data_version")
 }
 
 /// One write transaction that reports the connection's data version.
@@ -434,6 +439,25 @@ fn sqlite_writes_from_any_pooled_connection_run_on_one_writer_connection() {
         versions, [versions[0]; 3],
         "data versions seen: {versions:?}"
     );
+}
+
+/// SQLite's page caches are sized on purpose: 1 MiB per pooled connection,
+/// 2 MiB for the writer (see `READER_CACHE_KIB` and `WRITER_CACHE_KIB`).
+#[test]
+fn sqlite_the_pooled_and_the_writer_connections_have_their_own_page_cache_sizes() {
+    let (db, _) = setup(Backend::Sqlite);
+    let store = db.store();
+    let (pooled, writer) = store
+        .blocking(|conn| {
+            let pooled = pragma(conn, "cache_size");
+            let writer = skein_persistence::connection::write_transaction(conn, |c| {
+                Ok::<_, StoreError>(pragma(c, "cache_size"))
+            })?;
+            Ok::<_, StoreError>((pooled, writer))
+        })
+        .unwrap();
+    // Negative: KiB rather than pages.
+    assert_eq!((pooled, writer), (-1024, -2048));
 }
 
 /// A write transaction that panics takes the writer connection down with
