@@ -126,7 +126,7 @@ impl Metrics {
     /// The Prometheus text: everything recorded, then the gauges read now.
     pub fn render(&self, backend: &str, pool: PoolStatus) -> String {
         let mut out = handle().map(PrometheusHandle::render).unwrap_or_default();
-        let gauges: [(&str, &str, &str, u64); 4] = [
+        let gauges: [(&str, &str, &str, u64); 5] = [
             (
                 "skein_db_pool_max_connections",
                 "The database pool's size limit.",
@@ -150,6 +150,12 @@ impl Metrics {
                 "Requests waiting for a database connection.",
                 "",
                 u64::try_from(pool.waiting).unwrap_or(u64::MAX),
+            ),
+            (
+                "skein_db_writes_waiting",
+                "SQLite: writes queued for the writer connection.",
+                "",
+                u64::try_from(pool.writes_waiting).unwrap_or(u64::MAX),
             ),
         ];
         for (name, help, labels, value) in gauges {

@@ -8,6 +8,7 @@ use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -234,14 +235,44 @@ impl r2d2::ManageConnection for Manager {
 /// and every page the transaction touches is read again). `busy_timeout`
 /// still covers other processes (the CLI).
 pub struct WriteGate {
-    /// The writer connection, opened on first use; taken out while a
-    /// transaction runs on it and put back only when it ended cleanly (a
-    /// panic or a failed rollback drops it, and the next writer opens a
-    /// fresh one).
-    lock: parking_lot::FairMutex<Option<DbConnection>>,
+    /// The writer connection and the transaction open on it, if any.
+    lock: parking_lot::FairMutex<Writer>,
+    /// Writes queued for `lock`: one that ends while others wait leaves its
+    /// transaction open for them (group commit).
+    waiting: AtomicUsize,
     wait: Duration,
     url: DatabaseUrl,
 }
+
+/// What the gate's lock guards.
+#[derive(Default)]
+struct Writer {
+    /// The writer connection, opened on first use; taken out while a write
+    /// runs on it and put back only when it is sound (a panic or a failed
+    /// rollback drops it, and the next write opens a fresh one).
+    conn: Option<DbConnection>,
+    /// The transaction open on `conn` (always there while this is), shared
+    /// by the writes that joined it, and how many have.
+    batch: Option<(Arc<Batch>, usize)>,
+}
+
+/// Writes that share one SQLite transaction (group commit): each runs in
+/// a savepoint of its own, so that one that fails leaves the others' work
+/// in place, and each answers only once the transaction has committed.
+#[derive(Default)]
+struct Batch {
+    outcome: parking_lot::Mutex<Option<Result<(), StoreError>>>,
+    settled: parking_lot::Condvar,
+}
+
+/// The most writes that share one transaction: the first of them answers
+/// only after the last has run.
+const MAX_BATCH: usize = 16;
+
+/// How long a write that left its transaction open for the next ones waits
+/// before it goes to commit the transaction itself (should the writer it
+/// left it to have given up waiting for its turn).
+const BATCH_PATIENCE: Duration = Duration::from_millis(100);
 
 impl std::fmt::Debug for WriteGate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -271,7 +302,8 @@ impl WriteGate {
             return gate;
         }
         let gate = Arc::new(WriteGate {
-            lock: parking_lot::FairMutex::new(None),
+            lock: parking_lot::FairMutex::new(Writer::default()),
+            waiting: AtomicUsize::new(0),
             wait,
             url: url.clone(),
         });
@@ -394,49 +426,263 @@ where
         DbConnection::Sqlite(_) => CURRENT_GATE.with(|g| g.borrow().clone()),
         DbConnection::Postgresql(_) => None,
     };
-    let mut turn = match &gate {
-        Some(gate) => Some(gate.lock.try_lock_for(gate.wait).ok_or_else(|| {
-            E::from(StoreError::Unavailable(format!(
-                "no turn to write within {} ms",
-                gate.wait.as_millis()
-            )))
-        })?),
-        None => None,
-    };
-    // The gate's writer connection (opened now if it is not yet, or no
-    // longer, there), else the caller's own: without a gate, and for a
-    // caller already inside a transaction (which gets diesel's error for a
-    // nested one, as it would without a gate).
-    let outside = sqlite_outside_transaction(conn);
-    let mut writer = match (&gate, turn.as_mut()) {
-        (Some(gate), Some(slot)) if outside => match slot.take() {
-            Some(c) => Some(c),
-            None => {
-                let mut c = gate.url.connect(gate.wait).map_err(E::from)?;
-                c.batch_execute(&format!("PRAGMA cache_size = -{WRITER_CACHE_KIB};"))
-                    .map_err(|e| E::from(e.into()))?;
-                Some(c)
-            }
-        },
-        _ => None,
-    };
     let joined = joining(conn);
     let joined_at = address(conn);
-    let target = writer.as_mut().unwrap_or(conn);
-    let result = transaction_on(target, durability, joined.as_ref(), f);
+    let (result, committed) = match gate {
+        // On the gate's writer connection, in the transaction open there
+        // if other writes left one.
+        Some(gate) if sqlite_outside_transaction(conn) => gate
+            .write(joined.as_ref(), f)
+            .unwrap_or_else(|e| (Err(E::from(e)), false)),
+        // A caller already inside a transaction keeps its own connection
+        // (and gets diesel's error for a nested one, as it would without a
+        // gate), once the writer's open transaction is committed.
+        Some(gate) => match gate.acquire() {
+            Ok(mut writer) => {
+                // Its outcome is the business of the writes that share it.
+                let _ = writer.commit_open();
+                let result = transaction_on(conn, durability, joined.as_ref(), f);
+                let committed = result.is_ok();
+                (result, committed)
+            }
+            Err(e) => (Err(E::from(e)), false),
+        },
+        None => {
+            let result = transaction_on(conn, durability, joined.as_ref(), f);
+            let committed = result.is_ok();
+            (result, committed)
+        }
+    };
     if let Some(work) = joined {
-        if work.ended(result.is_ok()) {
+        if work.ended(committed) {
             join_at(joined_at, work);
         }
     }
-    // A writer connection that ended its transaction cleanly goes back to
-    // the gate; one left broken or inside a transaction is dropped.
-    if let (Some(mut c), Some(slot)) = (writer, turn.as_mut()) {
-        if !c.is_broken() && sqlite_outside_transaction(&mut c) {
-            **slot = Some(c);
+    result
+}
+
+impl WriteGate {
+    /// Writes queued for the writer connection right now.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    /// The gate's lock, in arrival order, counted as waiting meanwhile.
+    fn acquire(&self) -> Result<parking_lot::FairMutexGuard<'_, Writer>, StoreError> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let guard = self.lock.try_lock_for(self.wait);
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        guard.ok_or_else(|| {
+            StoreError::Unavailable(format!(
+                "no turn to write within {} ms",
+                self.wait.as_millis()
+            ))
+        })
+    }
+
+    /// Runs `joined` and `f` in a savepoint of the writer connection's
+    /// transaction (begun now unless another write left it open), then
+    /// commits the transaction, or leaves it open for the next write when
+    /// writes are waiting (at most [`MAX_BATCH`] share one) and waits for
+    /// its commit. Returns `f`'s result and whether it was committed; an
+    /// `Err` only when the transaction could not begin. A panic in `f`
+    /// rolls back every write of its transaction (those waiting get an
+    /// error) and goes on.
+    fn write<T, E, F>(
+        &self,
+        joined: Option<&Arc<dyn Joining>>,
+        f: F,
+    ) -> Result<(Result<T, E>, bool), StoreError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E>,
+        E: From<StoreError>,
+    {
+        let mut writer = self.acquire()?;
+        let mut conn = match writer.conn.take() {
+            Some(c) => c,
+            None => {
+                let mut c = self.url.connect(self.wait)?;
+                c.batch_execute(&format!(
+                    "PRAGMA cache_size = -{WRITER_CACHE_KIB}; PRAGMA temp_store = MEMORY;"
+                ))?;
+                c
+            }
+        };
+        let batch = match &mut writer.batch {
+            Some((batch, members)) => {
+                *members += 1;
+                Arc::clone(batch)
+            }
+            None => {
+                let begun = match &mut conn {
+                    DbConnection::Sqlite(c) => {
+                        AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+                    }
+                    DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c),
+                };
+                if let Err(e) = begun {
+                    writer.put_back(conn);
+                    return Err(e.into());
+                }
+                let batch = Arc::new(Batch::default());
+                writer.batch = Some((Arc::clone(&batch), 1));
+                batch
+            }
+        };
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            savepoint(&mut conn, joined, f)
+        }));
+        let (result, sound) = match ran {
+            Ok(ran) => ran,
+            Err(panic) => {
+                // The connection's state is unknown: dropping it rolls the
+                // whole transaction back.
+                drop(conn);
+                writer.abandon("another write of its transaction failed");
+                std::panic::resume_unwind(panic)
+            }
+        };
+        if !sound {
+            drop(conn);
+            writer.abandon("another write of its transaction could not be undone");
+            return Ok((result, false));
+        }
+        writer.conn = Some(conn);
+        let members = writer.batch.as_ref().map_or(0, |(_, n)| *n);
+        if self.waiting.load(Ordering::SeqCst) > 0 && members < MAX_BATCH {
+            // The next write in line joins this transaction.
+            drop(writer);
+            if result.is_err() {
+                return Ok((result, false));
+            }
+            let outcome = batch.wait(self);
+            let committed = outcome.is_ok();
+            return Ok((
+                result.and_then(|v| outcome.map(|()| v).map_err(E::from)),
+                committed,
+            ));
+        }
+        let outcome = writer.commit_open();
+        drop(writer);
+        Ok(match (result, outcome) {
+            (Ok(v), Ok(())) => (Ok(v), true),
+            (Ok(_), Err(e)) => (Err(E::from(e)), false),
+            (Err(e), _) => (Err(e), false),
+        })
+    }
+}
+
+impl Writer {
+    /// Commits the transaction open on the writer connection, if any, and
+    /// tells the writes that share it; returns its outcome.
+    fn commit_open(&mut self) -> Result<(), StoreError> {
+        let Some((batch, _)) = self.batch.take() else {
+            return Ok(());
+        };
+        let outcome = match self.conn.take() {
+            Some(mut conn) => {
+                let committed = match &mut conn {
+                    DbConnection::Sqlite(c) => AnsiTransactionManager::commit_transaction(c),
+                    DbConnection::Postgresql(c) => AnsiTransactionManager::commit_transaction(c),
+                };
+                self.put_back(conn);
+                committed.map_err(StoreError::from)
+            }
+            // Unreachable: a transaction is open only on a connection there.
+            None => Err(StoreError::Unavailable(
+                "the writer connection is gone".into(),
+            )),
+        };
+        batch.settle(outcome.clone());
+        outcome
+    }
+
+    /// Gives up the open transaction (its connection is already dropped):
+    /// the writes that share it get an error.
+    fn abandon(&mut self, why: &str) {
+        if let Some((batch, _)) = self.batch.take() {
+            batch.settle(Err(StoreError::Unavailable(why.into())));
         }
     }
-    result
+
+    /// Keeps the writer connection for the next write if it is sound and
+    /// outside any transaction.
+    fn put_back(&mut self, mut conn: DbConnection) {
+        if !conn.is_broken() && sqlite_outside_transaction(&mut conn) {
+            self.conn = Some(conn);
+        }
+    }
+}
+
+impl Batch {
+    fn settle(&self, outcome: Result<(), StoreError>) {
+        *self.outcome.lock() = Some(outcome);
+        self.settled.notify_all();
+    }
+
+    /// Waits for the transaction's outcome. Should it still be open after
+    /// [`BATCH_PATIENCE`] (the write it was left to gave up waiting for its
+    /// turn), commits it.
+    fn wait(self: &Arc<Self>, gate: &WriteGate) -> Result<(), StoreError> {
+        loop {
+            {
+                let mut outcome = self.outcome.lock();
+                if outcome.is_none() {
+                    let _ = self.settled.wait_for(&mut outcome, BATCH_PATIENCE);
+                }
+                if let Some(outcome) = &*outcome {
+                    return outcome.clone();
+                }
+            }
+            // Not counted as waiting: the write that holds the lock commits
+            // unless others are in line.
+            if let Some(mut writer) = gate.lock.try_lock_for(gate.wait) {
+                if writer
+                    .batch
+                    .as_ref()
+                    .is_some_and(|(open, _)| Arc::ptr_eq(open, self))
+                {
+                    return writer.commit_open();
+                }
+            }
+        }
+    }
+}
+
+/// Runs `joined` and `f` in a savepoint (the transaction is open): released
+/// on `Ok`, rolled back on `Err`. Also says whether the connection is sound
+/// (false when the savepoint could not be begun or ended).
+fn savepoint<T, E, F>(
+    conn: &mut DbConnection,
+    joined: Option<&Arc<dyn Joining>>,
+    f: F,
+) -> (Result<T, E>, bool)
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<StoreError>,
+{
+    let begun = match conn {
+        DbConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction(c),
+        DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c),
+    };
+    if let Err(e) = begun {
+        return (Err(E::from(e.into())), false);
+    }
+    let result = match joined {
+        Some(work) => work.run(conn).map_err(E::from).and_then(|()| f(conn)),
+        None => f(conn),
+    };
+    let end = match (&result, &mut *conn) {
+        (Ok(_), DbConnection::Sqlite(c)) => AnsiTransactionManager::commit_transaction(c),
+        (Ok(_), DbConnection::Postgresql(c)) => AnsiTransactionManager::commit_transaction(c),
+        (Err(_), DbConnection::Sqlite(c)) => AnsiTransactionManager::rollback_transaction(c),
+        (Err(_), DbConnection::Postgresql(c)) => AnsiTransactionManager::rollback_transaction(c),
+    };
+    match (result, end) {
+        (Ok(v), Ok(())) => (Ok(v), true),
+        (Ok(_), Err(e)) => (Err(E::from(e.into())), false),
+        (Err(e), end) => (Err(e), end.is_ok()),
+    }
 }
 
 /// An SQLite connection that is not inside a transaction (and whose state

@@ -70,6 +70,9 @@ pub struct PoolStatus {
     pub idle: u32,
     /// Requests waiting for a connection.
     pub waiting: usize,
+    /// SQLite: writes queued for the writer connection (always 0 on
+    /// PostgreSQL, where writers run side by side).
+    pub writes_waiting: usize,
 }
 
 /// Counts a waiting request while it lives.
@@ -246,6 +249,7 @@ impl Store {
             open: state.connections,
             idle: state.idle_connections,
             waiting: self.waiting.load(Ordering::Relaxed),
+            writes_waiting: self.writer.as_ref().map_or(0, |gate| gate.waiting()),
         }
     }
 

@@ -442,22 +442,26 @@ fn sqlite_writes_from_any_pooled_connection_run_on_one_writer_connection() {
 }
 
 /// SQLite's page caches are sized on purpose: 1 MiB per pooled connection,
-/// 2 MiB for the writer (see `READER_CACHE_KIB` and `WRITER_CACHE_KIB`).
+/// 2 MiB for the writer (see `READER_CACHE_KIB` and `WRITER_CACHE_KIB`);
+/// the writer's temporary files (each write's savepoint journal) are kept
+/// in memory.
 #[test]
 fn sqlite_the_pooled_and_the_writer_connections_have_their_own_page_cache_sizes() {
     let (db, _) = setup(Backend::Sqlite);
     let store = db.store();
-    let (pooled, writer) = store
+    let (pooled, writer, temp_store) = store
         .blocking(|conn| {
             let pooled = pragma(conn, "cache_size");
-            let writer = skein_persistence::connection::write_transaction(conn, |c| {
-                Ok::<_, StoreError>(pragma(c, "cache_size"))
+            let (writer, temp_store) = write_transaction(conn, |c| {
+                Ok::<_, StoreError>((pragma(c, "cache_size"), pragma(c, "temp_store")))
             })?;
-            Ok::<_, StoreError>((pooled, writer))
+            Ok::<_, StoreError>((pooled, writer, temp_store))
         })
         .unwrap();
     // Negative: KiB rather than pages.
     assert_eq!((pooled, writer), (-1024, -2048));
+    // The writer keeps its savepoints' journals in memory (2: MEMORY).
+    assert_eq!(temp_store, 2);
 }
 
 /// A write transaction that panics takes the writer connection down with
@@ -499,4 +503,160 @@ fn sqlite_a_write_that_panics_leaves_the_writer_usable() {
 struct Name {
     #[diesel(sql_type = diesel::sql_types::Text)]
     name: String,
+}
+
+/// The organization ids among `ids` that a pooled connection sees
+/// committed, in order.
+fn committed_orgs(store: &Store, ids: &[&str]) -> Vec<String> {
+    let mut conn = store.conn().unwrap();
+    let list = ids
+        .iter()
+        .map(|id| format!("'{id}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    diesel::sql_query(format!(
+        "SELECT id AS name FROM organizations WHERE id IN ({list}) ORDER BY id"
+    ))
+    .load::<Name>(&mut *conn)
+    .unwrap()
+    .into_iter()
+    .map(|n| n.name)
+    .collect()
+}
+
+use skein_persistence::connection::write_transaction;
+
+fn insert_org(c: &mut DbConnection, id: &str) -> Result<(), StoreError> {
+    c.batch_execute(&format!(
+        "INSERT INTO organizations (id, name, created_at) VALUES ('{id}', 'W', '2026-01-01 00:00:00')"
+    ))?;
+    Ok(())
+}
+
+/// Waits (at most 10 s) until a write is queued for the store's writer.
+fn until_a_write_waits(store: &Store) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.pool_status().writes_waiting == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no write queued within 10 s"
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// Two writes racing on SQLite: the first inserts `first_id`, then (if
+/// `first_fails`) fails, once the second is queued behind it; the second
+/// looks whether a pooled connection sees the first's row committed,
+/// inserts `second_id` and returns `second`'s outcome (or panics). Returns
+/// both results, the second's look, and the rows committed afterwards.
+struct Race {
+    first: Result<(), StoreError>,
+    second: std::thread::Result<Result<(), StoreError>>,
+    /// The second write saw the first's row committed when it ran.
+    saw_first: bool,
+    committed: Vec<String>,
+}
+
+fn run_race(first_fails: bool, second: fn() -> Result<(), StoreError>) -> Race {
+    let (db, _) = setup(Backend::Sqlite);
+    let store = db.store();
+    let saw_first = std::sync::atomic::AtomicBool::new(false);
+    let (first, second) = std::thread::scope(|s| {
+        let (inside, entered) = std::sync::mpsc::channel();
+        let store = &store;
+        let first = s.spawn(move || {
+            store.blocking(|conn| {
+                write_transaction(conn, |c| {
+                    insert_org(c, "org_first")?;
+                    inside.send(()).unwrap();
+                    until_a_write_waits(store);
+                    if first_fails {
+                        return Err(StoreError::Conflict("the first write fails".into()));
+                    }
+                    Ok(())
+                })
+            })
+        });
+        entered.recv_timeout(Duration::from_secs(10)).unwrap();
+        let second = s.spawn(|| {
+            store.blocking(|conn| {
+                write_transaction(conn, |c| {
+                    let seen = committed_orgs(store, &["org_first"]).len() == 1;
+                    saw_first.store(seen, std::sync::atomic::Ordering::SeqCst);
+                    insert_org(c, "org_second")?;
+                    second()
+                })
+            })
+        });
+        (first.join().unwrap(), second.join())
+    });
+    let committed = committed_orgs(&store, &["org_first", "org_second", "org_next"]);
+    // Whatever happened, the writer writes on.
+    store
+        .blocking(|conn| write_transaction(conn, |c| insert_org(c, "org_next")))
+        .unwrap();
+    assert_eq!(
+        committed_orgs(&store, &["org_next"]),
+        ["org_next"],
+        "the writer is usable afterwards"
+    );
+    Race {
+        first,
+        second,
+        saw_first: saw_first.into_inner(),
+        committed,
+    }
+}
+
+/// On SQLite a write that queues behind a running one joins its
+/// transaction (group commit: one commit, and its pages written once, for
+/// both): it runs before the first is committed (a pooled connection does
+/// not see the first's row yet), and both answer once both are committed.
+#[test]
+fn sqlite_a_write_queued_behind_another_commits_with_it() {
+    let race = run_race(false, || Ok(()));
+    assert!(race.first.is_ok());
+    assert!(race.second.unwrap().is_ok());
+    assert!(
+        !race.saw_first,
+        "the second write ran after the first had committed on its own"
+    );
+    assert_eq!(race.committed, ["org_first", "org_second"]);
+}
+
+/// A write that fails in a shared transaction takes back only its own
+/// work: the other write of the transaction is committed, and succeeds.
+#[test]
+fn sqlite_a_failing_write_leaves_the_writes_it_shares_a_transaction_with_in_place() {
+    let race = run_race(false, || {
+        Err(StoreError::Conflict("the second fails".into()))
+    });
+    assert!(!race.saw_first, "the writes did not share a transaction");
+    assert!(race.first.is_ok());
+    assert!(matches!(race.second.unwrap(), Err(StoreError::Conflict(_))));
+    assert_eq!(race.committed, ["org_first"]);
+
+    // The first fails after the second queued behind it: the second's
+    // work still commits.
+    let race = run_race(true, || Ok(()));
+    assert!(matches!(race.first, Err(StoreError::Conflict(_))));
+    assert!(race.second.unwrap().is_ok());
+    assert_eq!(race.committed, ["org_second"]);
+}
+
+/// A write that panics in a shared transaction rolls the whole transaction
+/// back: the write that ran before it in the same transaction gets an
+/// error (never a success for a row that is not there).
+#[test]
+fn sqlite_a_panic_in_a_shared_transaction_fails_every_write_of_it() {
+    let race = run_race(false, || panic!("a bug in a write"));
+    assert!(race.second.is_err(), "the second write panicked");
+    assert!(!race.saw_first, "the writes did not share a transaction");
+    assert!(
+        matches!(race.first, Err(StoreError::Unavailable(_))),
+        "{:?}",
+        race.first
+    );
+    assert_eq!(race.committed, Vec::<String>::new());
 }
