@@ -8,7 +8,7 @@ use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -240,6 +240,9 @@ pub struct WriteGate {
     /// Writes queued for `lock`: one that ends while others wait leaves its
     /// transaction open for them (group commit).
     waiting: AtomicUsize,
+    /// Writes run on the writer connection (the checkpoint thread looks
+    /// whether there were any since its last round).
+    writes: AtomicU64,
     wait: Duration,
     url: DatabaseUrl,
 }
@@ -254,6 +257,9 @@ struct Writer {
     /// The transaction open on `conn` (always there while this is), shared
     /// by the writes that joined it, and how many have.
     batch: Option<(Arc<Batch>, usize)>,
+    /// No checkpoint thread could be started: a writer connection opened
+    /// now keeps SQLite's own checkpoints in its commits.
+    checkpoints_in_commits: bool,
 }
 
 /// Writes that share one SQLite transaction (group commit): each runs in
@@ -304,10 +310,20 @@ impl WriteGate {
         let gate = Arc::new(WriteGate {
             lock: parking_lot::FairMutex::new(Writer::default()),
             waiting: AtomicUsize::new(0),
+            writes: AtomicU64::new(0),
             wait,
             url: url.clone(),
         });
         gates.insert(key, Arc::downgrade(&gate));
+        let checkpointer = Arc::downgrade(&gate);
+        let spawned = std::thread::Builder::new()
+            .name("skein-checkpoint".into())
+            .spawn(move || checkpoints(&checkpointer));
+        if let Err(e) = spawned {
+            // The writer then checkpoints in its commits, as SQLite would.
+            log::warn!("no checkpoint thread for the SQLite database: {e}");
+            gate.lock.lock().checkpoints_in_commits = true;
+        }
         gate
     }
 
@@ -498,6 +514,7 @@ impl WriteGate {
         E: From<StoreError>,
     {
         let mut writer = self.acquire()?;
+        self.writes.fetch_add(1, Ordering::Relaxed);
         let mut conn = match writer.conn.take() {
             Some(c) => c,
             None => {
@@ -505,6 +522,10 @@ impl WriteGate {
                 c.batch_execute(&format!(
                     "PRAGMA cache_size = -{WRITER_CACHE_KIB}; PRAGMA temp_store = MEMORY;"
                 ))?;
+                if !writer.checkpoints_in_commits {
+                    // The checkpoint thread's work.
+                    c.batch_execute("PRAGMA wal_autocheckpoint = 0;")?;
+                }
                 c
             }
         };
@@ -683,6 +704,87 @@ where
         (Ok(_), Err(e)) => (Err(E::from(e.into())), false),
         (Err(e), end) => (Err(e), end.is_ok()),
     }
+}
+
+/// How often the checkpoint thread looks for new writes.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// WAL pages from which the checkpoint thread has the WAL start over
+/// (SQLite's own threshold for the checkpoints it runs in commits).
+const CHECKPOINT_PAGES: i64 = 1000;
+
+/// WAL pages left to copy that the checkpoint thread copies with the gate
+/// held (more are copied first without it).
+const CHECKPOINT_REST: i64 = 100;
+
+/// The checkpoint thread of an SQLite database, until its gate is gone:
+/// checkpoints run here rather than in the commit that crosses SQLite's
+/// threshold, where the copy and the file's flush to disk held up every
+/// write queued behind that commit (the long p99 of writes). After writes,
+/// a `PASSIVE` checkpoint copies the WAL into the database file while the
+/// writes go on; once the WAL holds [`CHECKPOINT_PAGES`], the pages written
+/// meanwhile are copied again (without the gate, until at most
+/// [`CHECKPOINT_REST`] are left, three rounds at most), and the rest with
+/// the gate held, so that the copy catches up with the last commit and the
+/// writer's next transaction starts the WAL over (a checkpoint that never
+/// catches up lets the WAL grow without end).
+fn checkpoints(gate: &Weak<WriteGate>) {
+    let mut conn = None;
+    let mut seen = 0;
+    loop {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        let Some(gate) = gate.upgrade() else {
+            return;
+        };
+        let writes = gate.writes.load(Ordering::Relaxed);
+        if writes == seen {
+            continue;
+        }
+        seen = writes;
+        if let Err(e) = checkpoint(&gate, &mut conn) {
+            log::warn!("SQLite checkpoint failed: {e}");
+            conn = None;
+        }
+    }
+}
+
+/// One round of [`checkpoints`], on the thread's own connection.
+fn checkpoint(gate: &WriteGate, conn: &mut Option<DbConnection>) -> Result<(), StoreError> {
+    let c = match conn {
+        Some(c) => c,
+        None => conn.insert(gate.url.connect(gate.wait)?),
+    };
+    let mut wal = wal_checkpoint(c)?;
+    if wal.log < CHECKPOINT_PAGES {
+        return Ok(());
+    }
+    for _ in 0..3 {
+        if wal.log - wal.copied <= CHECKPOINT_REST {
+            break;
+        }
+        wal = wal_checkpoint(c)?;
+    }
+    let mut writer = gate.acquire()?;
+    // The writes that share the open transaction get its outcome.
+    let _ = writer.commit_open();
+    wal_checkpoint(c)?;
+    Ok(())
+}
+
+/// What `PRAGMA wal_checkpoint` says: pages in the WAL, and how many of
+/// them are in the database file.
+#[derive(diesel::QueryableByName)]
+struct WalPages {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    log: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt, column_name = checkpointed)]
+    copied: i64,
+}
+
+/// A `PASSIVE` checkpoint: copies what it can without waiting for anyone.
+fn wal_checkpoint(conn: &mut DbConnection) -> Result<WalPages, StoreError> {
+    use diesel::RunQueryDsl;
+    Ok(diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result::<WalPages>(conn)?)
 }
 
 /// An SQLite connection that is not inside a transaction (and whose state

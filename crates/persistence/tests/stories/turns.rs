@@ -660,3 +660,74 @@ fn sqlite_a_panic_in_a_shared_transaction_fails_every_write_of_it() {
     );
     assert_eq!(race.committed, Vec::<String>::new());
 }
+
+/// The WAL index's `mxFrame` (pages in the WAL) and `nBackfill` (pages of
+/// it copied into the database file), read from the `-shm` file without
+/// touching the database (SQLite's documented layout: offsets 16 and 96).
+fn wal_index(db: &skein_persistence::testing::TestDb) -> (u32, u32) {
+    let path = format!("{}-shm", db.url.trim_start_matches("sqlite://"));
+    let bytes = std::fs::read(path).unwrap();
+    let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    (word(16), word(96))
+}
+
+/// On SQLite the writer connection never checkpoints in its commits (the
+/// copy and the flush held up every write queued behind the commit that
+/// crossed SQLite's threshold): the checkpoint thread copies the WAL into
+/// the database file, catching up with the last commit once the WAL has
+/// grown past 1,000 pages, so that the next write starts the WAL over.
+#[test]
+fn sqlite_checkpoints_run_off_the_writers_path_and_the_wal_starts_over() {
+    let (db, _) = setup(Backend::Sqlite);
+    let store = db.store();
+    let in_commits = store
+        .blocking(|conn| {
+            write_transaction(conn, |c| {
+                #[derive(QueryableByName)]
+                struct Pages {
+                    #[diesel(sql_type = diesel::sql_types::BigInt)]
+                    wal_autocheckpoint: i64,
+                }
+                Ok::<_, StoreError>(
+                    diesel::sql_query("PRAGMA wal_autocheckpoint")
+                        .get_result::<Pages>(c)?
+                        .wal_autocheckpoint,
+                )
+            })
+        })
+        .unwrap();
+    assert_eq!(in_commits, 0, "the writer checkpoints in its commits");
+    // About 1,500 pages: 150 rows of 40 KB.
+    for i in 0..150 {
+        store
+            .blocking(|conn| {
+                write_transaction(conn, |c| {
+                    c.batch_execute(&format!(
+                        "INSERT INTO organizations (id, name, created_at) \
+                         VALUES ('org_big{i}', hex(randomblob(20000)), '2026-01-01 00:00:00')"
+                    ))?;
+                    Ok::<_, StoreError>(())
+                })
+            })
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (pages, copied) = wal_index(&db);
+        assert!(pages >= 1000, "the WAL holds {pages} pages");
+        if copied == pages {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the WAL was not copied within 10 s ({copied} of {pages} pages)"
+        );
+        // Polling the file: the checkpoint thread looks every 100 ms.
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    store
+        .blocking(|conn| write_transaction(conn, |c| insert_org(c, "org_after")))
+        .unwrap();
+    let (pages, _) = wal_index(&db);
+    assert!(pages < 10, "the WAL did not start over: {pages} pages");
+}
