@@ -29,6 +29,22 @@ mod multi {
 }
 pub use multi::DbConnection;
 
+/// Evaluates `$body` with `$c` bound to the backend's own connection (the
+/// same expression, compiled once per backend). For what the multi-backend
+/// connection cannot run (batch inserts, upserts) and for the reads on
+/// almost every request's path: through it, diesel writes a statement's
+/// SQL out again in each of its passes (checking whether it may be cached,
+/// collecting its binds), cached or not.
+macro_rules! on_backend {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::DbConnection::Postgresql($c) => $body,
+            $crate::DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
 /// Which database engine a URL points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -535,13 +551,7 @@ impl WriteGate {
                 Arc::clone(batch)
             }
             None => {
-                let begun = match &mut conn {
-                    DbConnection::Sqlite(c) => {
-                        AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
-                    }
-                    DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c),
-                };
-                if let Err(e) = begun {
+                if let Err(e) = begin(&mut conn, Durability::Full) {
                     writer.put_back(conn);
                     return Err(e.into());
                 }
@@ -602,10 +612,7 @@ impl Writer {
         };
         let outcome = match self.conn.take() {
             Some(mut conn) => {
-                let committed = match &mut conn {
-                    DbConnection::Sqlite(c) => AnsiTransactionManager::commit_transaction(c),
-                    DbConnection::Postgresql(c) => AnsiTransactionManager::commit_transaction(c),
-                };
+                let committed = end(&mut conn, true);
                 self.put_back(conn);
                 committed.map_err(StoreError::from)
             }
@@ -682,24 +689,16 @@ where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<StoreError>,
 {
-    let begun = match conn {
-        DbConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction(c),
-        DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c),
-    };
-    if let Err(e) = begun {
+    // Inside a transaction, diesel's nested "transaction" is a savepoint.
+    if let Err(e) = on_backend!(&mut *conn, c => AnsiTransactionManager::begin_transaction(c)) {
         return (Err(E::from(e.into())), false);
     }
     let result = match joined {
         Some(work) => work.run(conn).map_err(E::from).and_then(|()| f(conn)),
         None => f(conn),
     };
-    let end = match (&result, &mut *conn) {
-        (Ok(_), DbConnection::Sqlite(c)) => AnsiTransactionManager::commit_transaction(c),
-        (Ok(_), DbConnection::Postgresql(c)) => AnsiTransactionManager::commit_transaction(c),
-        (Err(_), DbConnection::Sqlite(c)) => AnsiTransactionManager::rollback_transaction(c),
-        (Err(_), DbConnection::Postgresql(c)) => AnsiTransactionManager::rollback_transaction(c),
-    };
-    match (result, end) {
+    let ended = end(conn, result.is_ok());
+    match (result, ended) {
         (Ok(v), Ok(())) => (Ok(v), true),
         (Ok(_), Err(e)) => (Err(E::from(e.into())), false),
         (Err(e), end) => (Err(e), end.is_ok()),
@@ -787,6 +786,34 @@ fn wal_checkpoint(conn: &mut DbConnection) -> Result<WalPages, StoreError> {
     Ok(diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result::<WalPages>(conn)?)
 }
 
+/// Begins a write transaction on `conn`: `BEGIN IMMEDIATE` on SQLite (the
+/// write lock up front), `BEGIN` on PostgreSQL (with `synchronous_commit`
+/// off for a [`Durability::Relaxed`] one, in the same round trip).
+fn begin(conn: &mut DbConnection, durability: Durability) -> diesel::QueryResult<()> {
+    match conn {
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+        }
+        DbConnection::Postgresql(c) if durability == Durability::Relaxed => {
+            AnsiTransactionManager::begin_transaction_sql(
+                c,
+                "BEGIN; SET LOCAL synchronous_commit TO OFF",
+            )
+        }
+        DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c),
+    }
+}
+
+/// Ends the innermost transaction (or savepoint) on `conn`: commits it, or
+/// rolls it back.
+fn end(conn: &mut DbConnection, commit: bool) -> diesel::QueryResult<()> {
+    on_backend!(conn, c => if commit {
+        AnsiTransactionManager::commit_transaction(c)
+    } else {
+        AnsiTransactionManager::rollback_transaction(c)
+    })
+}
+
 /// An SQLite connection that is not inside a transaction (and whose state
 /// is known).
 fn sqlite_outside_transaction(conn: &mut DbConnection) -> bool {
@@ -810,31 +837,13 @@ where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<StoreError>,
 {
-    let begun = match conn {
-        DbConnection::Sqlite(c) => {
-            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
-        }
-        // One round trip for both statements.
-        DbConnection::Postgresql(c) if durability == Durability::Relaxed => {
-            AnsiTransactionManager::begin_transaction_sql(
-                c,
-                "BEGIN; SET LOCAL synchronous_commit TO OFF",
-            )
-        }
-        DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c),
-    };
-    begun.map_err(|e| E::from(e.into()))?;
+    begin(conn, durability).map_err(|e| E::from(e.into()))?;
     let result = match joined {
         Some(work) => work.run(conn).map_err(E::from).and_then(|()| f(conn)),
         None => f(conn),
     };
-    let end = match (&result, &mut *conn) {
-        (Ok(_), DbConnection::Sqlite(c)) => AnsiTransactionManager::commit_transaction(c),
-        (Ok(_), DbConnection::Postgresql(c)) => AnsiTransactionManager::commit_transaction(c),
-        (Err(_), DbConnection::Sqlite(c)) => AnsiTransactionManager::rollback_transaction(c),
-        (Err(_), DbConnection::Postgresql(c)) => AnsiTransactionManager::rollback_transaction(c),
-    };
-    match (result, end) {
+    let ended = end(conn, result.is_ok());
+    match (result, ended) {
         (Ok(v), Ok(())) => Ok(v),
         (Ok(_), Err(e)) => Err(E::from(e.into())),
         // The rule error is what the caller needs; a failed rollback leaves
@@ -921,19 +930,3 @@ mod search_fn {
         fn skein_search_text(text: Text) -> Text;
     }
 }
-
-/// Evaluates `$body` with `$c` bound to the backend's own connection (the
-/// same expression, compiled once per backend). For what the multi-backend
-/// connection cannot run (batch inserts, upserts) and for the reads on
-/// almost every request's path: through it, diesel writes a statement's
-/// SQL out again in each of its passes (checking whether it may be cached,
-/// collecting its binds), cached or not.
-macro_rules! on_backend {
-    ($conn:expr, $c:ident => $body:expr) => {
-        match $conn {
-            $crate::DbConnection::Postgresql($c) => $body,
-            $crate::DbConnection::Sqlite($c) => $body,
-        }
-    };
-}
-pub(crate) use on_backend;
