@@ -731,3 +731,50 @@ fn sqlite_checkpoints_run_off_the_writers_path_and_the_wal_starts_over() {
     let (pages, _) = wal_index(&db);
     assert!(pages < 10, "the WAL did not start over: {pages} pages");
 }
+
+/// On PostgreSQL the newest messages of a thread (the Freddy routes: only
+/// `kind = 'message'`) are read by walking an index in order, even on a
+/// table PostgreSQL has no statistics for yet: without
+/// `messages_thread_kind_seq` it guessed the filter at 0.5% of the rows,
+/// read every message of the thread and sorted them (1.4 ms against 0.02 ms
+/// for 1,000 messages).
+#[test]
+fn postgres_the_newest_messages_are_read_in_index_order_without_statistics() {
+    let (_db, store) = setup(Backend::Postgres);
+    let mut conn = store.conn().unwrap();
+    conn.batch_execute(
+        "ALTER TABLE messages SET (autovacuum_enabled = false);
+         INSERT INTO threads (id, organization_id, user_id, metadata, status, state, \
+             message_count, visible_in_ui, created_at, updated_at, last_seq) \
+             SELECT 'thread_p' || t.n, 'org_a', 'usr_1', '{}', 'inactive', 'open', 1000, true, \
+             now(), now(), 1000 FROM generate_series(1, 30) AS t(n);
+         INSERT INTO messages (id, thread_pk, seq, role, content, token_count, metadata, \
+             attachments, created_at, updated_at) \
+             SELECT 'msg_' || t.pk || '_' || m.n, t.pk, m.n, 'user', 'message ' || m.n, 2, \
+             '{}', '[]', now(), now() FROM threads t, generate_series(1, 1000) AS m(n) \
+             WHERE t.id LIKE 'thread_p%';",
+    )
+    .unwrap();
+    #[derive(QueryableByName)]
+    struct Line {
+        #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+        line: String,
+    }
+    // The statement `messages::list` sends (PostgreSQL's statement log),
+    // with its parameters.
+    let plan: Vec<String> = diesel::sql_query(
+        "EXPLAIN SELECT pk, id, seq, role, content FROM messages \
+         WHERE thread_pk = (SELECT pk FROM threads WHERE id = 'thread_p7') \
+         AND kind = 'message' ORDER BY seq DESC LIMIT 21",
+    )
+    .load::<Line>(&mut *conn)
+    .unwrap()
+    .into_iter()
+    .map(|l| l.line)
+    .collect();
+    let plan = plan.join("\n");
+    assert!(
+        !plan.contains("Sort") && plan.contains("messages_thread_kind_seq"),
+        "{plan}"
+    );
+}
