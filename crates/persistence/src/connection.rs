@@ -693,6 +693,22 @@ where
     if let Err(e) = on_backend!(&mut *conn, c => AnsiTransactionManager::begin_transaction(c)) {
         return (Err(E::from(e.into())), false);
     }
+    run_and_end(conn, joined, f)
+}
+
+/// Runs `joined` and `f` in the transaction (or savepoint) just begun on
+/// `conn`, then ends it: commits on `Ok`, rolls back on `Err`. Returns
+/// `f`'s result (a failed commit's error in its place) and whether the
+/// transaction could be ended.
+fn run_and_end<T, E, F>(
+    conn: &mut DbConnection,
+    joined: Option<&Arc<dyn Joining>>,
+    f: F,
+) -> (Result<T, E>, bool)
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<StoreError>,
+{
     let result = match joined {
         Some(work) => work.run(conn).map_err(E::from).and_then(|()| f(conn)),
         None => f(conn),
@@ -838,18 +854,9 @@ where
     E: From<StoreError>,
 {
     begin(conn, durability).map_err(|e| E::from(e.into()))?;
-    let result = match joined {
-        Some(work) => work.run(conn).map_err(E::from).and_then(|()| f(conn)),
-        None => f(conn),
-    };
-    let ended = end(conn, result.is_ok());
-    match (result, ended) {
-        (Ok(v), Ok(())) => Ok(v),
-        (Ok(_), Err(e)) => Err(E::from(e.into())),
-        // The rule error is what the caller needs; a failed rollback leaves
-        // the connection marked broken and r2d2 discards it.
-        (Err(e), _) => Err(e),
-    }
+    // The rule error is what the caller needs; a failed rollback leaves
+    // the connection marked broken and r2d2 discards it.
+    run_and_end(conn, joined, f).0
 }
 
 #[cfg(test)]

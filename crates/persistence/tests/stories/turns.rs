@@ -5,6 +5,7 @@ use super::{scope, setup};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use skein_domain::{clock, DomainError, Limits, ThreadId};
+use skein_persistence::connection::write_transaction;
 use skein_persistence::turns::{self, TurnStart};
 use skein_persistence::{threads, Backend, DbConnection, PoolOptions, Store, StoreError};
 use std::sync::{Arc, Barrier};
@@ -407,11 +408,9 @@ fn data_version(conn: &mut DbConnection) -> i64 {
 
 /// One write transaction that reports the connection's data version.
 fn write_once(conn: &mut DbConnection, n: usize) -> i64 {
-    skein_persistence::connection::write_transaction(conn, |c| {
+    write_transaction(conn, |c| {
         let seen = data_version(c);
-        c.batch_execute(&format!(
-            "INSERT INTO organizations (id, name, created_at) VALUES ('org_w{n}', 'W', '2026-01-01 00:00:00')"
-        ))?;
+        insert_org(c, &format!("org_w{n}"))?;
         Ok::<_, StoreError>(seen)
     })
     .unwrap()
@@ -473,10 +472,8 @@ fn sqlite_a_write_that_panics_leaves_the_writer_usable() {
     let store = db.store();
     let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         store.blocking(|conn| {
-            skein_persistence::connection::write_transaction(conn, |c| {
-                c.batch_execute(
-                    "INSERT INTO organizations (id, name, created_at) VALUES ('org_lost', 'L', '2026-01-01 00:00:00')",
-                )?;
+            write_transaction(conn, |c| {
+                insert_org(c, "org_lost")?;
                 panic!("a bug in a write");
                 #[allow(unreachable_code)]
                 Ok::<_, StoreError>(())
@@ -487,16 +484,7 @@ fn sqlite_a_write_that_panics_leaves_the_writer_usable() {
     store
         .blocking(|conn| Ok::<_, StoreError>(write_once(conn, 4)))
         .unwrap();
-    let mut conn = store.conn().unwrap();
-    let names: Vec<String> = diesel::sql_query(
-        "SELECT id AS name FROM organizations WHERE id IN ('org_lost', 'org_w4') ORDER BY id",
-    )
-    .load::<Name>(&mut *conn)
-    .unwrap()
-    .into_iter()
-    .map(|n| n.name)
-    .collect();
-    assert_eq!(names, ["org_w4"]);
+    assert_eq!(committed_orgs(&store, &["org_lost", "org_w4"]), ["org_w4"]);
 }
 
 #[derive(QueryableByName)]
@@ -523,8 +511,6 @@ fn committed_orgs(store: &Store, ids: &[&str]) -> Vec<String> {
     .map(|n| n.name)
     .collect()
 }
-
-use skein_persistence::connection::write_transaction;
 
 fn insert_org(c: &mut DbConnection, id: &str) -> Result<(), StoreError> {
     c.batch_execute(&format!(
