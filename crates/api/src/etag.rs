@@ -9,7 +9,7 @@
 //! hex, quoted): the same on every replica, and it changes whenever
 //! anything the answer shows changes.
 
-use actix_web::http::header::{HeaderValue, ETAG};
+use actix_web::http::header::{ContentType, HeaderValue, ETAG};
 use actix_web::HttpResponse;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -17,8 +17,12 @@ use skein_domain::DomainError;
 
 /// The strong entity tag of an answer.
 pub fn of<T: Serialize>(value: &T) -> String {
-    let bytes = serde_json::to_vec(value).unwrap_or_default();
-    let digest = Sha256::digest(&bytes);
+    tag_of(&serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// The strong entity tag of an answer's JSON bytes.
+fn tag_of(body: &[u8]) -> String {
+    let digest = Sha256::digest(body);
     format!("\"{}\"", hex::encode(&digest[..16]))
 }
 
@@ -59,31 +63,66 @@ impl Conditions {
     /// A `GET` answer of `value`: 304 with its tag when the client holds
     /// it, else `ok` with the JSON and its tag.
     pub fn answer<T: Serialize>(&self, value: &T) -> HttpResponse {
-        let tag = of(value);
+        let Ok(body) = serde_json::to_vec(value) else {
+            return HttpResponse::Ok().json(value);
+        };
+        let tag = tag_of(&body);
         if self.not_modified(&tag) {
             return HttpResponse::NotModified()
                 .insert_header((ETAG, tag))
                 .finish();
         }
-        tagged(HttpResponse::Ok(), value, tag)
+        tagged(HttpResponse::Ok(), body, &tag)
     }
 }
 
-/// `builder`'s answer of `value` as JSON with its `ETag`.
-pub fn json<T: Serialize>(builder: actix_web::HttpResponseBuilder, value: &T) -> HttpResponse {
-    let tag = of(value);
-    tagged(builder, value, tag)
+/// `builder`'s answer of `value` as JSON with its `ETag`. The JSON is
+/// written once, for the tag and the body (a message of a megabyte costs a
+/// worker one serialization, not two).
+pub fn json<T: Serialize>(mut builder: actix_web::HttpResponseBuilder, value: &T) -> HttpResponse {
+    match serde_json::to_vec(value) {
+        Ok(body) => {
+            let tag = tag_of(&body);
+            tagged(builder, body, &tag)
+        }
+        // Unreachable for Skein's answers; actix-web's own error answer.
+        Err(_) => builder.json(value),
+    }
 }
 
-fn tagged<T: Serialize>(
-    mut builder: actix_web::HttpResponseBuilder,
-    value: &T,
-    tag: String,
-) -> HttpResponse {
-    if let Ok(v) = HeaderValue::from_str(&tag) {
+/// [`json`] for an answer that may carry a lot of text (`text_bytes`): above
+/// [`crate::extract::INLINE_BODY_BYTES`] the JSON and its tag are written on
+/// the blocking pool, behind the CPU gate that token counting and large
+/// bodies' parsing use, so that a megabyte of message does not hold up the
+/// other requests of its actix worker (a thread read that shared a worker
+/// with clients posting 1 MB messages waited for their answers' JSON).
+pub async fn json_large<T: Serialize + Send + 'static>(
+    builder: actix_web::HttpResponseBuilder,
+    value: T,
+    text_bytes: usize,
+) -> Result<HttpResponse, crate::error::ApiError> {
+    if text_bytes <= crate::extract::INLINE_BODY_BYTES {
+        return Ok(json(builder, &value));
+    }
+    let rendered = skein_engine::cpu::run(move || match serde_json::to_vec(&value) {
+        Ok(body) => {
+            let tag = tag_of(&body);
+            Ok((body, tag))
+        }
+        Err(_) => Err(value),
+    })
+    .await?;
+    Ok(match rendered {
+        Ok((body, tag)) => tagged(builder, body, &tag),
+        Err(value) => json(builder, &value),
+    })
+}
+
+fn tagged(mut builder: actix_web::HttpResponseBuilder, body: Vec<u8>, tag: &str) -> HttpResponse {
+    if let Ok(v) = HeaderValue::from_str(tag) {
         builder.insert_header((ETAG, v));
     }
-    builder.json(value)
+    builder.content_type(ContentType::json()).body(body)
 }
 
 impl actix_web::FromRequest for Conditions {

@@ -141,10 +141,13 @@ pub async fn create_message(
     let message = stored
         .pop()
         .ok_or_else(|| ApiError::InvalidRequest("nothing was stored".into()))?;
-    Ok(crate::etag::json(
+    let bytes = message.content.len();
+    crate::etag::json_large(
         HttpResponse::Created(),
-        &MessageResponse::from(message),
-    ))
+        MessageResponse::from(message),
+        bytes,
+    )
+    .await
 }
 
 /// Update a message.
@@ -218,10 +221,8 @@ pub async fn update_message(
             )?)
         })
         .await?;
-    Ok(crate::etag::json(
-        HttpResponse::Ok(),
-        &MessageResponse::from(message),
-    ))
+    let bytes = message.content.len();
+    crate::etag::json_large(HttpResponse::Ok(), MessageResponse::from(message), bytes).await
 }
 
 /// Delete a message.

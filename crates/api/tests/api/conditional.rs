@@ -9,6 +9,7 @@ use skein_persistence::Backend;
 skein_persistence::on_both_backends_async!(
     threads_answer_etags_and_honour_if_none_match_and_if_match,
     messages_answer_etags_and_a_stale_if_match_changes_nothing,
+    large_messages_answer_their_json_and_tags_that_if_match_takes,
 );
 
 fn etag(r: &Resp) -> String {
@@ -146,4 +147,44 @@ async fn messages_answer_etags_and_a_stale_if_match_changes_nothing(backend: Bac
         .send()
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Answers over 64 KiB of text are written off the workers: the same JSON,
+/// and a tag that names that version.
+async fn large_messages_answer_their_json_and_tags_that_if_match_takes(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let k = &app.keys;
+    let id = app.create_thread(&k.a1, json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let big = |c: char| c.to_string().repeat(100_000) + "\u{e9}\"\n";
+    let created = app
+        .post_message(&k.a1, &id, json!({"role": "user", "content": big('a')}))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["content"], big('a'));
+    assert_eq!(
+        created.headers.get("content-type").unwrap(),
+        "application/json"
+    );
+    let m0 = etag(&created);
+    let path = format!(
+        "/v1/threads/{id}/messages/{}",
+        created.body["id"].as_str().unwrap()
+    );
+    let patch = |tag: String, content: String| {
+        app.request(Method::PATCH, &path)
+            .key(&k.a1)
+            .header("If-Match", &tag)
+            .json(json!({ "content": content }))
+            .send()
+    };
+    let r = patch(m0.clone(), big('b')).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["content"], big('b'));
+    let m1 = etag(&r);
+    assert_ne!(m1, m0);
+    assert_error(&patch(m0, big('c')).await, 412, "PRECONDITION_FAILED");
+    assert_eq!(patch(m1, big('d')).await.status, 200);
 }
