@@ -134,6 +134,14 @@ impl TestApp {
         created(self.post_thread(key, body).await)
     }
 
+    /// A new empty thread (`POST /v1/threads` with `{}`); its id.
+    pub async fn new_thread(&self, key: &str) -> String {
+        self.create_thread(key, serde_json::json!({})).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     /// `GET /v1/threads/{id}`.
     pub async fn get_thread(&self, key: &str, id: &str) -> Resp {
         self.call(Method::GET, key, &format!("/v1/threads/{id}"), None)

@@ -95,10 +95,7 @@ async fn threads_answer_etags_and_honour_if_none_match_and_if_match(backend: Bac
 async fn messages_answer_etags_and_a_stale_if_match_changes_nothing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let k = &app.keys;
-    let id = app.create_thread(&k.a1, json!({})).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.new_thread(&k.a1).await;
     let created = app
         .post_message(&k.a1, &id, json!({"role": "user", "content": "one"}))
         .await;
@@ -154,10 +151,7 @@ async fn messages_answer_etags_and_a_stale_if_match_changes_nothing(backend: Bac
 async fn large_messages_answer_their_json_and_tags_that_if_match_takes(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let k = &app.keys;
-    let id = app.create_thread(&k.a1, json!({})).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.new_thread(&k.a1).await;
     let big = |c: char| c.to_string().repeat(100_000) + "\u{e9}\"\n";
     let created = app
         .post_message(&k.a1, &id, json!({"role": "user", "content": big('a')}))

@@ -37,13 +37,6 @@ async fn say(app: &TestApp, key: &str, thread: &str, text: &str) -> String {
     r.body["id"].as_str().unwrap().to_string()
 }
 
-async fn thread(app: &TestApp, key: &str) -> String {
-    app.create_thread(key, json!({})).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 fn q(text: &str) -> String {
     let encoded: String = form_urlencoded::byte_serialize(text.as_bytes()).collect();
     format!("q={encoded}")
@@ -52,17 +45,17 @@ fn q(text: &str) -> String {
 async fn search_finds_what_was_said_and_forgets_what_is_gone(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let k = &app.keys;
-    let t1 = thread(&app, &k.a1).await;
+    let t1 = app.new_thread(&k.a1).await;
     let resend = say(&app, &k.a1, &t1, "Please resend the invoice for October").await;
     let attached = say(&app, &k.a1, &t1, "The INVOICE is attached.").await;
     let dessert = say(&app, &k.a1, &t1, "Crème brûlée recipe, please").await;
     let tokyo = say(&app, &k.a1, &t1, "昨日東京タワーに行きました").await;
-    let t2 = thread(&app, &k.a1).await;
+    let t2 = app.new_thread(&k.a1).await;
     let other = say(&app, &k.a1, &t2, "one more invoice").await;
     // Someone else's messages are never found.
-    let t3 = thread(&app, &k.a2).await;
+    let t3 = app.new_thread(&k.a2).await;
     say(&app, &k.a2, &t3, "my invoice, not yours").await;
-    let t4 = thread(&app, &k.b1).await;
+    let t4 = app.new_thread(&k.b1).await;
     say(&app, &k.b1, &t4, "invoice of another organization").await;
 
     let mut found = hit_ids(&search(&app, &k.a1, &q("invoice")).await);
@@ -157,8 +150,8 @@ async fn search_finds_what_was_said_and_forgets_what_is_gone(backend: Backend) {
 async fn search_pages_filters_and_refusals(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let k = &app.keys;
-    let t1 = thread(&app, &k.a1).await;
-    let t2 = thread(&app, &k.a1).await;
+    let t1 = app.new_thread(&k.a1).await;
+    let t2 = app.new_thread(&k.a1).await;
     let mut all = Vec::new();
     for (n, t) in [(0, &t1), (1, &t2), (2, &t1), (3, &t2), (4, &t1)] {
         // More mentions score higher.
