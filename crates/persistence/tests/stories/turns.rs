@@ -463,6 +463,38 @@ fn sqlite_the_pooled_and_the_writer_connections_have_their_own_page_cache_sizes(
     assert_eq!(temp_store, 2);
 }
 
+/// The bundled SQLite is built for how Skein uses it (`LIBSQLITE3_FLAGS` in
+/// `.cargo/config.toml`): multi-thread mode, where a connection takes no
+/// mutex around each call (each is used by one thread at a time), and no
+/// memory statistics (a global mutex on every allocation).
+#[test]
+fn sqlite_is_built_multi_threaded_without_memory_statistics() {
+    let (db, _) = setup(Backend::Sqlite);
+    let options = db
+        .store()
+        .blocking(|conn| {
+            #[derive(QueryableByName)]
+            struct CompileOption {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                compile_options: String,
+            }
+            Ok::<_, StoreError>(
+                diesel::sql_query("SELECT compile_options FROM pragma_compile_options")
+                    .load::<CompileOption>(conn)?
+                    .into_iter()
+                    .map(|o| o.compile_options)
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .unwrap();
+    for wanted in ["THREADSAFE=2", "DEFAULT_MEMSTATUS=0", "ENABLE_QPSG"] {
+        assert!(
+            options.iter().any(|o| o == wanted),
+            "{wanted} missing from {options:?}"
+        );
+    }
+}
+
 /// A write transaction that panics takes the writer connection down with
 /// it (mid-transaction): the next write gets a fresh one, and what the
 /// panicking one wrote is gone.
