@@ -149,13 +149,24 @@ impl Server {
 
     /// Sends the named signal (`TERM`, `INT`) and waits, at most
     /// [`SERVER_DEADLINE`]; returns whether the server exited successfully.
-    pub fn signal(mut self, name: &str) -> bool {
+    pub fn signal(self, name: &str) -> bool {
+        self.send(name);
+        self.wait_exit()
+    }
+
+    /// Sends the named signal and returns at once.
+    pub fn send(&self, name: &str) {
         let pid = self.child.id().to_string();
         let sent = output_within(
             Command::new("kill").args([format!("-{name}"), pid]),
             COMMAND_DEADLINE,
         );
         assert!(sent.status.success(), "{sent:?}");
+    }
+
+    /// Waits, at most [`SERVER_DEADLINE`], for the server to exit (after a
+    /// signal); returns whether it exited successfully.
+    pub fn wait_exit(mut self) -> bool {
         // Its stdout closes when it exits.
         let deadline = Instant::now() + SERVER_DEADLINE;
         loop {
@@ -166,7 +177,7 @@ impl Server {
                 Ok(_) => continue,
                 Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => panic!(
-                    "skein did not exit within {SERVER_DEADLINE:?} of SIG{name}.\nlogs:\n{}",
+                    "skein did not exit within {SERVER_DEADLINE:?}.\nlogs:\n{}",
                     self.logs()
                 ),
             }

@@ -29,6 +29,8 @@ mod first_use;
 mod metrics;
 #[path = "e2e/replicas.rs"]
 mod replicas;
+#[path = "e2e/shutdown.rs"]
+mod shutdown;
 #[path = "e2e/streams.rs"]
 mod streams;
 #[path = "e2e/transfer.rs"]

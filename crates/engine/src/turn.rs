@@ -885,7 +885,10 @@ impl Turn {
         let renewal = lease
             .as_ref()
             .map(|guard| guard.keep_alive(turn.engine.lease_ttl, turn.engine.clock.clone()));
+        // Counted until the task ends, so that a graceful stop waits for it.
+        let slot = running.enter();
         tokio::spawn(crate::log_context::inherit(async move {
+            let _slot = slot;
             let mut outcome = None;
             let ran = AssertUnwindSafe(turn.run(&events, cancel, &mut lease, &mut outcome))
                 .catch_unwind()
@@ -1117,7 +1120,8 @@ impl Turn {
     }
 
     /// Stops the turn: within the quick-cancel window nothing is kept;
-    /// later the user inputs and the partial answer are saved.
+    /// later (or whenever the process is shutting down) the user inputs and
+    /// the partial answer are saved.
     async fn cancel(
         &self,
         started: Instant,
@@ -1125,16 +1129,18 @@ impl Turn {
         lease: &mut Option<LeaseGuard>,
     ) -> CancelOutcome {
         let elapsed = started.elapsed();
-        let quick = CancelOutcome {
+        let quick_edit = CancelOutcome {
             mode: CancelMode::QuickEdit,
             elapsed_seconds: elapsed.as_secs_f64(),
             user_message_deleted: true,
             assistant_response_deleted: true,
             partial_content_saved: false,
         };
-        if self.target.is_none() || elapsed < self.engine.quick_cancel {
+        // A shutdown's cancel keeps what the turn has, however young.
+        let quick = elapsed < self.engine.quick_cancel && !self.engine.running.draining();
+        if self.target.is_none() || quick {
             release(lease).await;
-            return quick;
+            return quick_edit;
         }
         let mut messages = self.inputs.clone();
         let keep_answer = !partial.is_empty();
@@ -1147,7 +1153,7 @@ impl Turn {
                         self.response_id
                     );
                     release(lease).await;
-                    return quick;
+                    return quick_edit;
                 }
             };
             messages.push(NewMessage {
@@ -1179,7 +1185,7 @@ impl Turn {
                     self.response_id
                 );
                 release(lease).await;
-                quick
+                quick_edit
             }
         }
     }

@@ -58,6 +58,10 @@ pub struct Config {
     /// Store the events of thread responses so that clients can reconnect
     /// to a stream (`SKEIN_STORE_STREAM_EVENTS`, default true).
     pub store_stream_events: bool,
+    /// Seconds a graceful stop (SIGTERM, SIGINT) lets running model
+    /// responses finish before it cancels them, keeping what they generated
+    /// (`SKEIN_SHUTDOWN_GRACE_SECS`).
+    pub shutdown_grace_secs: u64,
     /// User tokens (`[jwt]`); off unless a secret or a public key is set.
     pub jwt: JwtConfig,
     /// Request budgets per API key and token user (`[rate_limit]`:
@@ -185,6 +189,7 @@ impl Default for Config {
             routing: RoutingConfig::default(),
             lease_ttl_secs: 600,
             store_stream_events: true,
+            shutdown_grace_secs: 10,
             jwt: JwtConfig::default(),
             rate_limit: RateLimitSettings::default(),
             retention: RetentionConfig::default(),
@@ -280,6 +285,9 @@ impl Config {
         }
         if let Some(v) = env("SKEIN_STORE_STREAM_EVENTS") {
             self.store_stream_events = parse_bool("SKEIN_STORE_STREAM_EVENTS", &v)?;
+        }
+        if let Some(v) = env("SKEIN_SHUTDOWN_GRACE_SECS") {
+            self.shutdown_grace_secs = parse_num("SKEIN_SHUTDOWN_GRACE_SECS", &v)?;
         }
         if let Some(v) = env("SKEIN_RATE_LIMIT_REQUESTS") {
             self.rate_limit.requests = parse_num("SKEIN_RATE_LIMIT_REQUESTS", &v)?;

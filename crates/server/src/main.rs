@@ -286,6 +286,7 @@ fn config_check(config: &Config) -> anyhow::Result<()> {
     );
     say!("lease_ttl_secs = {}", config.lease_ttl_secs);
     say!("store_stream_events = {}", config.store_stream_events);
+    say!("shutdown_grace_secs = {}", config.shutdown_grace_secs);
     say!("cors_origins = {:?}", config.cors_origins);
     say!(
         "[limits] max_title_chars = {}, max_pinned_threads = {}, max_messages_per_thread = {}",
@@ -590,6 +591,10 @@ fn bootstrap(store: &Store, base_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long a graceful stop waits for the responses it cancelled to save
+/// what they generated.
+const SHUTDOWN_CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// SIGTERM and SIGINT, both answered with a graceful stop.
 struct ShutdownSignals {
     term: tokio::signal::unix::Signal,
@@ -745,6 +750,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
             // (actix stops at once on SIGINT): signals are not actix's.
             shutdown_timeout_secs: 10,
         };
+        let running = std::sync::Arc::clone(&state.running);
         let server = http::server(listener, settings, move || {
             skein_api::build_app(state.clone(), metrics.clone())
         })?;
@@ -755,8 +761,31 @@ fn serve(config: Config) -> anyhow::Result<()> {
         println!("  API docs:   {base_url}/docs");
         println!("  Try:        curl -s {base_url}/v1/threads -H \"X-API-Key: $SKEIN_API_KEY\"");
         println!("  New key:    skein keys create --org ORG_ID --user USER_ID");
+        let grace = std::time::Duration::from_secs(config.shutdown_grace_secs);
         actix_web::rt::spawn(async move {
             let signal = signals.recv().await;
+            // New connections wait in the backlog (and are refused once the
+            // socket closes); the running turns, whether or not a client
+            // still follows them, go on on the workers until they end.
+            handle.pause().await;
+            let turns = running.turns();
+            if turns > 0 {
+                log::info!(
+                    "{signal} received: letting {turns} running model response(s) finish \
+                     (up to {} s)",
+                    grace.as_secs()
+                );
+            }
+            let drained = running.drain(grace, SHUTDOWN_CANCEL_WAIT).await;
+            if drained.cancelled > 0 || drained.left > 0 {
+                log::warn!(
+                    "{} model response(s) still running after {} s were cancelled, their \
+                     partial answers saved; {} did not end in time",
+                    drained.cancelled,
+                    grace.as_secs(),
+                    drained.left
+                );
+            }
             log::info!("{signal} received: finishing requests in flight (up to 10 s)");
             handle.stop(true).await;
         });

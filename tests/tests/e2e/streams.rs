@@ -50,7 +50,7 @@ fn replicas(n: usize, upstream: &PacedUpstream) -> Replicas {
     }
 }
 
-fn http() -> Client {
+pub(crate) fn http() -> Client {
     // Every request, its body included, ends within this bound.
     Client::builder()
         .timeout(Duration::from_secs(30))
@@ -59,7 +59,7 @@ fn http() -> Client {
 }
 
 /// Reads SSE frames `(id, data)` off a response body as they come.
-struct Frames(BufReader<Response>);
+pub(crate) struct Frames(BufReader<Response>);
 
 impl Frames {
     fn next(&mut self) -> Option<(u64, Value)> {
@@ -85,7 +85,7 @@ impl Frames {
         }
     }
 
-    fn until(&mut self, event: &str) -> Vec<(u64, Value)> {
+    pub(crate) fn until(&mut self, event: &str) -> Vec<(u64, Value)> {
         let mut seen = Vec::new();
         while let Some(frame) = self.next() {
             let done = frame.1["event"] == event;
@@ -97,7 +97,7 @@ impl Frames {
         panic!("the stream ended without {event}: {seen:?}");
     }
 
-    fn rest(mut self) -> Vec<(u64, Value)> {
+    pub(crate) fn rest(mut self) -> Vec<(u64, Value)> {
         let mut seen = Vec::new();
         while let Some(frame) = self.next() {
             seen.push(frame);
@@ -106,7 +106,7 @@ impl Frames {
     }
 }
 
-fn start_stream(server: &Server, key: &str, model: &str, thread: &str) -> Frames {
+pub(crate) fn start_stream(server: &Server, key: &str, model: &str, thread: &str) -> Frames {
     let r = http()
         .post(server.url("/v1/model/response"))
         .header("X-API-Key", key)
