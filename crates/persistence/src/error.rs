@@ -74,9 +74,9 @@ pub enum StoreError {
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migration(String),
-    /// A blocking task failed to complete (it panicked).
-    #[error("blocking task failed")]
-    Task(#[source] Arc<tokio::task::JoinError>),
+    /// A trip to the database panicked (the panic's message).
+    #[error("a trip to the database failed: {0}")]
+    Task(String),
     /// The `Idempotency-Key` claimed with this write belongs to another
     /// request, or holds an answer already: nothing was written (see
     /// [`crate::idempotency::Deferred`], which says what the key holds).

@@ -30,6 +30,7 @@ pub mod tenancy;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod threads;
+mod trips;
 pub mod turns;
 
 pub use connection::{Backend, DatabaseUrl, DbConnection};

@@ -113,6 +113,8 @@ pub struct Store {
     signals: Arc<crate::events::Signals>,
     /// The URL, for the notification listener (PostgreSQL).
     url: Arc<str>,
+    /// The threads trips run on (as many as `gate` has permits).
+    trips: Arc<crate::trips::Trips>,
 }
 
 impl std::fmt::Debug for Store {
@@ -152,6 +154,7 @@ impl Store {
             writer,
             signals: Arc::new(crate::events::Signals::default()),
             url: Arc::from(url),
+            trips: Arc::new(crate::trips::Trips::new(permits)),
         })
     }
 
@@ -189,11 +192,11 @@ impl Store {
         migrations::run_pending(&mut *self.conn()?)
     }
 
-    /// Runs `f` with a pooled connection on the blocking thread pool, so that
-    /// neither waiting for a connection nor the query itself ever blocks an
-    /// async worker. At most `max_size` calls are on the blocking pool at
-    /// once; the others wait for a permit without a thread, up to the
-    /// connection timeout.
+    /// Runs `f` with a pooled connection on one of the store's own threads
+    /// (at most `max_size` of them, see `trips.rs`), so that neither waiting
+    /// for a connection nor the query itself ever blocks an async worker. At
+    /// most `max_size` calls run at once; the others wait for a permit
+    /// without a thread, up to the connection timeout.
     pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
@@ -219,12 +222,13 @@ impl Store {
             }
         };
         let store = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            store.blocking(f)
-        })
-        .await
-        .map_err(|e| E::from(StoreError::Task(Arc::new(e))))?
+        self.trips
+            .run(move || {
+                let _permit = permit;
+                store.blocking(f)
+            })
+            .await
+            .map_err(E::from)?
     }
 
     /// Runs `f` with a pooled connection on the calling thread (blocking),
