@@ -48,9 +48,10 @@ static COUNTER: LazyLock<Result<Counter, String>> = LazyLock::new(Counter::load)
 /// Token count of `text` with the `o200k_base` encoding.
 ///
 /// Special-token markup such as `<|endoftext|>` in the text is counted as
-/// ordinary text. Time is linear in the text's length in practice (65-75
+/// ordinary text. Time is linear in the text's length in practice (47-75
 /// ns per byte of random letters on the benchmark machine, the worst case of
-/// tiktoken's own encoder) and memory is two bits per byte of the longest piece.
+/// tiktoken's own encoder) and memory is a bit per byte and four bytes per
+/// token of the longest piece.
 pub fn count(text: &str) -> u32 {
     if text.is_empty() {
         return 0;
