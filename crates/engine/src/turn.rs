@@ -327,12 +327,23 @@ impl Engine {
     /// creates a client-named thread on first use, binds the assistant,
     /// applies the settings' precedence, routes the model, checks that the
     /// inputs fit, takes the busy lease and reads as much history as the
-    /// window holds.
+    /// window holds. Refused ([`StoreError::Unavailable`]) once a graceful
+    /// stop has begun ([`Running::drain`]).
+    ///
+    /// [`StoreError::Unavailable`]: skein_persistence::StoreError::Unavailable
+    /// [`Running::drain`]: crate::Running::drain
     pub async fn open<E, W>(&self, request: TurnRequest, who: W) -> Result<Turn, E>
     where
         W: FnOnce(&mut DbConnection) -> Result<Scope, E> + Send + 'static,
         E: From<EngineError> + From<skein_persistence::StoreError> + Send + 'static,
     {
+        if self.running.draining() {
+            // A graceful stop is under way: a client retries on another
+            // replica (or on this one once it is back).
+            return Err(E::from(skein_persistence::StoreError::Unavailable(
+                "the server is shutting down".into(),
+            )));
+        }
         self.open_with(request, who, Opening::Turn).await
     }
 

@@ -11,7 +11,53 @@ use std::time::Duration;
 
 skein_persistence::on_both_backends_async!(
     cancel_quickly_keeps_nothing_and_later_keeps_the_partial_answer,
+    a_turn_asked_for_while_the_server_shuts_down_is_refused_and_writes_nothing,
 );
+
+/// Once a graceful stop drains the running turns, a new turn on a
+/// connection still open is 503 with `Retry-After` through either front
+/// door, and creates nothing (a turn begun then could outlive the drain).
+async fn a_turn_asked_for_while_the_server_shuts_down_is_refused_and_writes_nothing(
+    backend: Backend,
+) {
+    let mut running = None;
+    let app = TestApp::with(backend, |s: &mut AppState| {
+        running = Some(std::sync::Arc::clone(&s.running));
+    })
+    .await;
+    let k = &app.keys;
+    let before = app
+        .post_response(&k.a1, json!({"thread": "early", "inputs": [user("hi")]}))
+        .await;
+    assert_eq!(before.status, 200, "{}", before.body);
+    let drained = tokio::time::timeout(
+        Duration::from_secs(10),
+        running.unwrap().drain(Duration::ZERO, Duration::ZERO),
+    )
+    .await
+    .unwrap();
+    assert_eq!(drained.running, 0);
+    let late = app
+        .post_response(&k.a1, json!({"thread": "late", "inputs": [user("hi")]}))
+        .await;
+    assert_error(&late, 503, "SERVICE_UNAVAILABLE");
+    assert!(late.headers.contains_key("retry-after"));
+    assert_error(
+        &app.get_thread(&k.a1, "late").await,
+        404,
+        "THREAD_NOT_FOUND",
+    );
+    let openai = app
+        .post("/v1/responses")
+        .key(&k.a1)
+        .json(json!({"model": "echo", "input": "hi"}))
+        .send()
+        .await;
+    assert_error_on("/v1/responses", &openai, 503, "SERVICE_UNAVAILABLE");
+    // Reads and other writes are still served until the workers stop.
+    let thread = app.get_thread(&k.a1, "early").await;
+    assert_eq!(thread.status, 200, "{}", thread.body);
+}
 
 async fn cancel_quickly_keeps_nothing_and_later_keeps_the_partial_answer(backend: Backend) {
     for (window, mode) in [
