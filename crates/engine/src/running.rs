@@ -209,7 +209,8 @@ mod tests {
     /// Every await in these tests ends within this.
     const BOUND: Duration = Duration::from_secs(10);
 
-    #[tokio::test]
+    // Paused time: the timers below fire in order, at once.
+    #[tokio::test(start_paused = true)]
     async fn a_drain_waits_for_the_turns_that_end_within_the_grace() {
         let running = Arc::new(Running::default());
         let slot = running.enter();
@@ -233,7 +234,8 @@ mod tests {
         ends.await.unwrap();
     }
 
-    #[tokio::test]
+    // Paused time: the timers below fire in order, at once.
+    #[tokio::test(start_paused = true)]
     async fn a_drain_cancels_the_turns_left_after_the_grace_and_waits_for_them() {
         let running = Arc::new(Running::default());
         let slot = running.enter();
@@ -258,7 +260,8 @@ mod tests {
         tokio::time::timeout(BOUND, turn).await.unwrap().unwrap();
     }
 
-    #[tokio::test]
+    // Paused time: the timers below fire in order, at once.
+    #[tokio::test(start_paused = true)]
     async fn a_drain_gives_up_on_a_turn_that_never_ends() {
         let running = Arc::new(Running::default());
         let _stuck = running.enter();

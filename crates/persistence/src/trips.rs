@@ -21,7 +21,7 @@ type Job = Box<dyn FnOnce() + Send + 'static>;
 
 /// A fixed set of threads taking jobs from one queue.
 pub(crate) struct Trips {
-    sender: Mutex<mpsc::Sender<Job>>,
+    sender: mpsc::Sender<Job>,
     receiver: Arc<Mutex<mpsc::Receiver<Job>>>,
     started: AtomicUsize,
     max: usize,
@@ -32,7 +32,7 @@ impl Trips {
     pub(crate) fn new(max: usize) -> Self {
         let (sender, receiver) = mpsc::channel();
         Self {
-            sender: Mutex::new(sender),
+            sender,
             receiver: Arc::new(Mutex::new(receiver)),
             started: AtomicUsize::new(0),
             max: max.max(1),
@@ -79,7 +79,6 @@ impl Trips {
             }
         }
         self.sender
-            .lock()
             .send(job)
             .map_err(|_| StoreError::Unavailable("the database threads are gone".into()))
     }

@@ -11,15 +11,10 @@ use skein_persistence::Backend;
 use skein_tests::upstream::PacedUpstream;
 use skein_tests::Server;
 
-/// The database of a test, the same for the server and its restart.
-fn database(backend: Backend) -> (String, TestDb) {
-    let db = TestDb::new(backend);
-    let url = match backend {
-        Backend::Sqlite => "sqlite://data/skein.db".to_string(),
-        Backend::Postgres => db.url.clone(),
-    };
-    (url, db)
-}
+skein_persistence::on_both_backends!(
+    a_response_whose_client_left_is_finished_before_the_process_exits,
+    a_response_still_generating_after_the_grace_is_cancelled_and_keeps_its_part,
+);
 
 fn get(server: &Server, key: &str, path: &str) -> Value {
     let r = http()
@@ -55,8 +50,9 @@ fn saved(server: &Server, key: &str, thread: &str) -> (Value, Vec<(String, Strin
 
 fn a_response_whose_client_left_is_finished_before_the_process_exits(backend: Backend) {
     let upstream = PacedUpstream::start().unwrap();
-    let (url, _db) = database(backend);
+    let db = TestDb::new(backend);
     let dir = tempfile::tempdir().unwrap();
+    let url = super::backend_url(&db, dir.path());
     let cfg = upstream.config(dir.path());
     let env = [("SKEIN_CONFIG", cfg.as_str())];
     let server = Server::start_with(&url, dir.path(), &env);
@@ -84,8 +80,9 @@ fn a_response_whose_client_left_is_finished_before_the_process_exits(backend: Ba
 
 fn a_response_still_generating_after_the_grace_is_cancelled_and_keeps_its_part(backend: Backend) {
     let upstream = PacedUpstream::start().unwrap();
-    let (url, _db) = database(backend);
+    let db = TestDb::new(backend);
     let dir = tempfile::tempdir().unwrap();
+    let url = super::backend_url(&db, dir.path());
     let cfg = upstream.config(dir.path());
     let env = [
         ("SKEIN_CONFIG", cfg.as_str()),
@@ -119,24 +116,4 @@ fn a_response_still_generating_after_the_grace_is_cancelled_and_keeps_its_part(b
         ]
     );
     assert!(server.terminate());
-}
-
-#[test]
-fn sqlite_a_response_whose_client_left_is_finished_before_the_process_exits() {
-    a_response_whose_client_left_is_finished_before_the_process_exits(Backend::Sqlite);
-}
-
-#[test]
-fn postgres_a_response_whose_client_left_is_finished_before_the_process_exits() {
-    a_response_whose_client_left_is_finished_before_the_process_exits(Backend::Postgres);
-}
-
-#[test]
-fn sqlite_a_response_still_generating_after_the_grace_is_cancelled_and_keeps_its_part() {
-    a_response_still_generating_after_the_grace_is_cancelled_and_keeps_its_part(Backend::Sqlite);
-}
-
-#[test]
-fn postgres_a_response_still_generating_after_the_grace_is_cancelled_and_keeps_its_part() {
-    a_response_still_generating_after_the_grace_is_cancelled_and_keeps_its_part(Backend::Postgres);
 }
