@@ -7,7 +7,10 @@
 //! BPE would keep next to the previous one, and steps back when it meets a
 //! dead end, which makes it linear in practice on any input, where
 //! tiktoken's merge loop is quadratic in the length of a piece (1 MB of
-//! random letters is one piece). Its tables are built from tiktoken-rs's
+//! random letters is one piece). A piece longer than 65 KiB is encoded in
+//! chunks that are joined where their encodings meet, which bounds the
+//! encoder's memory by the chunk and, from 256 KiB, spreads the chunks over
+//! the CPUs (see `Counter::count_long`). Its tables are built from tiktoken-rs's
 //! vocabulary when the crate is compiled (`build.rs`, which documents the
 //! layout) and read in place from the binary: nothing is decoded or
 //! allocated when the counter starts, and only the pages a text touches
@@ -18,6 +21,8 @@ use std::sync::LazyLock;
 
 use regex_automata::meta::Regex;
 use regex_automata::{Anchored, Input};
+use zerocopy::little_endian::U32;
+use zerocopy::FromBytes;
 
 const NONE: u32 = u32::MAX;
 /// A packed token is `id | len << ID_BITS` (see `build.rs`).
@@ -48,16 +53,17 @@ static COUNTER: LazyLock<Result<Counter, String>> = LazyLock::new(Counter::load)
 /// Token count of `text` with the `o200k_base` encoding.
 ///
 /// Special-token markup such as `<|endoftext|>` in the text is counted as
-/// ordinary text. Time is linear in the text's length in practice (47-75
-/// ns per byte of random letters on the benchmark machine, the worst case of
-/// tiktoken's own encoder) and memory is a bit per byte and four bytes per
-/// token of the longest piece.
+/// ordinary text. Time is linear in the text's length in practice (about
+/// 45 ns of CPU per byte of random letters on the benchmark machine, the
+/// worst case of tiktoken's own encoder; a piece of 256 KiB or more is
+/// encoded on up to four threads, one per CPU) and memory is a bit per byte
+/// and four bytes per token of a piece, or of a 65 KiB chunk of a longer one.
 pub fn count(text: &str) -> u32 {
     if text.is_empty() {
         return 0;
     }
     let n = match &*COUNTER {
-        Ok(counter) => counter.count(text),
+        Ok(counter) => counter.count(text, Split::default()).0,
         // Unreachable in the server, which refuses to start when `warm`
         // fails: an estimate rather than a panic for other users.
         Err(_) => text.len().div_ceil(4),
@@ -74,12 +80,12 @@ pub fn warm() -> Result<(), String> {
 
 /// A table of little-endian `u32` words read in place.
 #[derive(Clone, Copy)]
-struct Words(&'static [u8]);
+struct Words(&'static [U32]);
 
 impl Words {
-    fn take(data: &mut &'static [u8], words: usize) -> Result<Self, String> {
+    fn take(data: &mut &'static [U32], words: usize) -> Result<Self, String> {
         let (head, rest) = data
-            .split_at_checked(words * 4)
+            .split_at_checked(words)
             .ok_or("the token tables are truncated")?;
         *data = rest;
         Ok(Self(head))
@@ -87,10 +93,7 @@ impl Words {
 
     #[inline(always)]
     fn get(self, i: usize) -> u32 {
-        match self.0.get(i * 4..i * 4 + 4) {
-            Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
-            _ => NONE,
-        }
+        self.0.get(i).map_or(NONE, |w| w.get())
     }
 }
 
@@ -136,7 +139,9 @@ struct Scratch {
 
 impl Counter {
     fn load() -> Result<Self, String> {
-        let header = Words(TABLES);
+        let words = <[U32]>::ref_from_bytes(TABLES)
+            .map_err(|_| "the token tables are not whole words".to_string())?;
+        let header = Words(words);
         let (n, trie, merges, filter_bits) = (
             header.get(0) as usize,
             header.get(1) as usize,
@@ -151,7 +156,7 @@ impl Counter {
         {
             return Err("the token tables have a bad header".into());
         }
-        let mut rest = &TABLES[16..];
+        let mut rest = words.get(4..).unwrap_or_default();
         let records = Words::take(&mut rest, 4 * n)?;
         let trie = Words::take(&mut rest, 3 * trie)?;
         let merges = Words::take(&mut rest, 2 * merges)?;
@@ -169,11 +174,21 @@ impl Counter {
         })
     }
 
-    fn count(&self, text: &str) -> usize {
+    /// Tokens in `text`, and whether every long piece's chunks met.
+    fn count(&self, text: &str, split: Split) -> (usize, bool) {
         let mut scratch = Scratch::default();
-        let mut n = 0;
+        self.pieces(text)
+            .map(|piece| self.count_piece(piece, split, &mut scratch))
+            .fold((0, true), |(n, met), (m, all)| (n + m, met && all))
+    }
+
+    /// The pre-tokenizer's pieces of `text`.
+    fn pieces<'t>(&'t self, text: &'t str) -> impl Iterator<Item = &'t [u8]> + 't {
         let mut at = 0;
-        while at < text.len() {
+        std::iter::from_fn(move || {
+            if at >= text.len() {
+                return None;
+            }
             let found = self
                 .pre
                 .find(Input::new(&text[at..]).anchored(Anchored::Yes));
@@ -189,10 +204,10 @@ impl Counter {
             // punctuation class cover what the letter classes leave); were
             // nothing matched, the rest would count as one piece.
             let end = if end > at { end } else { text.len() };
-            n += self.count_piece(&text.as_bytes()[at..end], &mut scratch);
+            let piece = &text.as_bytes()[at..end];
             at = end;
-        }
-        n
+            Some(piece)
+        })
     }
 
     /// The longest token that is a prefix of `text` (packed).
@@ -269,17 +284,39 @@ impl Counter {
         )
     }
 
-    /// Tokens in one piece of the pre-tokenizer (`bpe`'s backtracking encoder).
-    fn count_piece(&self, piece: &[u8], scratch: &mut Scratch) -> usize {
-        let mut next = self.longest(piece);
-        if next == NONE {
-            return 0;
+    /// Tokens in one piece of the pre-tokenizer: a long piece in chunks
+    /// ([`Counter::count_long`]), others (and a long one whose chunks do
+    /// not meet) whole. Whether the chunks met, where there were any.
+    fn count_piece(&self, piece: &[u8], split: Split, scratch: &mut Scratch) -> (usize, bool) {
+        if piece.len() > split.chunk + split.overlap {
+            let threads = if piece.len() >= split.parallel_from {
+                split.threads
+            } else {
+                1
+            };
+            if let Some(n) = self.count_long(piece, split.chunk, split.overlap, threads) {
+                return (n, true);
+            }
+            self.encode(piece, scratch);
+            return (scratch.tokens.len(), false);
         }
-        if len(next) == piece.len() {
-            return 1;
-        }
+        self.encode(piece, scratch);
+        (scratch.tokens.len(), true)
+    }
+
+    /// Encodes `piece` into `scratch.tokens` (packed), with `bpe`'s
+    /// backtracking encoder.
+    fn encode(&self, piece: &[u8], scratch: &mut Scratch) {
         let Scratch { tokens, dead } = scratch;
         tokens.clear();
+        let mut next = self.longest(piece);
+        if next == NONE {
+            return;
+        }
+        if len(next) == piece.len() {
+            tokens.push(next);
+            return;
+        }
         dead.clear();
         dead.resize(piece.len() / 64 + 1, 0);
         let mut pos = 0;
@@ -295,7 +332,7 @@ impl Counter {
                     tokens.push(token);
                     pos = end;
                     if pos >= piece.len() {
-                        return tokens.len();
+                        return;
                     }
                     next = self.longest(&piece[pos..]);
                     break;
@@ -316,13 +353,216 @@ impl Counter {
                         next = l;
                     }
                     // Unreachable: a single byte is always a token, so the
-                    // walk never steps back past the start.
-                    None => return piece.len(),
+                    // walk never steps back past the start. Were it reached,
+                    // one token per byte.
+                    None => {
+                        tokens.clear();
+                        tokens.extend(piece.iter().map(|&b| self.longest(&[b])));
+                        return;
+                    }
                 }
                 break;
             }
         }
     }
+
+    /// Tokens in a long piece, encoded in chunks of `chunk` bytes on up to
+    /// `threads` threads, with memory bounded by the chunk's length, not the
+    /// piece's.
+    ///
+    /// Chunk `i` encodes the bytes from `i * chunk` to `overlap` bytes past
+    /// the next chunk's start (`overlap` is less than `chunk`). Two encodings of overlapping text soon agree:
+    /// both have a token boundary at some position `q` in the overlap, and
+    /// where BPE keeps the one's token ending at `q` next to the other's
+    /// token starting there, the first encoding up to `q` followed by the
+    /// second from `q` is a sequence whose every pair of neighbours BPE keeps,
+    /// which is the text's encoding (the property `bpe`'s backtracking
+    /// encoder rests on). `None` when two chunks do not agree within the
+    /// overlap (periodic text such as one letter repeated can keep two
+    /// encodings out of step): the caller then encodes the piece whole.
+    fn count_long(
+        &self,
+        piece: &[u8],
+        chunk: usize,
+        overlap: usize,
+        threads: usize,
+    ) -> Option<usize> {
+        let chunks = piece.len().div_ceil(chunk);
+        let per_thread = chunks.div_ceil(threads.max(1));
+        let seams = |first: usize| {
+            let mut scratch = Scratch::default();
+            (first..(first + per_thread).min(chunks))
+                .map(|i| self.seam(piece, i, chunk, overlap, &mut scratch))
+                .collect::<Vec<_>>()
+        };
+        let seams: Vec<Seam> = if per_thread >= chunks {
+            seams(0)
+        } else {
+            std::thread::scope(|scope| {
+                let seams = &seams;
+                let spawned: Vec<_> = (per_thread..chunks)
+                    .step_by(per_thread)
+                    .map(|first| {
+                        std::thread::Builder::new()
+                            .name("skein-tokens".into())
+                            .spawn_scoped(scope, move || seams(first))
+                            .map_err(|_| first)
+                    })
+                    .collect();
+                let mut all = seams(0);
+                for thread in spawned {
+                    // A thread that could not start, or panicked (a bug):
+                    // its chunks are encoded here.
+                    match thread {
+                        Ok(handle) => match handle.join() {
+                            Ok(part) => all.extend(part),
+                            Err(_) => return Vec::new(),
+                        },
+                        Err(first) => all.extend(seams(first)),
+                    }
+                }
+                all
+            })
+        };
+        if seams.len() != chunks {
+            return None;
+        }
+        let mut n = 0;
+        let mut from = 0;
+        for pair in seams.windows(2) {
+            let (left, right) = (&pair[0], &pair[1]);
+            let (through, before) = self.meet(&left.tail, &right.head)?;
+            n += through - from;
+            from = before;
+        }
+        Some(n + seams.last().map_or(0, |last| last.tokens) - from)
+    }
+
+    /// Chunk `i` of `piece` encoded, and where its tokens start near its
+    /// start and end near the next chunk's start.
+    fn seam(
+        &self,
+        piece: &[u8],
+        i: usize,
+        chunk: usize,
+        overlap: usize,
+        scratch: &mut Scratch,
+    ) -> Seam {
+        let start = i * chunk;
+        let next = start + chunk;
+        let end = (next + overlap).min(piece.len());
+        self.encode(piece.get(start..end).unwrap_or_default(), scratch);
+        let mut seam = Seam {
+            tokens: scratch.tokens.len(),
+            ..Seam::default()
+        };
+        let mut at = start;
+        for (k, &token) in scratch.tokens.iter().enumerate() {
+            if at < start + overlap {
+                seam.head.push((at, token & ID, k));
+            }
+            at += len(token);
+            if at >= next && at < end {
+                seam.tail.push((at, token & ID, k + 1));
+            }
+        }
+        seam
+    }
+
+    /// The first position where `tail` (the left chunk's token ends) and
+    /// `head` (the right chunk's token starts) meet with a pair BPE keeps:
+    /// the left chunk's tokens up to it and the right chunk's before it.
+    fn meet(
+        &self,
+        tail: &[(usize, u32, usize)],
+        head: &[(usize, u32, usize)],
+    ) -> Option<(usize, usize)> {
+        let (mut a, mut b) = (tail.iter().peekable(), head.iter().peekable());
+        while let (Some(&&(p, left, through)), Some(&&(q, right, before))) = (a.peek(), b.peek()) {
+            if p < q {
+                a.next();
+            } else if q < p {
+                b.next();
+            } else {
+                if self.valid_pair(left, right) {
+                    return Some((through, before));
+                }
+                a.next();
+                b.next();
+            }
+        }
+        None
+    }
+}
+
+/// Where one chunk of a long piece can be joined to its neighbours
+/// ([`Counter::count_long`]): `(position, token, tokens before it)` for each
+/// token starting in the chunk's first [`OVERLAP`] bytes, `(position, token,
+/// tokens up to it)` for each token ending in the next chunk's first
+/// [`OVERLAP`] bytes, and the chunk's token count.
+#[derive(Default)]
+struct Seam {
+    head: Vec<(usize, u32, usize)>,
+    tail: Vec<(usize, u32, usize)>,
+    tokens: usize,
+}
+
+/// Pieces longer than this (and [`OVERLAP`]) are encoded in chunks of this
+/// many bytes.
+const CHUNK: usize = 1 << 16;
+/// How far a chunk's encoding runs into the next chunk, to meet it.
+const OVERLAP: usize = 1 << 10;
+/// A piece this long is counted on several threads.
+const PARALLEL_FROM: usize = 1 << 18;
+
+/// How long pieces are counted ([`Counter::count_long`]).
+#[derive(Clone, Copy)]
+struct Split {
+    chunk: usize,
+    overlap: usize,
+    /// Threads for a piece of at least `parallel_from` bytes.
+    threads: usize,
+    parallel_from: usize,
+}
+
+impl Default for Split {
+    /// Chunks of [`CHUNK`] bytes, on one thread per CPU up to four.
+    fn default() -> Self {
+        static CPUS: LazyLock<usize> =
+            LazyLock::new(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)));
+        Self {
+            chunk: CHUNK,
+            overlap: OVERLAP,
+            threads: *CPUS,
+            parallel_from: PARALLEL_FROM,
+        }
+    }
+}
+
+/// [`count`] with pieces longer than `chunk + overlap` bytes split into
+/// chunks of `chunk` bytes, on `threads` threads however long, and whether every such piece's chunks met (a piece whose chunks
+/// did not is encoded whole, as `count` does): for tests of the seams, on
+/// texts short enough for a reference encoder. `None` for an `overlap` that
+/// is not less than `chunk`, or zero.
+#[doc(hidden)]
+pub fn count_in_chunks(
+    text: &str,
+    chunk: usize,
+    overlap: usize,
+    threads: usize,
+) -> Option<(u32, bool)> {
+    let counter = COUNTER.as_ref().ok()?;
+    if overlap == 0 || overlap >= chunk {
+        return None;
+    }
+    let split = Split {
+        chunk,
+        overlap,
+        threads,
+        parallel_from: 0,
+    };
+    let (n, met) = counter.count(text, split);
+    Some((u32::try_from(n).ok()?, met))
 }
 
 #[cfg(test)]

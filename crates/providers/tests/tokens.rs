@@ -122,3 +122,59 @@ fn counts_match_tiktoken_on_adversarial_text() {
         assert_same_counts(name, text);
     }
 }
+
+/// A long piece is encoded in chunks that are joined where their encodings
+/// meet: with chunks of a few hundred bytes, every kind of text crosses many
+/// seams, and the counts stay tiktoken's, on one thread or several.
+#[test]
+fn counts_in_chunks_match_tiktoken_across_the_seams() {
+    let letters: Vec<&str> = chars("abcdefghijklmnopqrstuvwxyz");
+    let unicode: Vec<&str> = chars("éñüßÅﬁİı日本語中文😀🙂👍🏽العربيةрусскийक्षि\u{301}\u{200d}");
+    let punctuation: Vec<&str> = chars("!@#$%^&*()_+-=[]{};:\",./<>?\\|`~");
+    let cases = [
+        ("random letters", random_text(11, 40_000, &letters)),
+        ("unicode", random_text(12, 8_000, &unicode)),
+        ("punctuation", random_text(13, 20_000, &punctuation)),
+        ("two letters", random_text(14, 20_000, &chars("ab"))),
+    ];
+    for (name, text) in &cases {
+        let expected = tiktoken(text);
+        for (chunk, overlap) in [(200, 64), (1_000, 100), (4_096, 1_024)] {
+            for threads in [1, 3] {
+                assert_eq!(
+                    tokens::count_in_chunks(text, chunk, overlap, threads),
+                    Some((expected as u32, true)),
+                    "{name}: chunks of {chunk} bytes, {threads} threads"
+                );
+            }
+        }
+    }
+}
+
+/// Periodic text can keep two chunks' encodings out of step, so that they
+/// never meet (one letter repeated is encoded in runs of eight, which chunks
+/// of an odd length cut out of phase): the piece is then encoded whole, and
+/// counted right.
+#[test]
+fn a_piece_whose_chunks_do_not_meet_is_counted_whole() {
+    for text in ["a".repeat(20_001), "z".repeat(30_000)] {
+        assert_eq!(
+            tokens::count_in_chunks(&text, 1_001, 100, 2),
+            Some((tiktoken(&text) as u32, false)),
+            "{}",
+            text.len()
+        );
+    }
+}
+
+/// A megabyte of random letters, one piece counted on every CPU, gives the
+/// count of the same piece encoded whole on one thread.
+#[test]
+fn a_megabyte_piece_counted_on_several_threads_gives_the_whole_encodings_count() {
+    let letters: Vec<&str> = chars("abcdefghijklmnopqrstuvwxyz");
+    let text = random_text(15, 1_000_000, &letters);
+    assert_eq!(
+        Some((tokens::count(&text), true)),
+        tokens::count_in_chunks(&text, text.len() + 1, 1, 1)
+    );
+}
