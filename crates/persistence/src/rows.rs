@@ -3,7 +3,12 @@
 use crate::schema::{api_keys, assistants, messages, threads};
 use crate::StoreError;
 use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::backend::Backend;
+use diesel::deserialize::{self, FromSql};
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::sql_types::{Nullable, Timestamp};
+use diesel::sqlite::Sqlite;
 use skein_domain::{
     clock, fold_case, Assistant, AssistantId, AssistantName, ForkedFrom, Instructions, Lease,
     Message, MessageId, MessageRole, Metadata, OrganizationId, StoredThread, Temperature, Thread,
@@ -18,6 +23,104 @@ pub fn to_naive(t: DateTime<Utc>) -> NaiveDateTime {
 /// Stored timestamps read back as UTC.
 pub fn to_utc(t: NaiveDateTime) -> DateTime<Utc> {
     t.and_utc()
+}
+
+/// A timestamp column read into a `NaiveDateTime` (`#[diesel(deserialize_as =
+/// Stamp)]` on a row's field). On SQLite, where a timestamp is text, the
+/// format diesel writes (`YYYY-MM-DD HH:MM:SS` and up to nine digits of a
+/// fraction) is read by hand: diesel's own reading tries chrono's
+/// `parse_from_str` with each of 18 formats, which took 5% of the CPU of a
+/// thread list (seven timestamps a row). Any other text, and every other
+/// backend, goes to diesel's reading.
+#[derive(Debug, Clone, Copy, diesel::deserialize::FromSqlRow)]
+pub struct Stamp(NaiveDateTime);
+
+/// A nullable timestamp column read like [`Stamp`].
+#[derive(Debug, Clone, Copy, diesel::deserialize::FromSqlRow)]
+pub struct MaybeStamp(Option<NaiveDateTime>);
+
+impl From<Stamp> for NaiveDateTime {
+    fn from(s: Stamp) -> Self {
+        s.0
+    }
+}
+
+impl From<MaybeStamp> for Option<NaiveDateTime> {
+    fn from(s: MaybeStamp) -> Self {
+        s.0
+    }
+}
+
+impl FromSql<Timestamp, Sqlite> for Stamp {
+    fn from_sql(mut value: <Sqlite as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+        if value.value_type() == Some(diesel::sqlite::SqliteType::Text) {
+            if let Some(t) = parse_timestamp(value.read_text().as_bytes()) {
+                return Ok(Self(t));
+            }
+        }
+        <NaiveDateTime as FromSql<Timestamp, Sqlite>>::from_sql(value).map(Self)
+    }
+}
+
+impl FromSql<Timestamp, Pg> for Stamp {
+    fn from_sql(value: <Pg as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+        <NaiveDateTime as FromSql<Timestamp, Pg>>::from_sql(value).map(Self)
+    }
+}
+
+/// The multi-backend connection's backend.
+type Multi = <crate::DbConnection as diesel::Connection>::Backend;
+
+impl FromSql<Timestamp, Multi> for Stamp {
+    fn from_sql(value: <Multi as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+        value.from_sql::<Self, Timestamp>()
+    }
+}
+
+impl<DB: Backend> FromSql<Nullable<Timestamp>, DB> for MaybeStamp
+where
+    Stamp: FromSql<Timestamp, DB>,
+{
+    fn from_sql(value: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        Stamp::from_sql(value).map(|s| Self(Some(s.0)))
+    }
+
+    fn from_nullable_sql(value: Option<DB::RawValue<'_>>) -> deserialize::Result<Self> {
+        match value {
+            Some(v) => Self::from_sql(v),
+            None => Ok(Self(None)),
+        }
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS` with an optional `.` and one to nine digits, or
+/// `None`.
+fn parse_timestamp(text: &[u8]) -> Option<NaiveDateTime> {
+    fn digits(text: &[u8]) -> Option<u32> {
+        text.iter().try_fold(0u32, |n, &b| {
+            b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
+        })
+    }
+    let (head, fraction) = text.split_at_checked(19)?;
+    if [head[4], head[7], head[10], head[13], head[16]] != *b"-- ::" {
+        return None;
+    }
+    let nanos = match fraction {
+        [] => 0,
+        [b'.', f @ ..] if (1..=9).contains(&f.len()) => digits(f)? * 10u32.pow(9 - f.len() as u32),
+        _ => return None,
+    };
+    chrono::NaiveDate::from_ymd_opt(
+        i32::try_from(digits(&head[0..4])?).ok()?,
+        digits(&head[5..7])?,
+        digits(&head[8..10])?,
+    )?
+    .and_hms_nano_opt(
+        digits(&head[11..13])?,
+        digits(&head[14..16])?,
+        digits(&head[17..19])?,
+        nanos,
+    )
 }
 
 /// A full thread row.
@@ -49,20 +152,26 @@ pub struct ThreadRow {
     /// Last model used.
     pub last_model_used: Option<String>,
     /// Pin time.
+    #[diesel(deserialize_as = MaybeStamp)]
     pub pinned_at: Option<NaiveDateTime>,
     /// Creation time.
+    #[diesel(deserialize_as = Stamp)]
     pub created_at: NaiveDateTime,
     /// Last update.
+    #[diesel(deserialize_as = Stamp)]
     pub updated_at: NaiveDateTime,
     /// Newest message time.
+    #[diesel(deserialize_as = MaybeStamp)]
     pub last_message_at: Option<NaiveDateTime>,
     /// Soft-delete time.
+    #[diesel(deserialize_as = MaybeStamp)]
     pub deleted_at: Option<NaiveDateTime>,
     /// Sequence number of the newest message ever appended.
     pub last_seq: i64,
     /// The running response holding the busy lease.
     pub lease_id: Option<String>,
     /// When that lease lapses.
+    #[diesel(deserialize_as = MaybeStamp)]
     pub lease_expires_at: Option<NaiveDateTime>,
     /// Created by a first response whose turn is not saved yet.
     pub provisional: bool,
@@ -73,6 +182,7 @@ pub struct ThreadRow {
     /// Deleted for good at `expected_deletion_at`.
     pub is_incognito: bool,
     /// When an incognito thread goes.
+    #[diesel(deserialize_as = MaybeStamp)]
     pub expected_deletion_at: Option<NaiveDateTime>,
     /// An assistant message arrived after the owner's last read.
     pub unread: bool,
@@ -336,8 +446,10 @@ pub struct MessageRow {
     /// Model.
     pub model: Option<String>,
     /// Creation time.
+    #[diesel(deserialize_as = Stamp)]
     pub created_at: NaiveDateTime,
     /// Update time.
+    #[diesel(deserialize_as = Stamp)]
     pub updated_at: NaiveDateTime,
     /// `message`, or the type of another conversation item (whose JSON is
     /// then `content`).
@@ -448,10 +560,13 @@ pub struct ApiKeyRow {
     /// Optional label.
     pub name: Option<String>,
     /// Creation time.
+    #[diesel(deserialize_as = Stamp)]
     pub created_at: NaiveDateTime,
     /// Last successful use (updated at most once a minute).
+    #[diesel(deserialize_as = MaybeStamp)]
     pub last_used_at: Option<NaiveDateTime>,
     /// Revocation time.
+    #[diesel(deserialize_as = MaybeStamp)]
     pub revoked_at: Option<NaiveDateTime>,
 }
 
@@ -476,8 +591,10 @@ pub struct AssistantRow {
     /// Metadata JSON.
     pub metadata: String,
     /// Creation time.
+    #[diesel(deserialize_as = Stamp)]
     pub created_at: NaiveDateTime,
     /// Update time.
+    #[diesel(deserialize_as = Stamp)]
     pub updated_at: NaiveDateTime,
 }
 
@@ -545,6 +662,53 @@ impl<'a> From<&'a Assistant> for AssistantChangeset<'a> {
             temperature: a.temperature.map(Temperature::value),
             metadata: a.metadata.to_value().to_string(),
             updated_at: to_naive(a.updated_at),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_timestamp;
+    use chrono::NaiveDateTime;
+
+    #[test]
+    fn the_written_format_reads_as_chrono_reads_it() {
+        for text in [
+            "2026-12-02 16:40:00",
+            "2026-12-02 16:40:00.1",
+            "2026-12-02 16:40:00.123456",
+            "2026-12-02 16:40:00.123456789",
+            "1970-01-01 00:00:00.000001",
+            "2024-02-29 23:59:59.999999",
+        ] {
+            assert_eq!(
+                parse_timestamp(text.as_bytes()),
+                NaiveDateTime::parse_from_str(text, "%F %T%.f").ok(),
+                "{text}"
+            );
+            assert!(parse_timestamp(text.as_bytes()).is_some(), "{text}");
+        }
+    }
+
+    #[test]
+    fn anything_else_is_left_to_diesel() {
+        for text in [
+            "",
+            "2026-12-02",
+            "2026-12-02T16:40:00",
+            "2026-12-02 16:40:00Z",
+            "2026-12-02 16:40:00.",
+            "2026-12-02 16:40:00.1234567890",
+            "2026-12-02 16:40:00+01:00",
+            "2026-13-02 16:40:00",
+            "2023-02-29 16:40:00",
+            "2026-12-02 24:00:00",
+            "2026-12-02 16:40:60",
+            "2026-1a-02 16:40:00",
+            "+2026-12-02 16:40:0",
+            "2459580.5",
+        ] {
+            assert_eq!(parse_timestamp(text.as_bytes()), None, "{text}");
         }
     }
 }

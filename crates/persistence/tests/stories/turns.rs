@@ -495,6 +495,64 @@ fn sqlite_is_built_multi_threaded_without_memory_statistics() {
     }
 }
 
+/// SQLite keeps timestamps as text, which the store reads by hand in the
+/// format it writes; a timestamp in any other form diesel reads (another
+/// tool's, or a hand edit's) still reads, through diesel's own parsing, and
+/// the format it writes keeps its fraction.
+#[test]
+fn sqlite_timestamps_in_other_formats_still_read() {
+    let (_db, store) = setup(Backend::Sqlite);
+    let who = scope("org_a", "usr_1");
+    let id = ThreadId::parse("stamps").unwrap();
+    let read = |sql: &str| {
+        let sql = sql.to_string();
+        store
+            .blocking(|conn| {
+                conn.batch_execute(&sql)?;
+                threads::find(conn, &who, "stamps")
+            })
+            .unwrap()
+            .unwrap()
+    };
+    store
+        .blocking(|conn| {
+            turns::begin(
+                conn,
+                &who,
+                &start_in(&id, "resp_1"),
+                &Limits::default(),
+                clock::now(),
+            )
+        })
+        .unwrap();
+    let thread = read(
+        "UPDATE threads SET created_at = '2026-01-02T03:04:05Z', \
+         updated_at = '2026-01-02 03:04:05.123456789', last_message_at = '2026-01-02 03:04' \
+         WHERE id = 'stamps'",
+    );
+    assert_eq!(
+        thread.created_at().to_rfc3339(),
+        "2026-01-02T03:04:05+00:00"
+    );
+    assert_eq!(
+        thread.updated_at().to_rfc3339(),
+        "2026-01-02T03:04:05.123456789+00:00"
+    );
+    assert_eq!(
+        thread.last_message_at().map(|t| t.to_rfc3339()),
+        Some("2026-01-02T03:04:00+00:00".into())
+    );
+    let thread = read(
+        "UPDATE threads SET created_at = '2026-01-02 03:04:05.5', last_message_at = NULL \
+         WHERE id = 'stamps'",
+    );
+    assert_eq!(
+        thread.created_at().to_rfc3339(),
+        "2026-01-02T03:04:05.500+00:00"
+    );
+    assert_eq!(thread.last_message_at(), None);
+}
+
 /// A write transaction that panics takes the writer connection down with
 /// it (mid-transaction): the next write gets a fresh one, and what the
 /// panicking one wrote is gone.
