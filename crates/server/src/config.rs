@@ -182,7 +182,7 @@ impl Default for Config {
             log_format: "text".into(),
             bootstrap: true,
             max_body_bytes: skein_api::state::DEFAULT_MAX_BODY_BYTES,
-            db_pool_size: 8,
+            db_pool_size: 16,
             workers: None,
             client_request_timeout_ms: DEFAULT_CLIENT_REQUEST_TIMEOUT_MS,
             limits: Limits::default(),
