@@ -234,7 +234,7 @@ fn a_scrape_after_a_session_shows_every_documented_metric(backend: Backend) {
     );
     assert!(sample(&text, "skein_sweeper_runs_total", &["outcome=\"purged\""]).unwrap() >= 1.0);
     assert!(sample(&text, "skein_purged_rows_total", &["kind=\"messages\""]).unwrap() >= 2.0);
-    assert_eq!(value(&text, "skein_db_pool_max_connections"), Some(8.0));
+    assert_eq!(value(&text, "skein_db_pool_max_connections"), Some(16.0));
     assert_eq!(value(&text, "skein_db_pool_waiters"), Some(0.0));
     assert_eq!(value(&text, "skein_db_writes_waiting"), Some(0.0));
     let open = sample(&text, "skein_db_pool_connections", &["state=\"idle\""]).unwrap()
