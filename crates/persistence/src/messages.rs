@@ -290,14 +290,14 @@ fn page_rows(
             all,
             messages::seq,
             keyset,
-            |q| on_backend!(conn, c => q.select(MessageRow::as_select()).load(c)?)
+            |q| on_backend!(conn, c => crate::keyset::load_rows(q.select(MessageRow::as_select()), c, keyset.fetch())?)
         )
     } else {
         with_keyset!(
             all.filter(messages::kind.eq(MESSAGE_KIND)),
             messages::seq,
             keyset,
-            |q| on_backend!(conn, c => q.select(MessageRow::as_select()).load(c)?)
+            |q| on_backend!(conn, c => crate::keyset::load_rows(q.select(MessageRow::as_select()), c, keyset.fetch())?)
         )
     };
     Ok((rows, keyset))

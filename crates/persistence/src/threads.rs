@@ -885,7 +885,7 @@ pub fn list_across(
                 .filter(admitted_by!(l)),
             threads::pk,
             keyset,
-            |q| on_backend!(conn, c => q.select(ThreadRow::as_select()).load(c)?)
+            |q| on_backend!(conn, c => crate::keyset::load_rows(q.select(ThreadRow::as_select()), c, keyset.fetch())?)
         ),
         _ => match search.as_ref().and_then(|s| s.gram.clone()) {
             Some(gram) => {
