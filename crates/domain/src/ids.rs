@@ -45,12 +45,14 @@ fn check(s: &str) -> Result<(), IdError> {
     if s.is_empty() {
         return Err(IdError::Empty);
     }
-    if s.chars().count() > MAX_ID_CHARS {
+    // Characters are never more than bytes: only a long text is counted.
+    if s.len() > MAX_ID_CHARS && s.chars().count() > MAX_ID_CHARS {
         return Err(IdError::TooLong { max: MAX_ID_CHARS });
     }
+    // Every allowed character is ASCII, so bytes are checked one by one.
     if !s
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
     {
         return Err(IdError::InvalidCharacter);
     }
