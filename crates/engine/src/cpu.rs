@@ -2,7 +2,10 @@
 //! pool, at most one task per core but one, so that a flood of large
 //! bodies always leaves a core to the workers that serve everything else.
 //! Waiting for a slot parks no thread. Work on short texts (at most
-//! [`INLINE_BYTES`]) is done in place.
+//! [`INLINE_BYTES`]) is done in place. A count of a long text may use more
+//! threads ([`skein_providers::tokens::with_threads`]) only as it finds more
+//! slots free, so the budget holds however the work is split (the server
+//! sets counts to one thread otherwise, `tokens::set_threads(1)`).
 
 use crate::EngineError;
 use std::sync::{Arc, OnceLock};
@@ -23,16 +26,48 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let permit = gate()
+    run_wide(gate(), 0, move |_| f()).await
+}
+
+/// Runs `f` on the blocking pool once a slot of `gate` is free, with up to
+/// `more` further slots that are free right then (it never waits for
+/// those); `f` is told how many slots it holds, at least one.
+async fn run_wide<T, F>(gate: Arc<Semaphore>, more: u32, f: F) -> Result<T, EngineError>
+where
+    F: FnOnce(usize) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let permit = gate
+        .clone()
         .acquire_owned()
         .await
         .map_err(|_| EngineError::Panicked("the CPU gate is closed".into()))?;
+    let extra = (1..=more)
+        .rev()
+        .find_map(|n| gate.clone().try_acquire_many_owned(n).ok().map(|p| (n, p)));
+    let slots = 1 + extra.as_ref().map_or(0, |(n, _)| *n as usize);
     tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        f()
+        let _permits = (permit, extra);
+        f(slots)
     })
     .await
     .map_err(|e| EngineError::Panicked(format!("CPU task: {e}")))
+}
+
+/// Counts on as many threads as free CPU slots allow (up to four), for
+/// `bytes` of text long enough to be split; else as [`run_for`].
+async fn run_counting<T, F>(bytes: usize, f: F) -> Result<T, EngineError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    if bytes < skein_providers::tokens::PARALLEL_FROM {
+        return run_for(bytes, f).await;
+    }
+    run_wide(gate(), 3, move |slots| {
+        skein_providers::tokens::with_threads(slots, f)
+    })
+    .await
 }
 
 /// Work on at most this many bytes of text is done where it is asked for:
@@ -59,7 +94,7 @@ where
 /// they are short).
 pub async fn count_tokens(texts: Vec<String>) -> Result<(Vec<String>, Vec<u32>), EngineError> {
     let bytes = texts.iter().map(String::len).sum();
-    run_for(bytes, move || {
+    run_counting(bytes, move || {
         let counts = texts
             .iter()
             .map(|t| skein_providers::tokens::count(t))
@@ -72,9 +107,40 @@ pub async fn count_tokens(texts: Vec<String>) -> Result<(Vec<String>, Vec<u32>),
 /// The token count of one text, counted off the async workers (unless it
 /// is short).
 pub async fn count_one(text: String) -> Result<(String, u32), EngineError> {
-    run_for(text.len(), move || {
+    run_counting(text.len(), move || {
         let n = skein_providers::tokens::count(&text);
         (text, n)
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_wide;
+    use std::sync::Arc;
+    use tokio::sync::Semaphore;
+
+    /// A task takes the further slots that are free, never more, and gives
+    /// them all back: the CPU budget holds however a count is split.
+    fn slots(n: usize) -> usize {
+        n
+    }
+
+    #[tokio::test]
+    async fn a_task_takes_only_the_free_slots_and_gives_them_back() {
+        let within = |f| tokio::time::timeout(std::time::Duration::from_secs(10), f);
+        let gate = Arc::new(Semaphore::new(3));
+        let all = within(run_wide(gate.clone(), 3, slots)).await;
+        assert_eq!(all.unwrap().unwrap(), 3);
+        assert_eq!(gate.available_permits(), 3);
+        let held = gate.clone().try_acquire_owned().unwrap();
+        let some = within(run_wide(gate.clone(), 3, slots)).await;
+        assert_eq!(some.unwrap().unwrap(), 2);
+        drop(held);
+        let one = within(run_wide(Arc::new(Semaphore::new(1)), 3, slots)).await;
+        assert_eq!(one.unwrap().unwrap(), 1);
+        let asked_none = within(run_wide(gate.clone(), 0, slots)).await;
+        assert_eq!(asked_none.unwrap().unwrap(), 1);
+        assert_eq!(gate.available_permits(), 3);
+    }
 }

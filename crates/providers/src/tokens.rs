@@ -17,6 +17,8 @@
 //! become resident (about 16 MB in all, against about 50 MB of heap for
 //! tiktoken-rs's encoder).
 
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::LazyLock;
 
 use regex_automata::meta::Regex;
@@ -56,19 +58,60 @@ static COUNTER: LazyLock<Result<Counter, String>> = LazyLock::new(Counter::load)
 /// ordinary text. Time is linear in the text's length in practice (about
 /// 45 ns of CPU per byte of random letters on the benchmark machine, the
 /// worst case of tiktoken's own encoder; a piece of 256 KiB or more is
-/// encoded on up to four threads, one per CPU) and memory is a bit per byte
-/// and four bytes per token of a piece, or of a 65 KiB chunk of a longer one.
+/// encoded on several threads, see [`set_threads`]) and memory is a bit per
+/// byte and four bytes per token of a piece, or of a 64 KiB chunk of a
+/// longer one.
 pub fn count(text: &str) -> u32 {
     if text.is_empty() {
         return 0;
     }
+    let split = Split {
+        threads: threads(),
+        ..Split::default()
+    };
     let n = match &*COUNTER {
-        Ok(counter) => counter.count(text, Split::default()).0,
+        Ok(counter) => counter.count(text, split).0,
         // Unreachable in the server, which refuses to start when `warm`
         // fails: an estimate rather than a panic for other users.
         Err(_) => text.len().div_ceil(4),
     };
     u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Most threads one [`count`] uses, from now on in this process: `1` for
+/// only the caller's, `0` (the default) for one per CPU up to four. The
+/// server sets 1 and lends more through its CPU gate ([`with_threads`]).
+pub fn set_threads(threads: usize) {
+    THREADS.store(threads, Ordering::Relaxed);
+}
+
+/// Runs `f` with the counts it makes on this thread using at most
+/// `threads` threads (at least one), whatever [`set_threads`] says.
+pub fn with_threads<T>(threads: usize, f: impl FnOnce() -> T) -> T {
+    /// Puts the scope before back, even if `f` panics.
+    struct Restore(usize);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SCOPED.with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Restore(SCOPED.with(|s| s.replace(threads.max(1))));
+    f()
+}
+
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// The innermost [`with_threads`] on this thread, or 0.
+    static SCOPED: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Threads for a count made now on this thread.
+fn threads() -> usize {
+    match (SCOPED.with(Cell::get), THREADS.load(Ordering::Relaxed)) {
+        (0, 0) => Split::default().threads,
+        (0, n) | (n, _) => n,
+    }
 }
 
 /// Builds the pre-tokenizer now (a few milliseconds), so that the first
@@ -512,8 +555,8 @@ struct Seam {
 const CHUNK: usize = 1 << 16;
 /// How far a chunk's encoding runs into the next chunk, to meet it.
 const OVERLAP: usize = 1 << 10;
-/// A piece this long is counted on several threads.
-const PARALLEL_FROM: usize = 1 << 18;
+/// A piece this long is counted on several threads (see [`set_threads`]).
+pub const PARALLEL_FROM: usize = 1 << 18;
 
 /// How long pieces are counted ([`Counter::count_long`]).
 #[derive(Clone, Copy)]
@@ -540,10 +583,11 @@ impl Default for Split {
 }
 
 /// [`count`] with pieces longer than `chunk + overlap` bytes split into
-/// chunks of `chunk` bytes, on `threads` threads however long, and whether every such piece's chunks met (a piece whose chunks
-/// did not is encoded whole, as `count` does): for tests of the seams, on
-/// texts short enough for a reference encoder. `None` for an `overlap` that
-/// is not less than `chunk`, or zero.
+/// chunks of `chunk` bytes, on `threads` threads however long, and whether
+/// every such piece's chunks met (a piece whose chunks did not is encoded
+/// whole, as `count` does): for tests of the seams, on texts short enough
+/// for a reference encoder. `None` for an `overlap` that is not less than
+/// `chunk`, or zero.
 #[doc(hidden)]
 pub fn count_in_chunks(
     text: &str,
