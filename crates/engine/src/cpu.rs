@@ -54,14 +54,15 @@ where
     .map_err(|e| EngineError::Panicked(format!("CPU task: {e}")))
 }
 
-/// Counts on as many threads as free CPU slots allow (up to four), for
-/// `bytes` of text long enough to be split; else as [`run_for`].
-async fn run_counting<T, F>(bytes: usize, f: F) -> Result<T, EngineError>
+/// Counts `bytes` of text, the longest text `longest` bytes: on as many
+/// threads as free CPU slots allow (up to four) when that text is long
+/// enough to be split, else as [`run_for`].
+async fn run_counting<T, F>(bytes: usize, longest: usize, f: F) -> Result<T, EngineError>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    if bytes < skein_providers::tokens::PARALLEL_FROM {
+    if longest < skein_providers::tokens::PARALLEL_FROM {
         return run_for(bytes, f).await;
     }
     run_wide(gate(), 3, move |slots| {
@@ -94,7 +95,8 @@ where
 /// they are short).
 pub async fn count_tokens(texts: Vec<String>) -> Result<(Vec<String>, Vec<u32>), EngineError> {
     let bytes = texts.iter().map(String::len).sum();
-    run_counting(bytes, move || {
+    let longest = texts.iter().map(String::len).max().unwrap_or(0);
+    run_counting(bytes, longest, move || {
         let counts = texts
             .iter()
             .map(|t| skein_providers::tokens::count(t))
@@ -107,7 +109,7 @@ pub async fn count_tokens(texts: Vec<String>) -> Result<(Vec<String>, Vec<u32>),
 /// The token count of one text, counted off the async workers (unless it
 /// is short).
 pub async fn count_one(text: String) -> Result<(String, u32), EngineError> {
-    run_counting(text.len(), move || {
+    run_counting(text.len(), text.len(), move || {
         let n = skein_providers::tokens::count(&text);
         (text, n)
     })
@@ -120,12 +122,12 @@ mod tests {
     use std::sync::Arc;
     use tokio::sync::Semaphore;
 
-    /// A task takes the further slots that are free, never more, and gives
-    /// them all back: the CPU budget holds however a count is split.
     fn slots(n: usize) -> usize {
         n
     }
 
+    /// A task takes the further slots that are free, never more, and gives
+    /// them all back: the CPU budget holds however a count is split.
     #[tokio::test]
     async fn a_task_takes_only_the_free_slots_and_gives_them_back() {
         let within = |f| tokio::time::timeout(std::time::Duration::from_secs(10), f);

@@ -9,10 +9,11 @@
 //! tiktoken's merge loop is quadratic in the length of a piece (1 MB of
 //! random letters is one piece). A piece longer than 65 KiB is encoded in
 //! chunks that are joined where their encodings meet, which bounds the
-//! encoder's memory by the chunk and, from 256 KiB, spreads the chunks over
-//! the CPUs (see `Counter::count_long`). Its tables are built from tiktoken-rs's
-//! vocabulary when the crate is compiled (`build.rs`, which documents the
-//! layout) and read in place from the binary: nothing is decoded or
+//! encoder's memory by the chunk and, from 256 KiB, can spread the chunks
+//! over threads (see `Counter::count_long` and [`set_threads`]). Its tables
+//! are built from tiktoken-rs's vocabulary when the crate is compiled
+//! (`build.rs`, which documents the layout) and read in place from the
+//! binary: nothing is decoded or
 //! allocated when the counter starts, and only the pages a text touches
 //! become resident (about 16 MB in all, against about 50 MB of heap for
 //! tiktoken-rs's encoder).
@@ -414,15 +415,16 @@ impl Counter {
     /// piece's.
     ///
     /// Chunk `i` encodes the bytes from `i * chunk` to `overlap` bytes past
-    /// the next chunk's start (`overlap` is less than `chunk`). Two encodings of overlapping text soon agree:
-    /// both have a token boundary at some position `q` in the overlap, and
-    /// where BPE keeps the one's token ending at `q` next to the other's
-    /// token starting there, the first encoding up to `q` followed by the
-    /// second from `q` is a sequence whose every pair of neighbours BPE keeps,
-    /// which is the text's encoding (the property `bpe`'s backtracking
-    /// encoder rests on). `None` when two chunks do not agree within the
-    /// overlap (periodic text such as one letter repeated can keep two
-    /// encodings out of step): the caller then encodes the piece whole.
+    /// the next chunk's start (`overlap` is less than `chunk`). Two
+    /// encodings of overlapping text soon agree: both have a token boundary
+    /// at some position `q` in the overlap, and where BPE keeps the one's
+    /// token ending at `q` next to the other's token starting there, the
+    /// first encoding up to `q` followed by the second from `q` is a
+    /// sequence whose every pair of neighbours BPE keeps, which is the
+    /// text's encoding (the property `bpe`'s backtracking encoder rests on).
+    /// `None` when two chunks do not agree within the overlap (periodic text
+    /// such as one letter repeated can keep two encodings out of step): the
+    /// caller then encodes the piece whole.
     fn count_long(
         &self,
         piece: &[u8],
@@ -475,10 +477,12 @@ impl Counter {
         for pair in seams.windows(2) {
             let (left, right) = (&pair[0], &pair[1]);
             let (through, before) = self.meet(&left.tail, &right.head)?;
-            n += through - from;
+            // The seams are in order (each meets in its chunk's first
+            // `overlap` bytes, before the next one's): never short.
+            n += through.checked_sub(from)?;
             from = before;
         }
-        Some(n + seams.last().map_or(0, |last| last.tokens) - from)
+        Some(n + seams.last()?.tokens.checked_sub(from)?)
     }
 
     /// Chunk `i` of `piece` encoded, and where its tokens start near its
@@ -540,9 +544,9 @@ impl Counter {
 
 /// Where one chunk of a long piece can be joined to its neighbours
 /// ([`Counter::count_long`]): `(position, token, tokens before it)` for each
-/// token starting in the chunk's first [`OVERLAP`] bytes, `(position, token,
+/// token starting in the chunk's first `overlap` bytes, `(position, token,
 /// tokens up to it)` for each token ending in the next chunk's first
-/// [`OVERLAP`] bytes, and the chunk's token count.
+/// `overlap` bytes, and the chunk's token count.
 #[derive(Default)]
 struct Seam {
     head: Vec<(usize, u32, usize)>,
