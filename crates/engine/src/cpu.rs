@@ -2,10 +2,12 @@
 //! pool, at most one task per core but one, so that a flood of large
 //! bodies always leaves a core to the workers that serve everything else.
 //! Waiting for a slot parks no thread. Work on short texts (at most
-//! [`INLINE_BYTES`]) is done in place. A count of a long text may use more
-//! threads ([`skein_providers::tokens::with_threads`]) only as it finds more
-//! slots free, so the budget holds however the work is split (the server
-//! sets counts to one thread otherwise, `tokens::set_threads(1)`).
+//! [`INLINE_BYTES`]) is done in place. Every task counts tokens on as many
+//! threads as it holds slots ([`skein_providers::tokens::with_threads`]),
+//! and only a count of a long text asks for more slots, taking those that
+//! are free; so the budget holds however the work is split (the server sets
+//! counts outside the gate, which are short, to one thread:
+//! `tokens::set_threads(1)`).
 
 use crate::EngineError;
 use std::sync::{Arc, OnceLock};
@@ -31,7 +33,8 @@ where
 
 /// Runs `f` on the blocking pool once a slot of `gate` is free, with up to
 /// `more` further slots that are free right then (it never waits for
-/// those); `f` is told how many slots it holds, at least one.
+/// those); `f` is told how many slots it holds, at least one, and the token
+/// counts it makes use at most that many threads.
 async fn run_wide<T, F>(gate: Arc<Semaphore>, more: u32, f: F) -> Result<T, EngineError>
 where
     F: FnOnce(usize) -> T + Send + 'static,
@@ -48,7 +51,7 @@ where
     let slots = 1 + extra.as_ref().map_or(0, |(n, _)| *n as usize);
     tokio::task::spawn_blocking(move || {
         let _permits = (permit, extra);
-        f(slots)
+        skein_providers::tokens::with_threads(slots, || f(slots))
     })
     .await
     .map_err(|e| EngineError::Panicked(format!("CPU task: {e}")))
@@ -65,10 +68,7 @@ where
     if longest < skein_providers::tokens::PARALLEL_FROM {
         return run_for(bytes, f).await;
     }
-    run_wide(gate(), 3, move |slots| {
-        skein_providers::tokens::with_threads(slots, f)
-    })
-    .await
+    run_wide(gate(), 3, move |_| f()).await
 }
 
 /// Work on at most this many bytes of text is done where it is asked for:
@@ -144,5 +144,20 @@ mod tests {
         let asked_none = within(run_wide(gate.clone(), 0, slots)).await;
         assert_eq!(asked_none.unwrap().unwrap(), 1);
         assert_eq!(gate.available_permits(), 3);
+    }
+
+    /// The token counts a task makes use as many threads as it holds slots.
+    #[tokio::test]
+    async fn a_tasks_counts_use_the_slots_it_holds() {
+        let within = |f| tokio::time::timeout(std::time::Duration::from_secs(10), f);
+        let gate = Arc::new(Semaphore::new(3));
+        let wide = within(run_wide(gate.clone(), 3, counting_threads)).await;
+        assert_eq!(wide.unwrap().unwrap(), 3);
+        let narrow = within(run_wide(gate, 0, counting_threads)).await;
+        assert_eq!(narrow.unwrap().unwrap(), 1);
+    }
+
+    fn counting_threads(_: usize) -> usize {
+        skein_providers::tokens::threads()
     }
 }

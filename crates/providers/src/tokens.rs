@@ -107,8 +107,9 @@ thread_local! {
     static SCOPED: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Threads for a count made now on this thread.
-fn threads() -> usize {
+/// Most threads a count made now on this thread would use (after
+/// [`with_threads`] and [`set_threads`]).
+pub fn threads() -> usize {
     match (SCOPED.with(Cell::get), THREADS.load(Ordering::Relaxed)) {
         (0, 0) => Split::default().threads,
         (0, n) | (n, _) => n,

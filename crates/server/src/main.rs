@@ -631,9 +631,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
     // by the first request that needs it.
     skein_providers::tokens::warm()
         .map_err(|e| anyhow::anyhow!("the token counter cannot start: {e}"))?;
-    // A count uses one thread unless the CPU gate lends it free slots
-    // (`skein_engine::cpu`), so that counting never takes the core the
-    // gate keeps for the workers.
+    // Counts run on the CPU gate's slots (`skein_engine::cpu`); any other
+    // (short, on a worker) uses the caller's thread alone, so that counting
+    // never takes the core the gate keeps for the workers.
     skein_providers::tokens::set_threads(1);
     // The OpenAPI document, built once here and shared by every worker.
     skein_api::openapi_json();
